@@ -1,0 +1,1 @@
+"""Functional core: pure functions of (input, state, parameters); no modules, no globals."""
