@@ -1,0 +1,136 @@
+// One LIF neuron, one time step, forward and backward: the single source of the update order that
+// lif_cpu.cpp and lif_cuda.cu both call (contract: neurodeploy/core/lif.py, module docstring).
+//
+// Forward of step k (alpha = exp(-dt/tau_syn), beta = exp(-dt/tau_mem)):
+//   I_k      = alpha I_{k-1} + x_k                      (x_k already holds the lateral term L z_{k-1})
+//   v_free_k = v_leak + beta (v_{k-1} - v_leak) + (1 - beta) I_k
+//   p_k      = v_reset if refractory else v_free_k      ("v_pre": the membrane before reset)
+//   z_k      = H(p_k - v_th)                            (surrogate dz/du = 1 / (s |u| + 1)^2)
+//   v_k      = p_k - z_k (p_k - v_reset)
+//   r_k      = n_ref if z_k else max(r_{k-1} - 1, 0)
+//
+// Backward of step k, with the adjoints carried from step k+1
+//   A_I = dL/dI_k through I_{k+1}       = alpha * gI_{k+1}
+//   A_v = dL/dv_k through v_free_{k+1}  = beta * g_free_{k+1}
+//   gv     = dL/dv_k      = grad_v_k + A_v
+//   gz     = dL/dz_k      = grad_z_k + (L^T gI_{k+1})_n  [- gv (p_k - v_reset) unless detach_reset]
+//   g_pre  = dL/dp_k      = gv (1 - z_k) + gz / (s |p_k - v_th| + 1)^2
+//   g_free = dL/dv_free_k = 0 if refractory else g_pre
+//   gI     = dL/dI_k      = A_I + (1 - beta) g_free      (= dL/dx_k)
+//
+// The arithmetic is written in the twin's operation order and built with -ffp-contract=off, so
+// that float results match PyTorch's unfused operations bit for bit (spikes must be identical).
+// v_th = +inf is legal (non-spiking readout inside a chip emulation): z = 0 and the surrogate
+// 1/(inf)^2 = 0, so no NaN arises as long as the upstream gradients are finite.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define ND_INLINE __host__ __device__ __forceinline__
+#else
+#define ND_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace neurodeploy {
+
+// Per-neuron discrete-time coefficients (one neuron's entry of LIFCoefficients).
+template <typename T>
+struct NeuronCoeffs {
+  T alpha, beta, v_leak, v_th, v_reset;
+  int32_t n_ref;
+};
+
+template <typename T>
+struct NeuronState {
+  T i_syn;
+  T v;
+  int32_t refractory_steps;
+};
+
+// Adjoints carried backwards in time from step k+1 to step k (see the header comment).
+template <typename T>
+struct NeuronAdjoint {
+  T i_syn;
+  T v;
+};
+
+template <typename T>
+ND_INLINE T spike_of(T v_pre, T v_th) {
+  return (v_pre - v_th) > T(0) ? T(1) : T(0);
+}
+
+// Advances `s` by one step; returns z_k and the two facts backward needs (v_pre, refractory).
+template <typename T>
+ND_INLINE T lif_forward_step(T x, NeuronState<T>& s, const NeuronCoeffs<T>& c, T& v_pre,
+                             bool& refractory) {
+  s.i_syn = c.alpha * s.i_syn + x;
+  const T v_free = c.v_leak + c.beta * (s.v - c.v_leak) + (T(1) - c.beta) * s.i_syn;
+  refractory = s.refractory_steps > 0;
+  v_pre = refractory ? c.v_reset : v_free;
+  const T z = spike_of(v_pre, c.v_th);
+  s.v = v_pre - z * (v_pre - c.v_reset);
+  s.refractory_steps =
+      z > T(0) ? c.n_ref : (s.refractory_steps > 0 ? s.refractory_steps - 1 : 0);
+  return z;
+}
+
+// One reverse step; `grad_z` must already include the lateral term (L^T gI_{k+1})_n.
+// Returns gI_k = dL/dx_k and updates the carried adjoints in `a`.
+template <typename T>
+ND_INLINE T lif_backward_step(T grad_z, T grad_v, T v_pre, bool refractory,
+                              const NeuronCoeffs<T>& c, T steepness, bool detach_reset,
+                              NeuronAdjoint<T>& a) {
+  const T z = spike_of(v_pre, c.v_th);
+  const T gv = grad_v + a.v;
+  // Reset v = p - z (p - v_reset) also feeds z's gradient unless the reset is detached.
+  const T gz = detach_reset ? grad_z : grad_z - gv * (v_pre - c.v_reset);
+  const T u = v_pre - c.v_th;
+  const T d = steepness * (u < T(0) ? -u : u) + T(1);
+  const T g_pre = gv * (T(1) - z) + gz / (d * d);
+  // While refractory the membrane is clamped to the constant v_reset: no gradient to v_free.
+  const T g_free = refractory ? T(0) : g_pre;
+  const T g_i = a.i_syn + (T(1) - c.beta) * g_free;
+  a.i_syn = c.alpha * g_i;
+  a.v = c.beta * g_free;
+  return g_i;
+}
+
+// Raw-pointer arguments shared by both launchers (no PyTorch types, so nvcc needs no torch
+// headers). Layout: time-major [T, B, N], contiguous; parameters [N]; lateral_t [N, N] is L
+// transposed (row j = column j of L: the weights from source neuron j), or null.
+template <typename T>
+struct ForwardArgs {
+  int64_t steps, batch, neurons;
+  const T* x;
+  const T *alpha, *beta, *v_leak, *v_th, *v_reset;
+  const int32_t* n_ref;
+  const T* lateral_t;
+  T* z;
+  T* v;
+  T* v_pre;             // null: inference, nothing kept for backward
+  uint8_t* refractory;  // null: no neuron has a refractory period (or inference)
+};
+
+template <typename T>
+struct BackwardArgs {
+  int64_t steps, batch, neurons;
+  const T* grad_z;  // null: zero
+  const T* grad_v;  // null: zero
+  const T* v_pre;
+  const uint8_t* refractory;  // null: never refractory
+  const T *alpha, *beta, *v_th, *v_reset;
+  const T* lateral;  // L itself [N, N] (row = target), or null
+  T steepness;
+  bool detach_reset;
+  T* grad_x;
+};
+
+// CUDA launchers (lif_cuda.cu); `stream` is a cudaStream_t. They throw std::runtime_error on a
+// launch error or an unsupported size. The lateral gradient is left to the caller (one GEMM).
+void lif_forward_cuda(const ForwardArgs<float>& a, void* stream);
+void lif_forward_cuda(const ForwardArgs<double>& a, void* stream);
+void lif_backward_cuda(const BackwardArgs<float>& a, void* stream);
+void lif_backward_cuda(const BackwardArgs<double>& a, void* stream);
+
+}  // namespace neurodeploy

@@ -1,0 +1,1 @@
+"""Backends execute a deployment and return observations; all share one interface."""

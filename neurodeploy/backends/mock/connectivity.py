@@ -1,0 +1,42 @@
+"""Effective connectivity from a chip configuration, derived only from what the chip receives.
+
+For every route (source, hemisphere h, driver d, label ℓ) and both rows r of driver d, a synapse in
+column c delivers :math:`\\sigma_r\\, w_{h,r,c}\\, [\\ell_{h,r,c} = \\ell]` LSB to circuit (h, c), where
+:math:`\\sigma_r` is +1 for an excitatory row, −1 for an inhibitory one and 0 for a disabled one
+(bss2.md §1.3). Each circuit scales its LSB by its synaptic gain (CADC per LSB); the circuits of a
+merged neuron share one membrane, so their inputs add.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROW_SIGN = np.array([0.0, 1.0, -1.0])  # row mode 0 disabled, 1 excitatory, 2 inhibitory
+
+
+def route_currents(routes: np.ndarray, weight: np.ndarray, label: np.ndarray, row_mode: np.ndarray) -> np.ndarray:
+    """Per route, the signed LSB each circuit receives: ``[n_routes, hemispheres * columns]``."""
+    hemispheres, _, columns = weight.shape
+    out = np.zeros((len(routes), hemispheres * columns))
+    for k, (_, h, d, ell) in enumerate(routes):
+        for r in (2 * d, 2 * d + 1):
+            sign = ROW_SIGN[row_mode[h, r]]
+            if sign:
+                out[k, h * columns:(h + 1) * columns] += sign * weight[h, r] * (label[h, r] == ell)
+    return out
+
+
+def membership(neuron_circuits: np.ndarray, n_circuits: int) -> np.ndarray:
+    """``[n_circuits, n_neurons]``: 1 where a circuit belongs to a (merged) logical neuron."""
+    member = np.zeros((n_circuits, len(neuron_circuits)))
+    for n, circuits in enumerate(neuron_circuits):
+        member[circuits[circuits >= 0], n] = 1.0
+    return member
+
+
+def source_matrix(routes: np.ndarray, n_sources: int, currents: np.ndarray, gain: np.ndarray,
+                  member: np.ndarray) -> np.ndarray:
+    """``[n_sources, n_neurons]``: membrane-input current (CADC) one spike of each source causes."""
+    per_source = np.zeros((n_sources, currents.shape[1]))
+    np.add.at(per_source, routes[:, 0], currents)
+    return (per_source * gain) @ member

@@ -1,0 +1,199 @@
+"""The ``neurodeploy`` command line: one verb per workflow, thin by design.
+
+Every verb prints a short human summary, or exactly one JSON object with ``--json``. User errors
+print one line on stderr and exit with code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import DoesNotFitError, NeurodeployError
+
+
+def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(result, default=str) if as_json else human(result))
+
+
+def _guarded(function: Callable[[], Any]) -> Any:
+    ctx = click.get_current_context()
+    try:
+        return function()
+    except NeurodeployError as error:
+        if ctx.find_root().obj.get("debug"):
+            raise
+        click.echo(f"error: {error.one_line()}", err=True)
+        sys.exit(2)
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="neurodeploy")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Spiking networks from PyTorch training to BrainScaleS-2 and its emulator.
+
+    \b
+    neurodeploy train models/yinyang.yaml -o yinyang.pt
+    neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
+    neurodeploy run yinyang.npz --backend mock:ideal
+    """
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("recipe", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
+@click.option("--seed", type=int, help="Override the recipe's seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def train(recipe: str, output: str, epochs: int | None, seed: int | None, as_json: bool) -> None:
+    """Train a recipe and write a model file.
+
+    Example: neurodeploy train models/yinyang.yaml -o yinyang.pt --epochs 60
+    """
+    from .workflows.train import train as run_training
+
+    metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=True))
+    _emit({**metrics, "output": output}, as_json,
+          lambda m: f"test accuracy {_percent(m['test_accuracy'])} on {m['n_test']} samples; "
+                    f"{m['epochs']} epochs in {m['training_seconds']:.0f} s → {output}")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(model: str, data: str | None, as_json: bool) -> None:
+    """Accuracy of a model file in software (float weights).
+
+    Example: neurodeploy evaluate yinyang.pt --data test
+    """
+    from .workflows.evaluate import evaluate as run_evaluate
+
+    result = _guarded(lambda: run_evaluate(model, data))
+    _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} samples")
+
+
+def _map_report_text(r: dict) -> str:
+    lines = [f"target {r['target']}: circuits {r['circuits_used']}/{r['circuits_available']}, "
+             f"synapse rows {r['rows_used']}/{r['rows_available']}, synapses {r['synapses_used']}/{r['synapses_available']}, "
+             f"labels per driver <= {r['max_labels_per_driver']}, events per spike <= {r['max_events_per_spike']}",
+             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'scale':>10}{'clipped':>9}"
+             f"{'rate float':>12}{'rate quant':>12}"]
+    for layer in r["layers"]:
+        rate = lambda v: "-" if v is None else f"{v:.1f} Hz"  # noqa: E731
+        lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
+                     f"{layer['circuits_per_neuron']:>7}{layer['scale']:>10.4f}{_percent(layer['clipped_fraction']):>9}"
+                     f"{rate(layer['rate_float_hz']):>12}{rate(layer['rate_quantised_hz']):>12}")
+    lines += [f"warning: {w}" for w in r["warnings"]]
+    if "output" in r:
+        lines.append(f"wrote {r['output']}")
+    return "\n".join(lines)
+
+
+@main.command(name="map")
+@click.argument("model", type=click.Path())
+@click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
+@click.option("-o", "--output", type=click.Path(), help="Deployment file to write (.npz).")
+@click.option("--check", is_flag=True, help="Only check the design rules; report all violations; write nothing.")
+@click.option("--clip-quantile", default=1.0, show_default=True, type=float,
+              help="Quantile of |w| that maps to the largest weight (1.0: no clipping).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float, as_json: bool) -> None:
+    """Map a model onto a target: quantise, place, route; print the report.
+
+    Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
+    """
+    from .workflows.map import check_model, map_model
+
+    if check:
+        result = _guarded(lambda: check_model(model, target))
+        _emit(result, as_json, lambda r: "\n".join(
+            [f"{v['rule']}: layer '{v['layer']}' needs {v['needed']} {v['what']}, available {v['available']} "
+             f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]
+            + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
+        sys.exit(0 if result["fits"] else 2)
+    if output is None and not as_json:
+        click.echo("note: no -o given, nothing is written", err=True)
+    try:
+        result = map_model(model, target, output, clip_quantile)
+    except DoesNotFitError as error:
+        if as_json:
+            click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
+        return _guarded(lambda: (_ for _ in ()).throw(error))
+    except NeurodeployError as error:
+        return _guarded(lambda: (_ for _ in ()).throw(error))
+    _emit(result, as_json, _map_report_text)
+
+
+@main.command()
+@click.argument("deployment", type=click.Path())
+@click.option("--backend", default="mock:ideal", show_default=True, help="software, mock:ideal or hxtorch.")
+@click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def run(deployment: str, backend: str, data: str | None, as_json: bool) -> None:
+    """Run a deployment on a backend and report its accuracy.
+
+    Example: neurodeploy run yinyang.npz --backend mock:ideal
+    """
+    from .workflows.run import run as run_deployment
+
+    result = _guarded(lambda: run_deployment(deployment, backend, data, progress=not as_json))
+    _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} "
+                                     f"samples; events {r['counters']}")
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect(file: str, as_json: bool) -> None:
+    """Say what a file is (recipe, model, deployment, target) and summarise it.
+
+    Example: neurodeploy inspect yinyang.pt
+    """
+    from .workflows.inspect import inspect_file
+
+    result = _guarded(lambda: inspect_file(file))
+    _emit(result, as_json, lambda r: "\n".join(f"{k}: {v}" for k, v in r.items()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def targets(as_json: bool) -> None:
+    """List the targets and their limits.
+
+    Example: neurodeploy targets
+    """
+    from .workflows.targets import list_targets
+
+    rows = _guarded(list_targets)
+    _emit({"targets": rows}, as_json, lambda r: "\n".join(
+        f"{t['name']}: {t['description']}; {t['circuits']} neuron circuits, {t['synapse_rows']} synapse rows, "
+        f"{t['synapses']} synapses, {t['weight_bits']}-bit weights, fan-in <= {t['max_signed_fan_in']}, "
+        f"{t['speedup']:g}x speed-up, on-chip delays: {'yes' if t['on_chip_delays'] else 'no'}" for t in r["targets"]))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def doctor(as_json: bool) -> None:
+    """Report versions, which LIF kernel path runs and why, and the available backends.
+
+    Example: neurodeploy doctor
+    """
+    from .workflows.doctor import doctor as run_doctor
+
+    _emit(_guarded(run_doctor), as_json, lambda r: "\n".join(f"{k}: {v}" for k, v in r.items()))
+
+
+if __name__ == "__main__":
+    main()

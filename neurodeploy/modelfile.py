@@ -1,0 +1,97 @@
+"""The model file (``model.pt``): a versioned dict of plain types and tensors.
+
+It loads with ``torch.load(weights_only=True)``, so loading never runs code and never needs the
+user's classes. Contents: format, version, graph, weights (projection → ``[post, pre]``), dt,
+discretisation, encoding, dataset, seed, training settings and metrics, software version.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import FileKindError
+from .graph import Graph
+
+FORMAT = "neurodeploy.model"
+VERSION = 1
+DISCRETISATION = {
+    "integration": "exact exponential decay per step",
+    "update_order": ["synapse", "membrane (clamped while refractory)", "spike", "reset", "refractory counter"],
+    "reset": "to v_reset",
+    "transmission_latency_steps": 1,
+}
+
+
+@dataclass
+class ModelFile:
+    graph: Graph
+    weights: dict  # projection name → float tensor [post, pre]
+    dt_s: float
+    encoding: dict
+    dataset: str
+    seed: int
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "software_version": __version__,
+                "graph": self.graph.to_dict(), "weights": {k: v.detach().cpu().float().contiguous()
+                                                           for k, v in self.weights.items()},
+                "dt_s": float(self.dt_s), "discretisation": DISCRETISATION, "encoding": dict(self.encoding),
+                "dataset": self.dataset, "seed": int(self.seed), "training": dict(self.training),
+                "metrics": dict(self.metrics), "provenance": dict(self.provenance)}
+
+
+def save_model(model: ModelFile, path: str | Path) -> None:
+    """Write atomically: a crash never leaves a half-written model file."""
+    with atomic_path(path) as tmp:
+        torch.save(model.to_dict(), tmp)
+
+
+def read_model_dict(path: str | Path) -> dict:
+    """Load and check the envelope only (format and version)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileKindError(f"model file {path} does not exist", "train one with `neurodeploy train RECIPE -o MODEL`")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+        raise FileKindError(f"{path} is not a readable model file: truncated, corrupted or another kind "
+                            f"({type(exc).__name__})", "re-create it with `neurodeploy train`") from None
+    except Exception as exc:  # e.g. pickle.UnpicklingError of a foreign pickle
+        raise FileKindError(f"{path} is not a neurodeploy model file ({type(exc).__name__})",
+                            "give a file written by `neurodeploy train`") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        kind = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise FileKindError(f"{path} is not a neurodeploy model file (it holds {kind!r})",
+                            "give a file written by `neurodeploy train`")
+    if data.get("version") != VERSION:
+        raise FileKindError(f"{path} has model format version {data.get('version')}, this neurodeploy reads {VERSION}",
+                            "re-train the model with this version of neurodeploy")
+    return data
+
+
+def load_model(path: str | Path) -> ModelFile:
+    """Read a model file; any missing or malformed part is a ``FileKindError``."""
+    data = read_model_dict(path)
+    try:
+        graph = Graph.from_dict(data["graph"])
+        weights = {k: v.float() for k, v in data["weights"].items()}
+        for proj in graph.projections:
+            expected = (graph.population(proj.post).size, graph.population(proj.pre).size)
+            if tuple(weights[proj.name].shape) != expected:
+                raise ValueError(f"weights {proj.name} have shape {tuple(weights[proj.name].shape)}")
+        return ModelFile(graph=graph, weights=weights, dt_s=float(data["dt_s"]), encoding=dict(data["encoding"]),
+                         dataset=str(data["dataset"]), seed=int(data["seed"]), training=dict(data["training"]),
+                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})))
+    except (KeyError, ValueError, AttributeError, TypeError) as exc:
+        raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
+                            "re-create it with `neurodeploy train`") from None

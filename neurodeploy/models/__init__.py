@@ -1,0 +1,1 @@
+"""Thin ``torch.nn.Module`` wrappers built from a graph."""

@@ -1,0 +1,75 @@
+"""A feed-forward spiking network built from a :class:`~neurodeploy.graph.Graph`.
+
+Each projection transmits with one step of latency (as BSS-2's routing does, bss2.md §1.8): the
+input current of population ``post`` at step k is :math:`x_k = W z^{pre}_{k-1}`. Hidden
+populations are LIF, the readout is a non-spiking leaky integrator.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ..core.dispatch import lif_sequence
+from ..core.lif import li_sequence
+from ..graph import Graph
+
+
+class NetworkOutput(NamedTuple):
+    spikes: dict  # population name → [T, B, N] spikes (input included)
+    readout_v: torch.Tensor  # [T, B, n_classes]
+
+
+def delay_one_step(z: torch.Tensor) -> torch.Tensor:
+    """Shift a ``[T, ...]`` sequence one step later, filling step 0 with zeros."""
+    return torch.cat([torch.zeros_like(z[:1]), z[:-1]], dim=0)
+
+
+def decode(readout_v: torch.Tensor, how: str = "max_over_time") -> torch.Tensor:
+    """Readout membrane ``[T, B, C]`` → per-class scores ``[B, C]`` (max or mean over time)."""
+    return readout_v.amax(dim=0) if how == "max_over_time" else readout_v.mean(dim=0)
+
+
+class SpikingNetwork(nn.Module):
+    """Weights are float parameters keyed by projection name (``"pre->post"``), shape ``[post, pre]``."""
+
+    def __init__(self, graph: Graph, dt_s: float, *, surrogate_steepness: float = 10.0,
+                 detach_reset: bool = True, weights: Optional[Mapping[str, torch.Tensor]] = None):
+        super().__init__()
+        self.graph = graph
+        self.dt_s = dt_s
+        self.surrogate_steepness = surrogate_steepness
+        self.detach_reset = detach_reset
+        self.projection_names = [p.name for p in graph.projections]
+        self.weights = nn.ParameterList()
+        for proj in graph.projections:
+            shape = (graph.population(proj.post).size, graph.population(proj.pre).size)
+            w = torch.zeros(shape) if weights is None else torch.as_tensor(weights[proj.name]).float()
+            self.weights.append(nn.Parameter(w.clone()))
+
+    def weight(self, projection: str) -> nn.Parameter:
+        return self.weights[self.projection_names.index(projection)]
+
+    def weight_dict(self) -> dict[str, torch.Tensor]:
+        return {name: w.detach().clone() for name, w in zip(self.projection_names, self.weights)}
+
+    def forward(self, input_spikes: torch.Tensor,
+                weights: Optional[Mapping[str, torch.Tensor]] = None) -> NetworkOutput:
+        """Run on ``[T, B, channels]`` input spikes; ``weights`` overrides the parameters (e.g. quantised)."""
+        spikes = {self.graph.input.name: input_spikes}
+        readout_v = None
+        for pop in self.graph.populations[1:]:
+            x = 0
+            for proj in self.graph.incoming(pop.name):
+                w = weights[proj.name] if weights is not None else self.weight(proj.name)
+                x = x + delay_one_step(spikes[proj.pre]) @ w.t()
+            params = pop.neuron.to_lif()
+            if pop.kind == "lif":
+                spikes[pop.name], _ = lif_sequence(
+                    x, params, self.dt_s, surrogate_steepness=self.surrogate_steepness,
+                    detach_reset=self.detach_reset)
+            else:
+                readout_v = li_sequence(x, params, self.dt_s)
+        return NetworkOutput(spikes=spikes, readout_v=readout_v)

@@ -1,0 +1,145 @@
+"""Training recipes (``models/*.yaml``): loaded, validated, turned into a graph.
+
+Every key is checked: an unknown or misspelt key, a missing one or an impossible value raises a
+``RecipeError`` that names it. See ``models/yinyang.yaml`` for an annotated example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
+from .data.encoding import n_channels, validate_encoding
+from .errors import FileKindError, RecipeError
+from .graph import Graph, NeuronParameters, Population, Projection
+
+FORMAT = "neurodeploy.recipe"
+VERSION = 1
+TOP_KEYS = {"format", "version", "name", "description", "dataset", "dt_s", "encoding", "layers",
+            "training"}
+LAYER_KEYS = {"name", "size", "kind", "neuron", "init"}
+INIT_KEYS = {"mean", "std"}
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
+    "surrogate_steepness": 10.0, "detach_reset": True, "loss": "max_over_time",
+    "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
+}
+LOSSES = ("max_over_time", "mean_over_time")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    dataset: str
+    dt_s: float
+    encoding: dict
+    graph: Graph
+    init: dict  # projection name → {"mean": float, "std": float}
+    training: dict
+
+
+def _require(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise RecipeError(f"unknown key(s) {sorted(unknown)} in {where}",
+                          f"check the spelling; allowed keys: {sorted(allowed)}")
+
+
+def _positive(value: Any, where: str, integer: bool = False) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        raise RecipeError(f"{where} = {value!r} is not a number", "give a positive number") from None
+    if not number > 0 or (integer and number != value):
+        raise RecipeError(f"{where} = {value!r} must be a positive {'integer' if integer else 'number'}",
+                          "give a positive value")
+    return number
+
+
+def _training(data: Mapping[str, Any]) -> dict:
+    _require(data, set(TRAINING_DEFAULTS), "training")
+    out = {**TRAINING_DEFAULTS, **data}
+    for key in ("epochs", "batch_size"):
+        out[key] = int(_positive(out[key], f"training.{key}", integer=True))
+    for key in ("learning_rate", "surrogate_steepness", "readout_scale"):
+        out[key] = _positive(out[key], f"training.{key}")
+    if out["loss"] not in LOSSES:
+        raise RecipeError(f"training.loss = {out['loss']!r} is unknown", f"use one of {LOSSES}")
+    if not 0 < float(out["lr_final_fraction"]) <= 1:
+        raise RecipeError("training.lr_final_fraction must lie in (0, 1]", "e.g. 0.05")
+    out["seed"] = int(out["seed"])
+    out["detach_reset"] = bool(out["detach_reset"])
+    return out
+
+
+def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a parsed recipe and build its graph."""
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{source} is not a YAML mapping", "see models/yinyang.yaml for the layout")
+    if data.get("format") != FORMAT:
+        raise FileKindError(f"{source} is not a neurodeploy recipe (format {data.get('format')!r})",
+                            f"a recipe starts with 'format: {FORMAT}'")
+    if data.get("version") != VERSION:
+        raise FileKindError(f"{source} has recipe version {data.get('version')!r}, this neurodeploy reads {VERSION}",
+                            "update the recipe or neurodeploy")
+    _require(data, TOP_KEYS, "the recipe's top level")
+    for key in ("dataset", "dt_s", "encoding", "layers"):
+        if key not in data:
+            raise RecipeError(f"the recipe lacks '{key}'", "see models/yinyang.yaml")
+    dataset = str(data["dataset"])
+    check_dataset_name(dataset)
+    dt_s = _positive(data["dt_s"], "dt_s")
+    encoding = dict(data["encoding"])
+    validate_encoding(encoding)
+    if encoding["duration_s"] < dt_s:
+        raise RecipeError("encoding.duration_s is shorter than one step dt_s", "lengthen duration_s")
+
+    populations = [Population("input", n_channels(encoding, N_FEATURES[dataset]), "input")]
+    projections, init = [], {}
+    layers = data["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise RecipeError("'layers' must be a non-empty list", "list hidden layers, then the readout")
+    for index, layer in enumerate(layers):
+        where = f"layers[{index}]"
+        if not isinstance(layer, Mapping):
+            raise RecipeError(f"{where} is not a mapping", "give name, size, kind, neuron")
+        _require(layer, LAYER_KEYS, where)
+        name = str(layer.get("name", f"layer{index}"))
+        kind = layer.get("kind", "lif" if index < len(layers) - 1 else "li")
+        if kind not in ("lif", "li"):
+            raise RecipeError(f"{where}.kind = {kind!r} is unknown", "use 'lif' (hidden) or 'li' (readout)")
+        size = int(_positive(layer.get("size"), f"{where}.size", integer=True))
+        neuron = NeuronParameters.from_dict(layer.get("neuron", {}), f"{where}.neuron", RecipeError)
+        populations.append(Population(name, size, kind, neuron))
+        projection = Projection(populations[-2].name, name)
+        projections.append(projection)
+        init_spec = dict(layer.get("init", {}))
+        _require(init_spec, INIT_KEYS, f"{where}.init")
+        init[projection.name] = {"mean": float(init_spec.get("mean", 0.0)),
+                                 "std": float(init_spec.get("std", 1.0))}
+    if populations[-1].kind != "li":
+        raise RecipeError("the last layer must be the non-spiking readout (kind: li)", "add a readout layer")
+    if any(p.kind == "li" for p in populations[1:-1]):
+        raise RecipeError("only the last layer may be a readout (kind: li)", "make hidden layers kind: lif")
+    if populations[-1].size != N_CLASSES[dataset]:
+        raise RecipeError(f"readout has {populations[-1].size} neurons, dataset '{dataset}' has "
+                          f"{N_CLASSES[dataset]} classes", f"set the readout size to {N_CLASSES[dataset]}")
+    graph = Graph(tuple(populations), tuple(projections))
+    return Recipe(name=str(data.get("name", source)), dataset=dataset, dt_s=dt_s, encoding=encoding,
+                  graph=graph, init=init, training=_training(data.get("training", {})))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileKindError(f"recipe {path} does not exist", "give a path such as models/yinyang.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path} is not valid YAML ({type(exc).__name__})", "fix the YAML syntax") from None
+    return recipe_from_dict(data, str(path))

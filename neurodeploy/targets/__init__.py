@@ -1,0 +1,1 @@
+"""Targets: turn a graph into a deployment (lower, check design rules, quantise, place, route)."""

@@ -1,0 +1,1 @@
+"""The BrainScaleS-2 target: lower → design rules → quantise → place → route."""

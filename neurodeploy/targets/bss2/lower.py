@@ -1,0 +1,78 @@
+"""Lowering: graph populations → layers with fan-in, circuits per neuron and hardware parameters.
+
+Potentials map affinely onto CADC units, :math:`v_{hw} = v^{hw}_{leak} + \\frac{v - v_{leak}}{v_{th} - v_{leak}}
+(v^{hw}_{th} - v^{hw}_{leak})`; times divide by the speed-up (1000×). A neuron whose signed fan-in
+exceeds one circuit's 128 inputs merges :math:`k = \\lceil n_{in} / 128 \\rceil` circuits (bss2.md §1.2),
+rounded up to whole columns (a top and a bottom circuit) because merged circuits are shorted
+vertically and then to the right, as hxtorch fills them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...graph import Graph, NeuronParameters
+from ..spec import TargetSpec
+
+
+@dataclass(frozen=True)
+class HardwareNeuron:
+    """Physical settings of one layer's neurons: hardware seconds and CADC units."""
+
+    tau_mem_s: float
+    tau_syn_s: float
+    t_ref_s: float
+    v_leak_cadc: float
+    v_th_cadc: float  # +inf: threshold comparator off (non-spiking readout)
+    v_reset_cadc: float
+    cadc_per_model_unit: float  # CADC LSB per unit of model potential
+
+
+@dataclass(frozen=True)
+class LoweredLayer:
+    name: str
+    kind: str
+    size: int
+    fan_in: int
+    inputs: tuple[tuple[str, int], ...]  # (pre population, pre size) per incoming projection
+    circuits_per_neuron: int
+    neuron: NeuronParameters
+    hw: HardwareNeuron
+
+    @property
+    def circuits(self) -> int:
+        return self.size * self.circuits_per_neuron
+
+
+def hardware_neuron(neuron: NeuronParameters, kind: str, spec: TargetSpec) -> HardwareNeuron:
+    potentials = spec["neuron"]["default_potentials_cadc"]
+    leak = float(spec["neuron"]["readout_leak_cadc"] if kind == "li" else potentials["leak"])
+    swing = float(potentials["threshold"] - potentials["leak"])
+    per_unit = swing / (neuron.v_th - neuron.v_leak)
+    speedup = spec.speedup
+    return HardwareNeuron(
+        tau_mem_s=neuron.tau_mem_s / speedup, tau_syn_s=neuron.tau_syn_s / speedup,
+        t_ref_s=neuron.t_ref_s / speedup, v_leak_cadc=leak,
+        v_th_cadc=math.inf if kind == "li" else leak + swing,
+        v_reset_cadc=leak + (neuron.v_reset - neuron.v_leak) * per_unit, cadc_per_model_unit=per_unit)
+
+
+def circuits_per_neuron(fan_in: int, inputs_per_circuit: int) -> int:
+    """Circuits one neuron needs: 1, or whole columns (an even number) when merged."""
+    needed = max(1, math.ceil(fan_in / inputs_per_circuit))
+    return 1 if needed == 1 else 2 * math.ceil(needed / 2)
+
+
+def lower(graph: Graph, spec: TargetSpec) -> list[LoweredLayer]:
+    """One lowered layer per non-input population, in graph order."""
+    per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
+    layers = []
+    for pop in graph.populations[1:]:
+        inputs = tuple((p.pre, graph.population(p.pre).size) for p in graph.incoming(pop.name))
+        fan_in = sum(size for _, size in inputs)
+        layers.append(LoweredLayer(
+            name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
+            circuits_per_neuron=circuits_per_neuron(fan_in, per_circuit), neuron=pop.neuron,
+            hw=hardware_neuron(pop.neuron, pop.kind, spec)))
+    return layers

@@ -1,0 +1,139 @@
+"""Map a model onto BSS-2: lower, check, quantise, place, route, and report."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ...data.datasets import load_split
+from ...data.encoding import encode_dataset
+from ...deployment import Deployment
+from ...errors import DesignRuleViolation
+from ...modelfile import ModelFile
+from ...models.network import SpikingNetwork
+from ..spec import TargetSpec
+from .lower import LoweredLayer, lower
+from .place import Placement, place
+from .quantise import QuantisedLayer, quantise_layer
+from .route import Routing, route
+from .rules import check_all
+
+RATE_SAMPLES = 500
+
+
+def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None
+          ) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
+    """Lower and run all design rules (nothing is written)."""
+    layers = lower(model.graph, spec)
+    available = None if circuit_ok is None else int(np.sum(circuit_ok))
+    violations, warnings = check_all(layers, spec, model.dt_s, available)
+    return layers, violations, warnings
+
+
+def _rates(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer]) -> dict:
+    """Mean firing rate (Hz, model time) of each spiking layer with float and quantised weights."""
+    x, _ = load_split(model.dataset, "test")
+    spikes = encode_dataset(x[:RATE_SAMPLES], model.encoding, model.dt_s)
+    net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
+    deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
+    with torch.no_grad():
+        before, after = net(spikes).spikes, net(spikes, weights=deq).spikes
+    duration = spikes.shape[0] * model.dt_s
+    rate = lambda z: float(z.sum(0).mean()) / duration  # noqa: E731
+    return {layer.name: (rate(before[layer.name]), rate(after[layer.name]))
+            for layer in layers if layer.kind == "lif"}
+
+
+def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec) -> dict:
+    """Per-circuit analog settings (physical units): what calibration later turns into codes."""
+    n = spec.total_circuits
+    settings = {name: np.zeros(n, np.float64) for name in
+                ("tau_mem_s", "tau_syn_s", "t_ref_s", "v_leak_cadc", "v_th_cadc", "v_reset_cadc",
+                 "synaptic_gain_cadc_per_lsb")}
+    enabled = np.zeros(n, bool)
+    for neuron, layer_index in enumerate(placement.neuron_layer):
+        layer = layers[layer_index]
+        circuits = placement.circuits_of(neuron)
+        enabled[circuits] = True
+        gain = quantised[layer.name].scale * layer.hw.cadc_per_model_unit
+        for name in settings:
+            value = gain if name == "synaptic_gain_cadc_per_lsb" else getattr(layer.hw, name)
+            settings[name][circuits] = value
+    return {**{f"circuit_{k}": v for k, v in settings.items()}, "circuit_enabled": enabled}
+
+
+def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0,
+                circuit_ok: Optional[np.ndarray] = None
+                ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
+    """Return ``(deployment or None, report, violations)``; violations are every rule broken."""
+    layers, violations, warnings = check(model, spec, circuit_ok)
+    if violations:
+        return None, {"warnings": warnings}, violations
+    placement, violations = place(layers, spec, circuit_ok)
+    if violations:
+        return None, {"warnings": warnings}, violations
+    quantised = {layer.name: quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
+                                             for pre, _ in layer.inputs}, spec.weight_max, clip_quantile)
+                 for layer in layers}
+    routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
+    if violations:
+        return None, {"warnings": warnings}, violations
+    rates = _rates(model, layers, quantised)
+    report = _report(model, layers, placement, quantised, routing, rates, spec, warnings)
+    arrays = {
+        "neuron_circuits": placement.neuron_circuits.astype(np.int32),
+        "neuron_layer": placement.neuron_layer.astype(np.int32),
+        "synapse_weight": routing.synapse_weight, "synapse_label": routing.synapse_label,
+        "row_mode": routing.row_mode, "input_routes": routing.input_routes,
+        "neuron_routes": routing.neuron_routes,
+        **_circuit_settings(layers, placement, quantised, spec),
+        **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
+        **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
+    }
+    meta = {
+        "target": spec.name, "speedup": spec.speedup, "clock_period_s": spec["time"]["clock_period_s"],
+        "graph": model.graph.to_dict(), "dt_s": model.dt_s, "encoding": model.encoding,
+        "dataset": model.dataset, "layers": [layer.name for layer in layers],
+        "layer_kinds": [layer.kind for layer in layers],
+        "readout_layer": layers[-1].name, "readout_neurons": [placement.layer_start[layers[-1].name],
+                                                              layers[-1].size],
+        "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
+        "report": report,
+    }
+    return Deployment(meta=meta, arrays=arrays), report, []
+
+
+def _report(model, layers, placement, quantised, routing: Routing, rates, spec: TargetSpec, warnings) -> dict:
+    layer_rows = []
+    for layer in layers:
+        q = quantised[layer.name]
+        before, after = rates.get(layer.name, (None, None))
+        silent = before is not None and after is not None and after < 0.01 * max(before, 1e-9)
+        if silent:
+            warnings.append(f"layer '{layer.name}' falls silent after quantisation "
+                            f"({before:.1f} Hz → {after:.1f} Hz): try --clip-quantile 0.99")
+        layer_rows.append({
+            "name": layer.name, "kind": layer.kind, "neurons": layer.size, "fan_in": layer.fan_in,
+            "circuits_per_neuron": layer.circuits_per_neuron, "circuits": layer.circuits,
+            "scale": q.scale, "clipped_fraction": q.clipped_fraction,
+            "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent)})
+    hemispheres = spec["geometry"]["hemispheres"]
+    per_bus = spec["geometry"]["drivers_per_bus"]
+    drivers_used = [sorted(d for (h, d) in routing.labels_per_driver if h == hemi) for hemi in range(hemispheres)]
+    events: dict = {}
+    for kind, routes in (("input", routing.input_routes), ("neuron", routing.neuron_routes)):
+        for source in routes[:, 0]:
+            events[(kind, int(source))] = events.get((kind, int(source)), 0) + 1
+    return {
+        "target": spec.name,
+        "circuits_used": int((placement.neuron_circuits >= 0).sum()), "circuits_available": spec.total_circuits,
+        "rows_used": routing.rows_used, "rows_available": spec.total_rows,
+        "synapses_used": routing.synapses_used, "synapses_available": spec.total_synapses,
+        "max_labels_per_driver": max(routing.labels_per_driver.values(), default=0),
+        "bus_rows_used": [[2 * sum(1 for d in drivers_used[h] if d // per_bus == b)
+                           for b in range(spec["geometry"]["buses_per_hemisphere"])] for h in range(hemispheres)],
+        "max_events_per_spike": max(events.values(), default=0),
+        "layers": layer_rows, "warnings": warnings,
+    }

@@ -1,0 +1,96 @@
+"""Routing: sources → (hemisphere, synapse driver, label); synapse weights, labels and row modes.
+
+Each synapse driver feeds two rows: the top one excitatory, the bottom one inhibitory. A source
+(an input channel or a neuron) is sent to a driver with a 6-bit label; a synapse responds to an
+event only if its label matches (bss2.md §1.3). A target circuit must receive each of its inputs
+on a different driver, so a layer's inputs are split into one chunk per merged circuit and input
+``p`` of a chunk goes to driver ``p``. Layers share drivers by using different labels, which is how
+one driver carries up to 64 sources.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import DesignRuleViolation
+from ..spec import TargetSpec
+from .lower import LoweredLayer
+from .place import Placement
+from .quantise import QuantisedLayer
+
+ROW_DISABLED, ROW_EXCITATORY, ROW_INHIBITORY = 0, 1, 2
+
+
+@dataclass
+class Routing:
+    synapse_weight: np.ndarray  # [hemispheres, rows, columns] uint8 magnitudes
+    synapse_label: np.ndarray  # [hemispheres, rows, columns] uint8
+    row_mode: np.ndarray  # [hemispheres, rows] uint8 (0 disabled, 1 excitatory, 2 inhibitory)
+    input_routes: np.ndarray  # [n, 4] (input channel, hemisphere, driver, label)
+    neuron_routes: np.ndarray  # [n, 4] (logical neuron, hemisphere, driver, label)
+    synapses_used: int = 0
+    labels_per_driver: dict = field(default_factory=dict)  # (hemisphere, driver) → labels in use
+
+    @property
+    def rows_used(self) -> int:
+        return int((self.row_mode != ROW_DISABLED).sum())
+
+
+def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec,
+          input_name: str) -> tuple[Routing, list[DesignRuleViolation]]:
+    """Build the synapse arrays and event routes; labels overflowing a driver are BSS2-LABELS."""
+    g = spec["geometry"]
+    hemispheres, columns = g["hemispheres"], g["circuits_per_hemisphere"]
+    n_rows = g["synapse_drivers_per_hemisphere"] * g["rows_per_driver"]
+    weight = np.zeros((hemispheres, n_rows, columns), np.uint8)
+    label = np.zeros((hemispheres, n_rows, columns), np.uint8)
+    row_mode = np.zeros((hemispheres, n_rows), np.uint8)
+    labels: dict[tuple[int, int], dict[tuple[str, int], int]] = {}
+    violations: list[DesignRuleViolation] = []
+    synapses = 0
+
+    for layer in layers:
+        q: QuantisedLayer = quantised[layer.name]
+        sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
+        matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
+        chunk = math.ceil(len(sources) / layer.circuits_per_neuron)
+        start = placement.layer_start[layer.name]
+        overflow = False
+        for n in range(layer.size):
+            for j, circuit in enumerate(placement.circuits_of(start + n)):
+                h, col = divmod(int(circuit), columns)
+                for p in range(j * chunk, min((j + 1) * chunk, len(sources))):
+                    driver = p - j * chunk
+                    table = labels.setdefault((h, driver), {})
+                    if sources[p] not in table:
+                        if len(table) >= spec.labels_per_driver:
+                            overflow = True
+                            continue
+                        table[sources[p]] = len(table)
+                    ell, w = table[sources[p]], int(matrices[n, p])
+                    exc, inh = 2 * driver, 2 * driver + 1
+                    row_mode[h, exc], row_mode[h, inh] = ROW_EXCITATORY, ROW_INHIBITORY
+                    label[h, exc, col] = label[h, inh, col] = ell
+                    weight[h, exc, col] = max(w, 0)
+                    weight[h, inh, col] = max(-w, 0)
+                    synapses += 2
+        if overflow:
+            violations.append(DesignRuleViolation(
+                "BSS2-LABELS", layer.name, "sources on one synapse driver", "more than 64",
+                spec.labels_per_driver, f"reduce the sources feeding '{layer.name}' or merge fewer circuits"))
+
+    input_routes, neuron_routes = [], []
+    layer_index = {layer.name: i for i, layer in enumerate(layers)}
+    for (h, driver), table in sorted(labels.items()):
+        for (pre, i), ell in table.items():
+            if pre == input_name:
+                input_routes.append((i, h, driver, ell))
+            else:
+                neuron_routes.append((placement.layer_start[layers[layer_index[pre]].name] + i, h, driver, ell))
+    as_array = lambda r: np.array(r, np.int32).reshape(-1, 4)  # noqa: E731
+    routing = Routing(weight, label, row_mode, as_array(input_routes), as_array(neuron_routes), synapses,
+                      {key: len(table) for key, table in labels.items()})
+    return routing, violations

@@ -1,0 +1,104 @@
+"""BSS-2 design rules: small named functions, each with an id, run on the lowered layers.
+
+A rule returns the violations it finds (``DesignRuleViolation``: id, layer, needed vs available,
+fix) and may append warnings. ``check_all`` runs every rule and reports all violations, not the
+first. The rules' numbers come from ``targets/bss2.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Optional
+
+from ...errors import DesignRuleViolation
+from ..spec import TargetSpec
+from .lower import LoweredLayer
+
+Rule = Callable[[list[LoweredLayer], TargetSpec, list[str], Optional[int]], Iterable[DesignRuleViolation]]
+
+
+def rule_fanin(layers, spec, warnings, available_circuits):
+    """BSS2-FANIN: signed fan-in ≤ 128 inputs per circuit × the largest merged neuron."""
+    per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
+    max_merge = spec["merging"]["max_circuits_per_neuron"]
+    for layer in layers:
+        if layer.circuits_per_neuron > max_merge:
+            yield DesignRuleViolation(
+                "BSS2-FANIN", layer.name, "signed inputs per neuron", layer.fan_in, per_circuit * max_merge,
+                f"reduce the inputs of '{layer.name}' to {per_circuit * max_merge} or split the layer")
+
+
+def rule_circuits(layers, spec, warnings, available_circuits):
+    """BSS2-NEURONS: all neurons × their circuits fit the chip's (working) neuron circuits."""
+    available = spec.total_circuits if available_circuits is None else available_circuits
+    used = 0
+    for layer in layers:
+        used += layer.circuits
+        if used > available:
+            yield DesignRuleViolation(
+                "BSS2-NEURONS", layer.name, "neuron circuits (all layers up to this one)", used, available,
+                f"shrink '{layer.name}' by {used - available} circuits or partition the network")
+            return
+
+
+def _time_rule(rule_id: str, attr: str, label: str):
+    def rule(layers, spec, warnings, available_circuits):
+        ranges = spec["neuron"][attr]
+        lo, hi = ranges["limits"]
+        for layer in layers:
+            value = getattr(layer.hw, attr)
+            if attr == "t_ref_s" and value == 0:
+                continue  # no refractory period asked: the chip's shortest one is used
+            if not lo <= value <= hi:
+                yield DesignRuleViolation(
+                    rule_id, layer.name, f"{label} (hardware time)", f"{value * 1e6:.3g} us",
+                    f"{lo * 1e6:.3g}..{hi * 1e6:.3g} us",
+                    f"choose {attr} between {lo * spec.speedup:.3g} and {hi * spec.speedup:.3g} s of model time")
+            elif "recommended" in ranges and not ranges["recommended"][0] <= value <= ranges["recommended"][1]:
+                rlo, rhi = ranges["recommended"]
+                warnings.append(f"{rule_id}: layer '{layer.name}' {label} {value * 1e6:.3g} us lies outside "
+                                f"the calibrated range {rlo * 1e6:.3g}..{rhi * 1e6:.3g} us")
+    rule.__name__ = f"rule_{attr}"
+    rule.__doc__ = f"{rule_id}: {label} within the hardware's range."
+    return rule
+
+
+rule_tau_mem = _time_rule("BSS2-TAU-MEM", "tau_mem_s", "membrane time constant")
+rule_tau_syn = _time_rule("BSS2-TAU-SYN", "tau_syn_s", "synaptic time constant")
+rule_refractory = _time_rule("BSS2-REFRAC", "t_ref_s", "refractory period")
+
+
+def rule_potentials(layers, spec, warnings, available_circuits):
+    """BSS2-POTENTIAL: leak, reset and threshold map into the chip's CADC ranges."""
+    ranges = spec["neuron"]["potentials_cadc"]
+    for layer in layers:
+        for name, value in (("leak", layer.hw.v_leak_cadc), ("reset", layer.hw.v_reset_cadc),
+                            ("threshold", layer.hw.v_th_cadc)):
+            lo, hi = ranges[name]
+            if math.isfinite(value) and not lo <= value <= hi:
+                yield DesignRuleViolation(
+                    "BSS2-POTENTIAL", layer.name, f"{name} potential (CADC)", round(value, 1), f"{lo}..{hi}",
+                    "bring v_reset closer to v_leak (relative to v_th - v_leak)")
+
+
+RULES: tuple[Rule, ...] = (rule_fanin, rule_circuits, rule_tau_mem, rule_tau_syn, rule_refractory,
+                           rule_potentials)
+
+
+def check_time_grid(dt_s: float, spec: TargetSpec) -> list[DesignRuleViolation]:
+    """BSS2-DT: the model step divided by the speed-up is a whole number of clock cycles."""
+    cycles = dt_s / spec.speedup / spec["time"]["clock_period_s"]
+    if abs(cycles - round(cycles)) > 1e-6 or round(cycles) < 1:
+        return [DesignRuleViolation("BSS2-DT", "(network)", "clock cycles per step", f"{cycles:.3f}",
+                                    "a whole number >= 1", "choose dt_s as a multiple of 8 us of model time")]
+    return []
+
+
+def check_all(layers: list[LoweredLayer], spec: TargetSpec, dt_s: float,
+              available_circuits: Optional[int] = None) -> tuple[list[DesignRuleViolation], list[str]]:
+    """Run every rule; return all violations and all warnings."""
+    warnings: list[str] = []
+    violations = check_time_grid(dt_s, spec)
+    for rule in RULES:
+        violations.extend(rule(layers, spec, warnings, available_circuits))
+    return violations, warnings

@@ -1,0 +1,1 @@
+"""Workflows: one function per CLI verb (train, evaluate, map, run, inspect, doctor)."""

@@ -1,0 +1,34 @@
+"""``doctor``: what this installation can do — versions, kernel path, backends, targets."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import shutil
+
+import torch
+
+from .. import __version__
+from ..targets.spec import available_targets
+
+
+def _kernel() -> dict:
+    try:
+        from ..core.fused import kernel_status
+    except ImportError:
+        return {"path": "twin", "reason": "the fused kernel is not part of this build"}
+    return kernel_status()
+
+
+def doctor() -> dict:
+    return {
+        "neurodeploy": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available(),
+        "nvcc": shutil.which("nvcc"), "kernel": _kernel(), "targets": available_targets(),
+        "backends": {
+            "software": "available",
+            "mock:ideal": "available",
+            "hxtorch": "installed" if importlib.util.find_spec("hxtorch") else
+                       "not installed (BrainScaleS-2 software; not on PyPI)",
+        },
+    }

@@ -1,0 +1,25 @@
+"""``evaluate``: a model file's accuracy in software (float weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..data.datasets import load_data
+from ..data.encoding import encode_dataset
+from ..modelfile import load_model
+from ..models.network import SpikingNetwork
+from .common import accuracy, batched_scores
+
+
+def evaluate(model_path: str | Path, data: Optional[str] = None) -> dict:
+    """Accuracy of the model on ``data`` (default: its dataset's test split, or a ``.npz`` file)."""
+    model = load_model(model_path)
+    x, y = load_data(model.dataset, data)
+    spikes = encode_dataset(x, model.encoding, model.dt_s)
+    net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
+    scores = batched_scores(lambda s: net(s).readout_v, spikes)
+    return {"accuracy": accuracy(scores, y), "n_samples": int(len(y)), "backend": "software",
+            "model": str(model_path), "dataset": model.dataset, "data": data or "test"}

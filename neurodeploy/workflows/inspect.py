@@ -1,0 +1,69 @@
+"""``inspect``: say what a neurodeploy file is and summarise it, whatever its kind."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from ..deployment import load_deployment
+from ..errors import FileKindError
+from ..modelfile import read_model_dict
+from ..recipe import load_recipe
+from ..targets.spec import load_target
+
+
+def _summary_of_model(path: Path) -> dict:
+    data = read_model_dict(path)
+    return {"kind": "model", "version": data["version"], "dataset": data["dataset"], "dt_s": data["dt_s"],
+            "populations": [(p["name"], p["kind"], p["size"]) for p in data["graph"]["populations"]],
+            "weights": {k: list(v.shape) for k, v in data["weights"].items()},
+            "encoding": data["encoding"], "seed": data["seed"], "metrics": data["metrics"],
+            "software_version": data["software_version"]}
+
+
+def _summary_of_deployment(path: Path) -> dict:
+    dep = load_deployment(path)
+    report = dep.meta["report"]
+    return {"kind": "deployment", "version": dep.meta["version"], "target": dep.target,
+            "dataset": dep.meta["dataset"], "dt_s": dep.meta["dt_s"],
+            **{k: report[k] for k in ("circuits_used", "circuits_available", "rows_used", "rows_available",
+                                      "synapses_used", "synapses_available")},
+            "layers": report["layers"], "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
+            "software_version": dep.meta["software_version"]}
+
+
+def _summary_of_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise FileKindError(f"{path} is not valid YAML", "give a recipe, target spec, model or deployment") from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt == "neurodeploy.recipe":
+        recipe = load_recipe(path)
+        return {"kind": "recipe", "name": recipe.name, "dataset": recipe.dataset, "dt_s": recipe.dt_s,
+                "populations": [(p.name, p.kind, p.size) for p in recipe.graph.populations],
+                "training": recipe.training}
+    if fmt == "neurodeploy.target":
+        spec = load_target(path)
+        return {"kind": "target", "name": spec.name, "description": spec.description,
+                "circuits": spec.total_circuits, "rows": spec.total_rows, "synapses": spec.total_synapses}
+    raise FileKindError(f"{path} is YAML but not a neurodeploy file (format {fmt!r})",
+                        "give a recipe, target spec, model or deployment")
+
+
+def inspect_file(path: str | Path) -> dict:
+    """A summary dict of any neurodeploy file; a file of no known kind is a ``FileKindError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileKindError(f"{path} does not exist", "give an existing file")
+    if path.suffix in (".yaml", ".yml"):
+        return {"file": str(path), **_summary_of_yaml(path)}
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            is_npz = any(name == "meta.npy" for name in archive.namelist())
+        summary = _summary_of_deployment(path) if is_npz else _summary_of_model(path)
+        return {"file": str(path), **summary}
+    raise FileKindError(f"{path} is not a neurodeploy file (not a model, deployment, recipe or target)",
+                        "give a file written by neurodeploy")

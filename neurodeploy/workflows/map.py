@@ -1,0 +1,43 @@
+"""``map``: model file → deployment for a target, with a mapping report; ``--check`` writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from ..deployment import save_deployment
+from ..errors import DoesNotFitError, NeurodeployError
+from ..modelfile import load_model
+from ..targets.bss2.mapper import check as bss2_check, map_to_bss2
+from ..targets.spec import load_target
+
+MAPPERS = {"bss2": (map_to_bss2, bss2_check)}
+
+
+def _mappers(spec_name: str):
+    if spec_name not in MAPPERS:
+        raise NeurodeployError(f"target '{spec_name}' has no mapper", f"use one of {sorted(MAPPERS)}")
+    return MAPPERS[spec_name]
+
+
+def check_model(model_path: str | Path, target: str = "bss2") -> dict:
+    """All design-rule violations and warnings of a model on a target."""
+    model, spec = load_model(model_path), load_target(target)
+    _, violations, warnings = _mappers(spec.name)[1](model, spec)
+    return {"target": spec.name, "fits": not violations, "violations": [v.to_dict() for v in violations],
+            "warnings": warnings}
+
+
+def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str | Path] = None,
+              clip_quantile: float = 1.0) -> dict:
+    """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``."""
+    if not 0 < clip_quantile <= 1:
+        raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
+    model, spec = load_model(model_path), load_target(target)
+    deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile)
+    if violations:
+        raise DoesNotFitError(spec.name, violations)
+    if output is not None:
+        save_deployment(deployment, output)
+        report = {**report, "output": str(output)}
+    return report
