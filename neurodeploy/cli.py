@@ -123,8 +123,6 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
              f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
-    if output is None and not as_json:
-        click.echo("note: no -o given, nothing is written", err=True)
     try:
         result = map_model(model, target, output, clip_quantile)
     except DoesNotFitError as error:
@@ -134,6 +132,8 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
     except NeurodeployError as error:
         return _guarded(lambda: (_ for _ in ()).throw(error))
     _emit(result, as_json, _map_report_text)
+    if output is None and not as_json:
+        click.echo("note: no -o given, nothing was written", err=True)
 
 
 @main.command()

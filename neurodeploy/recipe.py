@@ -27,6 +27,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
     "surrogate_steepness": 10.0, "detach_reset": True, "loss": "max_over_time",
     "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
+    "quantisation_aware_epochs": 0, "weight_levels": 63,
 }
 LOSSES = ("max_over_time", "mean_over_time")
 
@@ -63,8 +64,12 @@ def _positive(value: Any, where: str, integer: bool = False) -> float:
 def _training(data: Mapping[str, Any]) -> dict:
     _require(data, set(TRAINING_DEFAULTS), "training")
     out = {**TRAINING_DEFAULTS, **data}
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "weight_levels"):
         out[key] = int(_positive(out[key], f"training.{key}", integer=True))
+    qat = out["quantisation_aware_epochs"]
+    if not (isinstance(qat, int) and 0 <= qat <= out["epochs"]):
+        raise RecipeError(f"training.quantisation_aware_epochs = {qat!r} must be an integer in 0..epochs",
+                          "e.g. 10 (the last 10 epochs train with quantised weights)")
     for key in ("learning_rate", "surrogate_steepness", "readout_scale"):
         out[key] = _positive(out[key], f"training.{key}")
     if out["loss"] not in LOSSES:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..core.dispatch import lif_sequence
 from ..core.lif import li_sequence
+from ..core.quantise import fake_quantise
 from ..graph import Graph
 
 
@@ -43,6 +44,7 @@ class SpikingNetwork(nn.Module):
         self.surrogate_steepness = surrogate_steepness
         self.detach_reset = detach_reset
         self.projection_names = [p.name for p in graph.projections]
+        self.quantise_levels: Optional[int] = None  # set: forward uses fake-quantised weights
         self.weights = nn.ParameterList()
         for proj in graph.projections:
             shape = (graph.population(proj.post).size, graph.population(proj.pre).size)
@@ -55,16 +57,32 @@ class SpikingNetwork(nn.Module):
     def weight_dict(self) -> dict[str, torch.Tensor]:
         return {name: w.detach().clone() for name, w in zip(self.projection_names, self.weights)}
 
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        r"""The weights forward uses: the parameters, fake-quantised when ``quantise_levels`` is set.
+
+        Quantisation shares one scale per target layer, :math:`s = \max |W| / q_{max}` over all its
+        incoming projections, as the BSS-2 mapping does (the chip sets the gain per neuron).
+        """
+        weights = dict(zip(self.projection_names, self.weights))
+        if self.quantise_levels is None:
+            return weights
+        for pop in self.graph.populations[1:]:
+            names = [p.name for p in self.graph.incoming(pop.name)]
+            scale = torch.stack([weights[n].detach().abs().max() for n in names]).max() / self.quantise_levels
+            for n in names:
+                weights[n] = fake_quantise(weights[n], scale.clamp_min(1e-12), self.quantise_levels)
+        return weights
+
     def forward(self, input_spikes: torch.Tensor,
                 weights: Optional[Mapping[str, torch.Tensor]] = None) -> NetworkOutput:
         """Run on ``[T, B, channels]`` input spikes; ``weights`` overrides the parameters (e.g. quantised)."""
+        weights = self.effective_weights() if weights is None else weights
         spikes = {self.graph.input.name: input_spikes}
         readout_v = None
         for pop in self.graph.populations[1:]:
             x = 0
             for proj in self.graph.incoming(pop.name):
-                w = weights[proj.name] if weights is not None else self.weight(proj.name)
-                x = x + delay_one_step(spikes[proj.pre]) @ w.t()
+                x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
             params = pop.neuron.to_lif()
             if pop.kind == "lif":
                 spikes[pop.name], _ = lif_sequence(

@@ -57,7 +57,10 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
     started = time.perf_counter()
     history = []
     bar = tqdm(range(settings["epochs"]), desc=f"train {recipe.name}", unit="epoch", disable=not progress)
-    for _ in bar:
+    qat_from = settings["epochs"] - settings["quantisation_aware_epochs"]
+    for epoch in bar:
+        # The last epochs see the weights the chip will hold (straight-through fake quantisation).
+        net.quantise_levels = settings["weight_levels"] if epoch >= qat_from else None
         order = torch.randperm(len(labels), generator=generator)
         losses, correct = [], 0
         for start in range(0, len(order), settings["batch_size"]):
@@ -77,9 +80,13 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
         history.append({"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_accuracy']:.3f}")
     seconds = time.perf_counter() - started
+    net.quantise_levels = None  # the model file keeps float weights; `map` quantises them
 
     test_accuracy = accuracy(batched_scores(lambda s: net(s).readout_v, test_spikes), y_test)
-    metrics = {"test_accuracy": test_accuracy, "train_accuracy": history[-1]["train_accuracy"],
+    net.quantise_levels = settings["weight_levels"]
+    quantised_accuracy = accuracy(batched_scores(lambda s: net(s).readout_v, test_spikes), y_test)
+    net.quantise_levels = None
+    metrics = {"test_accuracy": test_accuracy, "test_accuracy_quantised": quantised_accuracy, "train_accuracy": history[-1]["train_accuracy"],
                "final_loss": history[-1]["loss"], "epochs": settings["epochs"],
                "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
                "n_test": int(len(y_test))}

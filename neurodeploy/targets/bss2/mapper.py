@@ -32,10 +32,13 @@ def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] =
     return layers, violations, warnings
 
 
-def _rates(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer]) -> dict:
+def _rates(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer],
+           samples: int) -> dict:
     """Mean firing rate (Hz, model time) of each spiking layer with float and quantised weights."""
+    if samples <= 0:
+        return {}
     x, _ = load_split(model.dataset, "test")
-    spikes = encode_dataset(x[:RATE_SAMPLES], model.encoding, model.dt_s)
+    spikes = encode_dataset(x[:samples], model.encoding, model.dt_s)
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
     with torch.no_grad():
@@ -65,9 +68,13 @@ def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantise
 
 
 def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0,
-                circuit_ok: Optional[np.ndarray] = None
+                circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES
                 ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
-    """Return ``(deployment or None, report, violations)``; violations are every rule broken."""
+    """Return ``(deployment or None, report, violations)``; violations are every rule broken.
+
+    Firing rates before and after quantisation are measured in software on ``rate_samples`` test
+    samples (0: not measured).
+    """
     layers, violations, warnings = check(model, spec, circuit_ok)
     if violations:
         return None, {"warnings": warnings}, violations
@@ -80,7 +87,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
-    rates = _rates(model, layers, quantised)
+    rates = _rates(model, layers, quantised, rate_samples)
     report = _report(model, layers, placement, quantised, routing, rates, spec, warnings)
     arrays = {
         "neuron_circuits": placement.neuron_circuits.astype(np.int32),

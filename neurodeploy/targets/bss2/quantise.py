@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ...core.quantise import round_half_away
+
 
 @dataclass(frozen=True)
 class QuantisedLayer:
@@ -23,10 +25,6 @@ class QuantisedLayer:
 
     def dequantised(self) -> dict:
         return {name: q.float() * self.scale for name, q in self.weights.items()}
-
-
-def round_half_away(x: torch.Tensor) -> torch.Tensor:
-    return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
 
 def quantise_layer(weights: dict, weight_max: int, clip_quantile: float = 1.0) -> QuantisedLayer:

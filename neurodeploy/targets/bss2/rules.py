@@ -31,13 +31,14 @@ def rule_fanin(layers, spec, warnings, available_circuits):
 def rule_circuits(layers, spec, warnings, available_circuits):
     """BSS2-NEURONS: all neurons × their circuits fit the chip's (working) neuron circuits."""
     available = spec.total_circuits if available_circuits is None else available_circuits
+    needed = sum(layer.circuits for layer in layers)
     used = 0
     for layer in layers:
         used += layer.circuits
-        if used > available:
+        if used > available:  # name the layer where the chip runs out
             yield DesignRuleViolation(
-                "BSS2-NEURONS", layer.name, "neuron circuits (all layers up to this one)", used, available,
-                f"shrink '{layer.name}' by {used - available} circuits or partition the network")
+                "BSS2-NEURONS", layer.name, "neuron circuits (whole network)", needed, available,
+                f"remove {needed - available} circuits, e.g. shrink '{layer.name}', or partition the network")
             return
 
 

@@ -1,0 +1,212 @@
+r"""The fused LIF time loop (``csrc/``): build, load, autograd, and which path runs.
+
+``fused_lif_sequence`` computes exactly what :func:`neurodeploy.core.lif.lif_sequence` (the
+twin) computes, update order and all, in one C++ loop over time per neuron instead of ~15
+PyTorch operations per step; with ``lateral`` the feedback :math:`L z_{k-1}` is event-driven
+(only the columns of the neurons that spiked are added).
+
+Gradients flow to ``x`` and ``lateral``, through time, with the SuperSpike surrogate
+:math:`\partial z/\partial u = 1/(s|u|+1)^2`. The neuron parameters (``p``, ``dt_s``) are
+constants of the kernel: it returns no gradient for them, and refuses parameter tensors that
+require grad (the dispatcher sends such calls to the twin instead).
+
+The extension is compiled just in time by ``torch.utils.cpp_extension.load`` and cached (under
+``$TORCH_EXTENSIONS_DIR`` when set); see ``csrc/README.md`` for why. The path is chosen by
+``NEURODEPLOY_KERNEL`` = ``auto`` (default: fused if it builds, else the twin with one warning),
+``fused`` (a build failure is an error) or ``twin``; :func:`set_kernel_mode` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .lif import LIFParameters, lif_coefficients, lif_sequence as twin_lif_sequence
+
+_MODES = ("auto", "fused", "twin")
+_EXTENSION_NAME = "neurodeploy_lif"
+# The sources ship inside the package when installed (neurodeploy/_csrc) and sit at the
+# repository root in a checkout.
+_SOURCE_DIRS = (Path(__file__).resolve().parents[1] / "_csrc",
+                Path(__file__).resolve().parents[2] / "csrc")
+# -O3: cpp_extension.load adds no optimisation flag. -ffp-contract=off: no fused multiply-add,
+# so every float operation rounds like PyTorch's unfused ops and the spikes match the twin.
+_CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
+
+_build: dict[str, Any] = {"attempted": False, "ops": None, "error": None, "cuda": False}
+_warned = False
+_mode_override: Optional[str] = None
+
+
+class FusedKernelUnavailable(RuntimeError):
+    """``NEURODEPLOY_KERNEL=fused`` was asked for but the extension could not be built."""
+
+
+def kernel_mode() -> str:
+    """The requested path: :func:`set_kernel_mode`'s value, else ``$NEURODEPLOY_KERNEL``, else auto."""
+    mode = (_mode_override or os.environ.get("NEURODEPLOY_KERNEL") or "auto").strip().lower()
+    if mode not in _MODES:
+        raise ValueError(f"NEURODEPLOY_KERNEL={mode!r}: expected one of {', '.join(_MODES)}")
+    return mode
+
+
+def set_kernel_mode(mode: Optional[str]) -> None:
+    """Force ``"fused"``, ``"twin"`` or ``"auto"`` in this process; ``None`` defers to the env."""
+    global _mode_override
+    if mode is not None and mode not in _MODES:
+        raise ValueError(f"kernel mode {mode!r}: expected one of {', '.join(_MODES)}")
+    _mode_override = mode
+
+
+def _source_dir() -> Path:
+    for d in _SOURCE_DIRS:
+        if (d / "lif_cpu.cpp").is_file():
+            return d
+    raise FileNotFoundError(f"fused LIF sources not found in {', '.join(map(str, _SOURCE_DIRS))}")
+
+
+def _compile() -> tuple[Any, bool]:
+    """Build (or load from the cache) the extension; returns its ops and whether CUDA is in it."""
+    from torch.utils import cpp_extension
+
+    src = _source_dir()
+    sources = [str(src / "lif_cpu.cpp")]
+    cflags = list(_CFLAGS)
+    with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
+    if with_cuda:  # untested here: no machine of this project has a GPU
+        sources.append(str(src / "lif_cuda.cu"))
+        cflags.append("-DNEURODEPLOY_WITH_CUDA")
+    cpp_extension.load(name=_EXTENSION_NAME + ("_cuda" if with_cuda else ""), sources=sources,
+                       extra_cflags=cflags, extra_ldflags=["-fopenmp"],
+                       extra_cuda_cflags=["-O3", "-DNEURODEPLOY_WITH_CUDA"],
+                       extra_include_paths=[str(src)], with_cuda=with_cuda,
+                       is_python_module=False, verbose=False)
+    return torch.ops.neurodeploy_lif, with_cuda
+
+
+def _extension() -> Any:
+    """The loaded ops, building them on first use; ``None`` if the build failed."""
+    if not _build["attempted"]:
+        _build["attempted"] = True
+        try:
+            _build["ops"], _build["cuda"] = _compile()
+        except Exception as exc:  # any build or load failure means: use the twin
+            _build["error"] = f"{type(exc).__name__}: {exc}".strip()[:2000]
+    return _build["ops"]
+
+
+def kernel_status() -> dict[str, Any]:
+    """Which LIF path runs and why: ``path`` is ``"fused-cpu"``, ``"twin"`` or ``"error"``.
+
+    Builds the extension if that has not been tried yet (seconds when cached, about a minute
+    the first time). Never raises for a failed build; the failure is in ``build_error``.
+    """
+    mode = kernel_mode()
+    status: dict[str, Any] = {"mode": mode, "build_error": None, "cuda": False}
+    if mode == "twin":
+        return {**status, "path": "twin", "reason": "forced by NEURODEPLOY_KERNEL=twin"}
+    ops = _extension()
+    status.update(build_error=_build["error"], cuda=_build["cuda"])
+    if ops is not None:
+        return {**status, "path": "fused-cpu",
+                "reason": f"extension built (mode {mode}); CUDA launcher "
+                          + ("compiled in" if _build["cuda"] else "not built (no CUDA device)")}
+    if mode == "fused":
+        return {**status, "path": "error",
+                "reason": "NEURODEPLOY_KERNEL=fused but the extension failed to build"}
+    return {**status, "path": "twin", "reason": "extension failed to build; using the twin"}
+
+
+def _params_need_grad(p: LIFParameters) -> bool:
+    return torch.is_grad_enabled() and any(
+        isinstance(v, torch.Tensor) and v.requires_grad for v in p)
+
+
+def fused_supports(x: torch.Tensor, p: LIFParameters) -> bool:
+    """Whether the built kernel can run this call (dtype, device, constant parameters)."""
+    ops = _extension()
+    return (ops is not None and x.dtype in (torch.float32, torch.float64)
+            and (x.device.type == "cpu" or (x.device.type == "cuda" and _build["cuda"]))
+            and not _params_need_grad(p))
+
+
+def use_fused(x: torch.Tensor, p: LIFParameters) -> bool:
+    """The dispatcher's decision for one call; warns once if ``auto`` falls back on a build error."""
+    global _warned
+    mode = kernel_mode()
+    if mode == "twin":
+        return False
+    if _extension() is None:
+        if mode == "fused":
+            raise FusedKernelUnavailable(
+                f"NEURODEPLOY_KERNEL=fused, but the fused LIF kernel failed to build: "
+                f"{_build['error']}")
+        if not _warned:
+            _warned = True
+            warnings.warn(f"neurodeploy: fused LIF kernel unavailable, using the PyTorch twin "
+                          f"({_build['error']})", RuntimeWarning, stacklevel=3)
+        return False
+    return mode == "fused" or fused_supports(x, p)
+
+
+class _FusedLIF(torch.autograd.Function):
+    """Autograd wrapper of the two ops; ``lateral`` may be ``None``."""
+
+    @staticmethod
+    def forward(ctx, x, lateral, coeffs, steepness, detach_reset):  # type: ignore[override]
+        ops = _build["ops"]
+        z, v, v_pre, refractory = ops.lif_forward(x, *coeffs, lateral, True)
+        ctx.save_for_backward(v_pre, refractory, lateral)
+        ctx.coeffs, ctx.steepness, ctx.detach_reset = coeffs, steepness, detach_reset
+        ctx.set_materialize_grads(False)  # a missing output gradient is a null pointer, not zeros
+        return z, v
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_z, grad_v):  # type: ignore[override]
+        v_pre, refractory, lateral = ctx.saved_tensors
+        alpha, beta, _v_leak, v_th, v_reset, _n_ref = ctx.coeffs
+        contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
+        grad_x, grad_lateral = _build["ops"].lif_backward(
+            contiguous(grad_z), contiguous(grad_v), v_pre, refractory, alpha, beta, v_th, v_reset,
+            lateral, ctx.steepness, ctx.detach_reset, ctx.needs_input_grad[1])
+        return (grad_x if ctx.needs_input_grad[0] else None,
+                grad_lateral if ctx.needs_input_grad[1] else None, None, None, None)
+
+
+def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
+                       lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
+                       detach_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The twin's :func:`~neurodeploy.core.lif.lif_sequence`, fused: ``x`` ``[T, B, N]`` → (spikes, membrane).
+
+    Raises :class:`FusedKernelUnavailable` if the extension did not build, and ``ValueError``
+    for inputs it does not cover (dtype other than float32/float64, a device it was not built
+    for, parameter tensors that require grad).
+    """
+    ops = _extension()
+    if ops is None:
+        raise FusedKernelUnavailable(f"fused LIF kernel failed to build: {_build['error']}")
+    if not fused_supports(x, p):
+        raise ValueError("fused LIF kernel: needs float32/float64 on a built device and "
+                         "parameters that do not require grad (use the twin for those)")
+    if x.dim() != 3:
+        raise ValueError(f"x must be [T, B, N], got shape {tuple(x.shape)}")
+    with torch.no_grad():  # parameters are constants of the kernel
+        c = lif_coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
+        coeffs = tuple(t.contiguous() for t in c)
+    x = x.contiguous()
+    lat = None if lateral is None else lateral.contiguous()
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or (lat is not None and lat.requires_grad))
+    if not needs_grad:  # inference (the mock, evaluation): keep nothing for backward
+        z, v, _, _ = ops.lif_forward(x, *coeffs, lat, False)
+        return z, v
+    return _FusedLIF.apply(x, lat, coeffs, float(surrogate_steepness), bool(detach_reset))
+
+
+__all__ = ["FusedKernelUnavailable", "fused_lif_sequence", "fused_supports", "kernel_mode",
+           "kernel_status", "set_kernel_mode", "twin_lif_sequence", "use_fused"]

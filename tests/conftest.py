@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny recipe, a quickly trained model and its deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_recipe(tmp_path: Path, **changes) -> Path:
+    """models/yinyang.yaml with 24 hidden neurons and 2 epochs (or ``changes`` per dotted key)."""
+    data = yaml.safe_load((ROOT / "models" / "yinyang.yaml").read_text())
+    data["layers"][0]["size"] = 24
+    data["training"]["epochs"] = 2
+    for dotted, value in changes.items():
+        node = data
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[last] = value
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    from neurodeploy.workflows.train import train
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    output = folder / "tiny.pt"
+    train(tiny_recipe(folder), output, progress=False)
+    return output
+
+
+@pytest.fixture(scope="session")
+def deployment_file(trained_model, tmp_path_factory) -> Path:
+    from neurodeploy.workflows.map import map_model
+
+    output = tmp_path_factory.mktemp("deployment") / "tiny.npz"
+    map_model(trained_model, "bss2", output)
+    return output
