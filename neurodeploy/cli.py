@@ -88,12 +88,12 @@ def _map_report_text(r: dict) -> str:
     lines = [f"target {r['target']}: circuits {r['circuits_used']}/{r['circuits_available']}, "
              f"synapse rows {r['rows_used']}/{r['rows_available']}, synapses {r['synapses_used']}/{r['synapses_available']}, "
              f"labels per driver <= {r['max_labels_per_driver']}, events per spike <= {r['max_events_per_spike']}",
-             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'scale':>10}{'clipped':>9}"
+             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'scale(med)':>11}{'clipped':>9}"
              f"{'rate float':>12}{'rate quant':>12}"]
     for layer in r["layers"]:
         rate = lambda v: "-" if v is None else f"{v:.1f} Hz"  # noqa: E731
         lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
-                     f"{layer['circuits_per_neuron']:>7}{layer['scale']:>10.4f}{_percent(layer['clipped_fraction']):>9}"
+                     f"{layer['circuits_per_neuron']:>7}{layer['scale']:>11.4f}{_percent(layer['clipped_fraction']):>9}"
                      f"{rate(layer['rate_float_hz']):>12}{rate(layer['rate_quantised_hz']):>12}")
     lines += [f"warning: {w}" for w in r["warnings"]]
     if "output" in r:
@@ -108,8 +108,11 @@ def _map_report_text(r: dict) -> str:
 @click.option("--check", is_flag=True, help="Only check the design rules; report all violations; write nothing.")
 @click.option("--clip-quantile", default=1.0, show_default=True, type=float,
               help="Quantile of |w| that maps to the largest weight (1.0: no clipping).")
+@click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
+              show_default=True, help="One quantisation scale per target neuron, or one per layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float, as_json: bool) -> None:
+def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float,
+                weight_scale: str, as_json: bool) -> None:
     """Map a model onto a target: quantise, place, route; print the report.
 
     Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
@@ -124,7 +127,7 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
     try:
-        result = map_model(model, target, output, clip_quantile)
+        result = map_model(model, target, output, clip_quantile, weight_scale)
     except DoesNotFitError as error:
         if as_json:
             click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))

@@ -1,7 +1,5 @@
 """Mapping onto BSS-2: design rules, quantisation, placement, routing, the deployment file."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -103,13 +101,24 @@ def test_routing_respects_driver_and_label_rules(deployment_file):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 6), st.floats(0.01, 10.0), st.floats(0.9, 1.0))
-def test_quantisation_error_is_bounded(rows, cols, magnitude, quantile):
+@given(st.integers(1, 6), st.integers(1, 6), st.floats(0.01, 10.0), st.floats(0.9, 1.0),
+       st.sampled_from(["per-neuron", "per-projection"]))
+def test_quantisation_error_is_bounded(rows, cols, magnitude, quantile, mode):
     w = torch.randn(rows, cols, generator=torch.Generator().manual_seed(rows * 7 + cols)) * magnitude
-    q = quantise_layer({"p": w}, 63, quantile)
-    assert q.weights["p"].abs().max() <= 63
-    inside = w.abs() <= 63 * q.scale
+    q = quantise_layer({"p": w}, 63, quantile, mode)
+    assert q.weights["p"].abs().max() <= 63 and q.scale.shape == (rows,)
+    step = q.scale[:, None].expand_as(w)
+    inside = w.abs() <= 63 * step
     error = (q.dequantised()["p"] - w).abs()
-    assert torch.all(error[inside] <= q.scale / 2 + 1e-6)
+    assert torch.all(error[inside] <= step[inside] / 2 + 1e-6)
+    if mode == "per-projection":
+        assert torch.all(q.scale == q.scale[0])
     if quantile == 1.0:
-        assert q.clipped_fraction == 0 and math.isclose(float(w.abs().max()), 63 * q.scale, rel_tol=1e-5)
+        largest = w.abs().amax(dim=1) if mode == "per-neuron" else w.abs().max().expand(rows)
+        assert q.clipped_fraction == 0 and torch.allclose(largest, 63 * q.scale, rtol=1e-5)
+
+
+def test_per_neuron_scale_shares_across_a_layers_projections():
+    a, b = torch.tensor([[1.0], [0.1]]), torch.tensor([[0.5], [2.0]])
+    q = quantise_layer({"a": a, "b": b}, 63)
+    assert torch.allclose(q.scale, torch.tensor([1.0, 2.0]) / 63)

@@ -15,12 +15,12 @@ CADC_PER_UNIT = 70.0  # targets/bss2.yaml default potentials: threshold 150 - le
 
 
 def _dequantised(dep):
-    report = {layer["name"]: layer for layer in dep.meta["report"]["layers"]}
     out = {}
     for key, q in dep.arrays.items():
         if key.startswith("quantised_weight:"):
             name = key.split(":", 1)[1]
-            out[name] = torch.as_tensor(q.astype(np.float32)) * report[name.split("->")[1]]["scale"]
+            scale = torch.as_tensor(dep[f"weight_scale:{name.split('->')[1]}"])
+            out[name] = torch.as_tensor(q.astype(np.float32)) * scale[:, None]
     return out
 
 

@@ -154,13 +154,16 @@ def use_fused(x: torch.Tensor, p: LIFParameters) -> bool:
 
 
 class _FusedLIF(torch.autograd.Function):
-    """Autograd wrapper of the two ops; ``lateral`` may be ``None``."""
+    """Autograd wrapper of the two ops; ``lateral`` may be ``None``.
+
+    Forward saves ``x``, the spikes and a checkpoint of the state every 32 steps; backward
+    recomputes each 32-step segment from its checkpoint (no full per-step trace is stored).
+    """
 
     @staticmethod
     def forward(ctx, x, lateral, coeffs, steepness, detach_reset):  # type: ignore[override]
-        ops = _build["ops"]
-        z, v, v_pre, refractory = ops.lif_forward(x, *coeffs, lateral, True)
-        ctx.save_for_backward(v_pre, refractory, lateral)
+        z, v, checkpoint = _build["ops"].lif_forward(x, *coeffs, lateral, True)
+        ctx.save_for_backward(x, z, checkpoint, lateral)
         ctx.coeffs, ctx.steepness, ctx.detach_reset = coeffs, steepness, detach_reset
         ctx.set_materialize_grads(False)  # a missing output gradient is a null pointer, not zeros
         return z, v
@@ -168,12 +171,11 @@ class _FusedLIF(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_z, grad_v):  # type: ignore[override]
-        v_pre, refractory, lateral = ctx.saved_tensors
-        alpha, beta, _v_leak, v_th, v_reset, _n_ref = ctx.coeffs
+        x, z, checkpoint, lateral = ctx.saved_tensors
         contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
         grad_x, grad_lateral = _build["ops"].lif_backward(
-            contiguous(grad_z), contiguous(grad_v), v_pre, refractory, alpha, beta, v_th, v_reset,
-            lateral, ctx.steepness, ctx.detach_reset, ctx.needs_input_grad[1])
+            contiguous(grad_z), contiguous(grad_v), x, z, checkpoint, *ctx.coeffs, lateral,
+            ctx.steepness, ctx.detach_reset, ctx.needs_input_grad[1])
         return (grad_x if ctx.needs_input_grad[0] else None,
                 grad_lateral if ctx.needs_input_grad[1] else None, None, None, None)
 
@@ -203,7 +205,7 @@ def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or (lat is not None and lat.requires_grad))
     if not needs_grad:  # inference (the mock, evaluation): keep nothing for backward
-        z, v, _, _ = ops.lif_forward(x, *coeffs, lat, False)
+        z, v, _ = ops.lif_forward(x, *coeffs, lat, False)
         return z, v
     return _FusedLIF.apply(x, lat, coeffs, float(surrogate_steepness), bool(detach_reset))
 

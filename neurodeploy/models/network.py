@@ -60,17 +60,18 @@ class SpikingNetwork(nn.Module):
     def effective_weights(self) -> dict[str, torch.Tensor]:
         r"""The weights forward uses: the parameters, fake-quantised when ``quantise_levels`` is set.
 
-        Quantisation shares one scale per target layer, :math:`s = \max |W| / q_{max}` over all its
-        incoming projections, as the BSS-2 mapping does (the chip sets the gain per neuron).
+        Each target neuron has its own scale, :math:`s_n = \max_j |W_{nj}| / q_{max}` over all its
+        incoming weights, as the BSS-2 mapping's default ``per-neuron`` scale does.
         """
         weights = dict(zip(self.projection_names, self.weights))
         if self.quantise_levels is None:
             return weights
         for pop in self.graph.populations[1:]:
             names = [p.name for p in self.graph.incoming(pop.name)]
-            scale = torch.stack([weights[n].detach().abs().max() for n in names]).max() / self.quantise_levels
+            largest = torch.cat([weights[n].detach().abs() for n in names], dim=1).amax(dim=1, keepdim=True)
+            scale = (largest / self.quantise_levels).clamp_min(1e-12)
             for n in names:
-                weights[n] = fake_quantise(weights[n], scale.clamp_min(1e-12), self.quantise_levels)
+                weights[n] = fake_quantise(weights[n], scale, self.quantise_levels)
         return weights
 
     def forward(self, input_spikes: torch.Tensor,

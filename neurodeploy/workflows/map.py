@@ -29,12 +29,13 @@ def check_model(model_path: str | Path, target: str = "bss2") -> dict:
 
 
 def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str | Path] = None,
-              clip_quantile: float = 1.0) -> dict:
+              clip_quantile: float = 1.0, weight_scale: str = "per-neuron") -> dict:
     """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``."""
     if not 0 < clip_quantile <= 1:
         raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
     model, spec = load_model(model_path), load_target(target)
-    deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile)
+    deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile,
+                                                            weight_scale=weight_scale)
     if violations:
         raise DoesNotFitError(spec.name, violations)
     if output is not None:

@@ -60,14 +60,15 @@ def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantise
         layer = layers[layer_index]
         circuits = placement.circuits_of(neuron)
         enabled[circuits] = True
-        gain = quantised[layer.name].scale * layer.hw.cadc_per_model_unit
+        scale = quantised[layer.name].scale[neuron - placement.layer_start[layer.name]]
+        gain = float(scale) * layer.hw.cadc_per_model_unit
         for name in settings:
             value = gain if name == "synaptic_gain_cadc_per_lsb" else getattr(layer.hw, name)
             settings[name][circuits] = value
     return {**{f"circuit_{k}": v for k, v in settings.items()}, "circuit_enabled": enabled}
 
 
-def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0,
+def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
                 circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES
                 ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
@@ -82,7 +83,8 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     if violations:
         return None, {"warnings": warnings}, violations
     quantised = {layer.name: quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
-                                             for pre, _ in layer.inputs}, spec.weight_max, clip_quantile)
+                                             for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
+                                            weight_scale)
                  for layer in layers}
     routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
     if violations:
@@ -98,6 +100,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         **_circuit_settings(layers, placement, quantised, spec),
         **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
         **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
+        **{f"weight_scale:{name}": q.scale.numpy() for name, q in quantised.items()},
     }
     meta = {
         "target": spec.name, "speedup": spec.speedup, "clock_period_s": spec["time"]["clock_period_s"],
@@ -107,6 +110,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         "readout_layer": layers[-1].name, "readout_neurons": [placement.layer_start[layers[-1].name],
                                                               layers[-1].size],
         "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
+        "weight_scale": weight_scale, "clip_quantile": clip_quantile,
         "report": report,
     }
     return Deployment(meta=meta, arrays=arrays), report, []
@@ -124,7 +128,8 @@ def _report(model, layers, placement, quantised, routing: Routing, rates, spec: 
         layer_rows.append({
             "name": layer.name, "kind": layer.kind, "neurons": layer.size, "fan_in": layer.fan_in,
             "circuits_per_neuron": layer.circuits_per_neuron, "circuits": layer.circuits,
-            "scale": q.scale, "clipped_fraction": q.clipped_fraction,
+            "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
+            "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
             "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent)})
     hemispheres = spec["geometry"]["hemispheres"]
     per_bus = spec["geometry"]["drivers_per_bus"]

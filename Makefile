@@ -1,0 +1,43 @@
+# neurodeploy — set up a fresh machine and run the main job (`make demo`) or the tests (`make test`).
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of torch; override for another build, e.g. `make demo TORCH_SPEC=torch==2.13.0+cu126`.
+TORCH_SPEC ?= torch==2.13.0
+OUT ?= out
+BIN := $(VENV)/bin
+ND := $(BIN)/neurodeploy
+
+.PHONY: setup demo test test-fast clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(ND) train models/yinyang.yaml -o $(OUT)/yinyang.pt
+	$(ND) map $(OUT)/yinyang.pt --target bss2 -o $(OUT)/yinyang.npz
+	$(ND) evaluate $(OUT)/yinyang.pt --json > $(OUT)/yinyang.software.json
+	$(ND) run $(OUT)/yinyang.npz --backend mock:ideal --json > $(OUT)/yinyang.mock.json
+	$(ND) train models/digits.yaml -o $(OUT)/digits.pt
+	$(ND) map $(OUT)/digits.pt --target bss2 -o $(OUT)/digits.npz
+	$(ND) evaluate $(OUT)/digits.pt --json > $(OUT)/digits.software.json
+	$(ND) run $(OUT)/digits.npz --backend mock:ideal --json > $(OUT)/digits.mock.json
+	$(BIN)/python scripts/accuracy_table.py $(OUT)
+
+# All tests, the slow end-to-end accuracy checks included (this is what CI runs).
+test: setup
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+# The fast tests only (a few minutes).
+test-fast: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(OUT) .pytest_cache
