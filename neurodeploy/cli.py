@@ -20,15 +20,19 @@ def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
     click.echo(json.dumps(result, default=str) if as_json else human(result))
 
 
+def _fail(error: NeurodeployError) -> None:
+    """One line on stderr, exit code 2; the traceback only with ``--debug``."""
+    if click.get_current_context().find_root().obj.get("debug"):
+        raise error
+    click.echo(f"error: {error.one_line()}", err=True)
+    sys.exit(2)
+
+
 def _guarded(function: Callable[[], Any]) -> Any:
-    ctx = click.get_current_context()
     try:
         return function()
     except NeurodeployError as error:
-        if ctx.find_root().obj.get("debug"):
-            raise
-        click.echo(f"error: {error.one_line()}", err=True)
-        sys.exit(2)
+        _fail(error)
 
 
 def _percent(x: float) -> str:
@@ -128,12 +132,10 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
         sys.exit(0 if result["fits"] else 2)
     try:
         result = map_model(model, target, output, clip_quantile, weight_scale)
-    except DoesNotFitError as error:
-        if as_json:
-            click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
-        return _guarded(lambda: (_ for _ in ()).throw(error))
     except NeurodeployError as error:
-        return _guarded(lambda: (_ for _ in ()).throw(error))
+        if as_json and isinstance(error, DoesNotFitError):
+            click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
+        return _fail(error)
     _emit(result, as_json, _map_report_text)
     if output is None and not as_json:
         click.echo("note: no -o given, nothing was written", err=True)
