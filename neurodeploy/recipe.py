@@ -27,7 +27,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
     "surrogate_steepness": 10.0, "detach_reset": True, "loss": "max_over_time",
     "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
-    "quantisation_aware_epochs": 0, "weight_levels": 63,
+    "quantisation_aware_epochs": 0, "weight_levels": 63, "select_on_validation": True,
 }
 LOSSES = ("max_over_time", "mean_over_time")
 
@@ -77,7 +77,9 @@ def _training(data: Mapping[str, Any]) -> dict:
     if not 0 < float(out["lr_final_fraction"]) <= 1:
         raise RecipeError("training.lr_final_fraction must lie in (0, 1]", "e.g. 0.05")
     out["seed"] = int(out["seed"])
-    out["detach_reset"] = bool(out["detach_reset"])
+    for key in ("detach_reset", "select_on_validation"):
+        if not isinstance(out[key], bool):
+            raise RecipeError(f"training.{key} = {out[key]!r} is not true or false", "write true or false")
     return out
 
 

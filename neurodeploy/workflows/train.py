@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.datasets import load_split
+from ..data.datasets import SPLITS, load_split
 from ..modelfile import ModelFile, save_model
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe, load_recipe
@@ -29,9 +29,43 @@ def initial_weights(recipe: Recipe, generator: torch.Generator) -> dict[str, tor
     return weights
 
 
+def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor, settings: dict,
+                 optimiser: torch.optim.Optimizer, schedule, generator: torch.Generator) -> dict:
+    """One pass over the training set in shuffled mini-batches."""
+    order = torch.randperm(len(labels), generator=generator)
+    losses, correct = [], 0
+    for start in range(0, len(order), settings["batch_size"]):
+        idx = order[start:start + settings["batch_size"]]
+        out = net(spikes[:, idx])
+        scores = decode(out.readout_v, settings["loss"])
+        loss = torch.nn.functional.cross_entropy(settings["readout_scale"] * scores, labels[idx])
+        if settings["rate_weight"] > 0:
+            rates = torch.stack([z.mean() for name, z in out.spikes.items() if name != net.graph.input.name])
+            loss = loss + settings["rate_weight"] * ((rates - settings["rate_target"]) ** 2).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        correct += int((scores.argmax(1) == labels[idx]).sum())
+    return {"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)}
+
+
+def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, quantised_levels=None) -> float:
+    net.quantise_levels = quantised_levels
+    try:
+        return accuracy(batched_scores(lambda s: net(s).readout_v, spikes), labels)
+    finally:
+        net.quantise_levels = None
+
+
 def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] = None,
           seed: Optional[int] = None, progress: bool = True) -> dict:
-    """Train the recipe's network and write the model file; returns its metrics."""
+    """Train the recipe's network and write the model file; returns its metrics.
+
+    Where the dataset has a validation split (Yin-Yang), the weights of the epoch with the best
+    validation accuracy are kept (``training.select_on_validation``); the test set is only scored.
+    """
     recipe = load_recipe(recipe_path)
     settings = dict(recipe.training)
     if epochs is not None:
@@ -41,11 +75,11 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
     generator = torch.Generator().manual_seed(settings["seed"])
     torch.manual_seed(settings["seed"])
 
-    x_train, y_train = load_split(recipe.dataset, "train")
-    x_test, y_test = load_split(recipe.dataset, "test")
-    train_spikes = encode_dataset(x_train, recipe.encoding, recipe.dt_s)
-    test_spikes = encode_dataset(x_test, recipe.encoding, recipe.dt_s)
+    encoded = {split: (encode_dataset(x, recipe.encoding, recipe.dt_s), y)
+               for split in SPLITS[recipe.dataset] for x, y in [load_split(recipe.dataset, split)]}
+    train_spikes, y_train = encoded["train"]
     labels = torch.as_tensor(y_train)
+    validate = settings["select_on_validation"] and "validation" in encoded
 
     net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
                          detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator))
@@ -55,44 +89,37 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
         optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
 
     started = time.perf_counter()
-    history = []
-    bar = tqdm(range(settings["epochs"]), desc=f"train {recipe.name}", unit="epoch", disable=not progress)
+    history, best = [], (-1.0, -1, None)
     qat_from = settings["epochs"] - settings["quantisation_aware_epochs"]
+    bar = tqdm(range(settings["epochs"]), desc=f"train {recipe.name}", unit="epoch", disable=not progress)
     for epoch in bar:
         # The last epochs see the weights the chip will hold (straight-through fake quantisation).
-        net.quantise_levels = settings["weight_levels"] if epoch >= qat_from else None
-        order = torch.randperm(len(labels), generator=generator)
-        losses, correct = [], 0
-        for start in range(0, len(order), settings["batch_size"]):
-            idx = order[start:start + settings["batch_size"]]
-            out = net(train_spikes[:, idx])
-            scores = decode(out.readout_v, settings["loss"])
-            loss = torch.nn.functional.cross_entropy(settings["readout_scale"] * scores, labels[idx])
-            if settings["rate_weight"] > 0:
-                rates = torch.stack([z.mean() for name, z in out.spikes.items() if name != recipe.graph.input.name])
-                loss = loss + settings["rate_weight"] * ((rates - settings["rate_target"]) ** 2).sum()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(loss.item())
-            correct += int((scores.argmax(1) == labels[idx]).sum())
-        history.append({"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_accuracy']:.3f}")
+        quantise = epoch >= qat_from
+        net.quantise_levels = settings["weight_levels"] if quantise else None
+        history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator))
+        if validate:
+            levels = settings["weight_levels"] if quantise else None
+            history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], levels)
+            if history[-1]["validation_accuracy"] >= best[0]:
+                best = (history[-1]["validation_accuracy"], epoch, net.weight_dict())
+        bar.set_postfix({k[:9]: f"{v:.3f}" for k, v in history[-1].items()})
     seconds = time.perf_counter() - started
     net.quantise_levels = None  # the model file keeps float weights; `map` quantises them
+    if validate:
+        net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
+                             detach_reset=settings["detach_reset"], weights=best[2])
 
-    test_accuracy = accuracy(batched_scores(lambda s: net(s).readout_v, test_spikes), y_test)
-    net.quantise_levels = settings["weight_levels"]
-    quantised_accuracy = accuracy(batched_scores(lambda s: net(s).readout_v, test_spikes), y_test)
-    net.quantise_levels = None
-    metrics = {"test_accuracy": test_accuracy, "test_accuracy_quantised": quantised_accuracy, "train_accuracy": history[-1]["train_accuracy"],
-               "final_loss": history[-1]["loss"], "epochs": settings["epochs"],
+    test_spikes, y_test = encoded["test"]
+    metrics = {"test_accuracy": _score(net, test_spikes, y_test),
+               "test_accuracy_quantised": _score(net, test_spikes, y_test, settings["weight_levels"]),
+               "train_accuracy": history[-1]["train_accuracy"], "final_loss": history[-1]["loss"],
+               "epochs": settings["epochs"], "selected_epoch": best[1] + 1 if validate else settings["epochs"],
+               "validation_accuracy": best[0] if validate else None,
                "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
                "n_test": int(len(y_test))}
     model = ModelFile(graph=recipe.graph, weights=net.weight_dict(), dt_s=recipe.dt_s, encoding=recipe.encoding,
                       dataset=recipe.dataset, seed=settings["seed"], training=settings, metrics=metrics,
                       provenance={"recipe": recipe.name, "recipe_file": Path(recipe_path).name,
-                                  "loss_history": [h["loss"] for h in history]})
+                                  "history": history})
     save_model(model, output)
     return metrics

@@ -37,7 +37,7 @@ def _rates(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     """Mean firing rate (Hz, model time) of each spiking layer with float and quantised weights."""
     if samples <= 0:
         return {}
-    x, _ = load_split(model.dataset, "test")
+    x, _ = load_split(model.dataset, "train")  # a diagnostic: never look at the test set here
     spikes = encode_dataset(x[:samples], model.encoding, model.dt_s)
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
