@@ -122,3 +122,13 @@ def test_per_neuron_scale_shares_across_a_layers_projections():
     a, b = torch.tensor([[1.0], [0.1]]), torch.tensor([[0.5], [2.0]])
     q = quantise_layer({"a": a, "b": b}, 63)
     assert torch.allclose(q.scale, torch.tensor([1.0, 2.0]) / 63)
+
+
+def test_time_step_rule():
+    from neurodeploy.targets.bss2.rules import check_time_grid
+
+    warnings = []
+    assert check_time_grid(1e-3, SPEC, warnings) == [] and warnings == []
+    assert check_time_grid(0.5e-3, SPEC, warnings) == [] and "62.50 clock cycles" in warnings[0]
+    (violation,) = check_time_grid(4e-6, SPEC, [])  # 4 ns on the chip: finer than its 8 ns clock
+    assert violation.rule_id == "BSS2-DT"
