@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..deployment import Deployment
+from ..models.network import decode
 
 
 class Observations(NamedTuple):
@@ -33,8 +34,8 @@ class Backend(Protocol):
 
 
 def readout_scores(deployment: Deployment, obs: Observations) -> torch.Tensor:
-    """Max over time of each readout neuron's membrane above its rest → class scores ``[B, classes]``."""
+    """Each readout neuron's membrane above its rest, decoded as trained (max or mean over time)."""
     first, count = deployment.meta["readout_neurons"]
     columns = [int(np.flatnonzero(obs.recorded == n)[0]) for n in range(first, first + count)]
     v = obs.membrane[..., columns] - obs.baseline[columns]
-    return v.amax(dim=0)
+    return decode(v, deployment.meta["training"].get("loss") or "max_over_time")

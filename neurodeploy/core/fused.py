@@ -19,6 +19,7 @@ The extension is compiled just in time by ``torch.utils.cpp_extension.load`` and
 from __future__ import annotations
 
 import os
+import platform
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -62,6 +63,23 @@ def set_kernel_mode(mode: Optional[str]) -> None:
     _mode_override = mode
 
 
+def _isa_flags() -> list[str]:
+    """``-mavx2 -mfma`` where this x86-64 CPU has both, else nothing.
+
+    Measured here: forward 1.4x and backward 1.2x faster than the SSE2 baseline (AVX-512 was no
+    better). ``-ffp-contract=off`` keeps FMA out of the arithmetic, so results do not change.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
+
+
 def _source_dir() -> Path:
     for d in _SOURCE_DIRS:
         if (d / "lif_cpu.cpp").is_file():
@@ -75,12 +93,16 @@ def _compile() -> tuple[Any, bool]:
 
     src = _source_dir()
     sources = [str(src / "lif_cpu.cpp")]
-    cflags = list(_CFLAGS)
+    isa = _isa_flags()
+    cflags = _CFLAGS + isa
+    # The name keys the build cache: an AVX2 build must never be loaded on a CPU without AVX2.
+    name = _EXTENSION_NAME + ("_avx2" if isa else "")
     with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
     if with_cuda:  # untested here: no machine of this project has a GPU
         sources.append(str(src / "lif_cuda.cu"))
         cflags.append("-DNEURODEPLOY_WITH_CUDA")
-    cpp_extension.load(name=_EXTENSION_NAME + ("_cuda" if with_cuda else ""), sources=sources,
+        name += "_cuda"
+    cpp_extension.load(name=name, sources=sources,
                        extra_cflags=cflags, extra_ldflags=["-fopenmp"],
                        extra_cuda_cflags=["-O3", "-DNEURODEPLOY_WITH_CUDA"],
                        extra_include_paths=[str(src)], with_cuda=with_cuda,
@@ -102,11 +124,12 @@ def _extension() -> Any:
 def kernel_status() -> dict[str, Any]:
     """Which LIF path runs and why: ``path`` is ``"fused-cpu"``, ``"twin"`` or ``"error"``.
 
-    Builds the extension if that has not been tried yet (seconds when cached, about a minute
-    the first time). Never raises for a failed build; the failure is in ``build_error``.
+    Builds the extension if that has not been tried yet (about 0.1 s when cached, 10-20 s the
+    first time on a 2-core machine). Never raises for a failed build; see ``build_error``.
     """
     mode = kernel_mode()
-    status: dict[str, Any] = {"mode": mode, "build_error": None, "cuda": False}
+    status: dict[str, Any] = {"mode": mode, "build_error": None, "cuda": False,
+                              "isa": "avx2" if _isa_flags() else "baseline"}
     if mode == "twin":
         return {**status, "path": "twin", "reason": "forced by NEURODEPLOY_KERNEL=twin"}
     ops = _extension()
@@ -156,14 +179,15 @@ def use_fused(x: torch.Tensor, p: LIFParameters) -> bool:
 class _FusedLIF(torch.autograd.Function):
     """Autograd wrapper of the two ops; ``lateral`` may be ``None``.
 
-    Forward saves ``x``, the spikes and a checkpoint of the state every 32 steps; backward
-    recomputes each 32-step segment from its checkpoint (no full per-step trace is stored).
+    Forward saves ``x``, the spikes and, without feedback, a checkpoint of the state every 32
+    steps (backward recomputes each 32-step segment from it); with feedback, the membrane
+    before reset of every step (and the refractory flags if any neuron has a refractory period).
     """
 
     @staticmethod
     def forward(ctx, x, lateral, coeffs, steepness, detach_reset):  # type: ignore[override]
-        z, v, checkpoint = _build["ops"].lif_forward(x, *coeffs, lateral, True)
-        ctx.save_for_backward(x, z, checkpoint, lateral)
+        z, v, state, refractory = _build["ops"].lif_forward(x, *coeffs, lateral, True)
+        ctx.save_for_backward(x, z, state, refractory, lateral)
         ctx.coeffs, ctx.steepness, ctx.detach_reset = coeffs, steepness, detach_reset
         ctx.set_materialize_grads(False)  # a missing output gradient is a null pointer, not zeros
         return z, v
@@ -171,10 +195,10 @@ class _FusedLIF(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_z, grad_v):  # type: ignore[override]
-        x, z, checkpoint, lateral = ctx.saved_tensors
+        x, z, state, refractory, lateral = ctx.saved_tensors
         contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
         grad_x, grad_lateral = _build["ops"].lif_backward(
-            contiguous(grad_z), contiguous(grad_v), x, z, checkpoint, *ctx.coeffs, lateral,
+            contiguous(grad_z), contiguous(grad_v), x, z, state, refractory, *ctx.coeffs, lateral,
             ctx.steepness, ctx.detach_reset, ctx.needs_input_grad[1])
         return (grad_x if ctx.needs_input_grad[0] else None,
                 grad_lateral if ctx.needs_input_grad[1] else None, None, None, None)
@@ -199,13 +223,14 @@ def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
         raise ValueError(f"x must be [T, B, N], got shape {tuple(x.shape)}")
     with torch.no_grad():  # parameters are constants of the kernel
         c = lif_coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
-        coeffs = tuple(t.contiguous() for t in c)
+        n = x.shape[-1]  # a one-element parameter broadcasts in the twin: expand it here
+        coeffs = tuple((t.expand(n) if t.numel() == 1 else t).contiguous() for t in c)
     x = x.contiguous()
     lat = None if lateral is None else lateral.contiguous()
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or (lat is not None and lat.requires_grad))
     if not needs_grad:  # inference (the mock, evaluation): keep nothing for backward
-        z, v, _ = ops.lif_forward(x, *coeffs, lat, False)
+        z, v, _, _ = ops.lif_forward(x, *coeffs, lat, False)
         return z, v
     return _FusedLIF.apply(x, lat, coeffs, float(surrogate_steepness), bool(detach_reset))
 

@@ -20,6 +20,6 @@ def evaluate(model_path: str | Path, data: Optional[str] = None) -> dict:
     x, y = load_data(model.dataset, data)
     spikes = encode_dataset(x, model.encoding, model.dt_s)
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
-    scores = batched_scores(lambda s: net(s).readout_v, spikes)
+    scores = batched_scores(lambda s: net(s).readout_v, spikes, model.training.get("loss", "max_over_time"))
     return {"accuracy": accuracy(scores, y), "n_samples": int(len(y)), "backend": "software",
             "model": str(model_path), "dataset": model.dataset, "data": data or "test"}

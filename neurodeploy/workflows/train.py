@@ -1,4 +1,4 @@
-"""``train``: recipe → trained model file (surrogate-gradient BPTT, Adam, cosine learning rate)."""
+"""``train``: recipe → trained model file (surrogate-gradient BPTT, AdamW, cosine learning rate)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,11 @@ def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor
     return {"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)}
 
 
-def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, quantised_levels=None) -> float:
+def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, how: str,
+           quantised_levels: Optional[int] = None) -> float:
     net.quantise_levels = quantised_levels
     try:
-        return accuracy(batched_scores(lambda s: net(s).readout_v, spikes), labels)
+        return accuracy(batched_scores(lambda s: net(s).readout_v, spikes, how), labels)
     finally:
         net.quantise_levels = None
 
@@ -83,7 +84,8 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
 
     net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
                          detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator))
-    optimiser = torch.optim.Adam(net.parameters(), lr=settings["learning_rate"])
+    optimiser = torch.optim.AdamW(net.parameters(), lr=settings["learning_rate"],
+                                  weight_decay=float(settings["weight_decay"]))
     total_steps = settings["epochs"] * math.ceil(len(labels) / settings["batch_size"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
@@ -99,7 +101,7 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
         history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator))
         if validate:
             levels = settings["weight_levels"] if quantise else None
-            history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], levels)
+            history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], settings["loss"], levels)
             if history[-1]["validation_accuracy"] >= best[0]:
                 best = (history[-1]["validation_accuracy"], epoch, net.weight_dict())
         bar.set_postfix({k[:9]: f"{v:.3f}" for k, v in history[-1].items()})
@@ -110,8 +112,9 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
                              detach_reset=settings["detach_reset"], weights=best[2])
 
     test_spikes, y_test = encoded["test"]
-    metrics = {"test_accuracy": _score(net, test_spikes, y_test),
-               "test_accuracy_quantised": _score(net, test_spikes, y_test, settings["weight_levels"]),
+    metrics = {"test_accuracy": _score(net, test_spikes, y_test, settings["loss"]),
+               "test_accuracy_quantised": _score(net, test_spikes, y_test, settings["loss"],
+                                                 settings["weight_levels"]),
                "train_accuracy": history[-1]["train_accuracy"], "final_loss": history[-1]["loss"],
                "epochs": settings["epochs"], "selected_epoch": best[1] + 1 if validate else settings["epochs"],
                "validation_accuracy": best[0] if validate else None,
