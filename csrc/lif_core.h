@@ -61,30 +61,35 @@ ND_INLINE T spike_of(T v_pre, T v_th) {
 }
 
 // Advances `s` by one step; returns z_k and the two facts backward needs (v_pre, refractory).
-template <typename T>
+// kRefractory = false: the caller knows that no neuron has a refractory period (n_ref = 0, so
+// the counter stays 0): the same result without the counter arithmetic.
+template <typename T, bool kRefractory = true>
 ND_INLINE T lif_forward_step(T x, NeuronState<T>& s, const NeuronCoeffs<T>& c, T& v_pre,
                              bool& refractory) {
   s.i_syn = c.alpha * s.i_syn + x;
   const T v_free = c.v_leak + c.beta * (s.v - c.v_leak) + (T(1) - c.beta) * s.i_syn;
-  refractory = s.refractory_steps > 0;
+  refractory = kRefractory && s.refractory_steps > 0;
   v_pre = refractory ? c.v_reset : v_free;
   const T z = spike_of(v_pre, c.v_th);
   s.v = v_pre - z * (v_pre - c.v_reset);
-  s.refractory_steps =
-      z > T(0) ? c.n_ref : (s.refractory_steps > 0 ? s.refractory_steps - 1 : 0);
+  if (kRefractory)
+    s.refractory_steps =
+        z > T(0) ? c.n_ref : (s.refractory_steps > 0 ? s.refractory_steps - 1 : 0);
   return z;
 }
 
 // One reverse step; `grad_z` must already include the lateral term (L^T gI_{k+1})_n.
+// `reset_gate` is 1 when the reset passes gradient to z, 0 when it is detached (a factor, not a
+// branch, so that the CPU loop vectorises; 0 * finite = 0 leaves grad_z exact).
 // Returns gI_k = dL/dx_k and updates the carried adjoints in `a`.
 template <typename T>
 ND_INLINE T lif_backward_step(T grad_z, T grad_v, T v_pre, bool refractory,
-                              const NeuronCoeffs<T>& c, T steepness, bool detach_reset,
+                              const NeuronCoeffs<T>& c, T steepness, T reset_gate,
                               NeuronAdjoint<T>& a) {
   const T z = spike_of(v_pre, c.v_th);
   const T gv = grad_v + a.v;
   // Reset v = p - z (p - v_reset) also feeds z's gradient unless the reset is detached.
-  const T gz = detach_reset ? grad_z : grad_z - gv * (v_pre - c.v_reset);
+  const T gz = grad_z - reset_gate * (gv * (v_pre - c.v_reset));
   const T u = v_pre - c.v_th;
   const T d = steepness * (u < T(0) ? -u : u) + T(1);
   const T g_pre = gv * (T(1) - z) + gz / (d * d);
@@ -94,6 +99,23 @@ ND_INLINE T lif_backward_step(T grad_z, T grad_v, T v_pre, bool refractory,
   a.i_syn = c.alpha * g_i;
   a.v = c.beta * g_free;
   return g_i;
+}
+
+// Checkpoint interval (without feedback): forward keeps the state (i_syn, v, refractory steps)
+// before every kSegment-th step; backward recomputes one segment at a time from its checkpoint
+// into a buffer small enough for L1 (CPU: 32 steps x 128 neurons) or for the thread's local
+// memory (CUDA), instead of forward writing and backward reading a full [T, B, N] trace. With
+// feedback a recompute would redo the feedback too (it cost more than storing here), so forward
+// stores v_pre and the refractory flags of every step instead.
+constexpr int64_t kSegment = 32;
+
+ND_INLINE int64_t num_segments(int64_t steps) { return (steps + kSegment - 1) / kSegment; }
+
+// Offset of (checkpoint before step t0, quantity q in {0: i_syn, 1: v, 2: refractory steps},
+// row b) in the checkpoint array; t0 is a positive multiple of kSegment.
+ND_INLINE int64_t checkpoint_offset(int64_t t0, int q, int64_t b, int64_t batch,
+                                    int64_t neurons) {
+  return ((t0 / kSegment - 1) * 3 + q) * batch * neurons + b * neurons;
 }
 
 // Raw-pointer arguments shared by both launchers (no PyTorch types, so nvcc needs no torch
@@ -106,20 +128,23 @@ struct ForwardArgs {
   const T *alpha, *beta, *v_leak, *v_th, *v_reset;
   const int32_t* n_ref;
   const T* lateral_t;
+  bool any_refractory;  // some n_ref > 0 (if not, the CPU launcher compiles the counter out)
   T* z;
   T* v;
-  T* v_pre;             // null: inference, nothing kept for backward
-  uint8_t* refractory;  // null: no neuron has a refractory period (or inference)
+  // Training without feedback: [num_segments(T) - 1, 3, B, N], i_syn, v and refractory steps
+  // (as T) before the steps kSegment, 2 kSegment, ... (see checkpoint_offset); else null.
+  T* checkpoint;
+  // Training with feedback: v_pre [T, B, N], and the refractory flags [T, B, N] when some
+  // neuron has a refractory period; else null.
+  T* v_pre;
+  uint8_t* refractory;
 };
 
 template <typename T>
 struct BackwardArgs {
-  int64_t steps, batch, neurons;
-  const T* grad_z;  // null: zero
-  const T* grad_v;  // null: zero
-  const T* v_pre;
-  const uint8_t* refractory;  // null: never refractory
-  const T *alpha, *beta, *v_th, *v_reset;
+  ForwardArgs<T> f;  // the forward's inputs, spikes z and saved state (read only)
+  const T* grad_z;   // null: zero
+  const T* grad_v;   // null: zero
   const T* lateral;  // L itself [N, N] (row = target), or null
   T steepness;
   bool detach_reset;

@@ -18,6 +18,7 @@ The extension is compiled just in time by ``torch.utils.cpp_extension.load`` and
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import warnings
@@ -176,6 +177,32 @@ def use_fused(x: torch.Tensor, p: LIFParameters) -> bool:
     return mode == "fused" or fused_supports(x, p)
 
 
+def _coefficients(p: LIFParameters, dt_s: float, n: int, dtype: torch.dtype,
+                  device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The twin's per-neuron coefficients, contiguous ``[N]``; cached for scalar parameters.
+
+    The cache matters: ``torch.exp`` on a few hundred values costs ~1 us on one thread but
+    0.02-0.2 ms with two (it wakes the thread pool), as much as a whole small forward pass.
+    """
+    if all(isinstance(v, (int, float)) for v in p):
+        return _scalar_coefficients(tuple(float(v) for v in p), float(dt_s), n, dtype, device)
+    return _vector_coefficients(p, dt_s, n, dtype, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _scalar_coefficients(p: tuple[float, ...], dt_s: float, n: int, dtype: torch.dtype,
+                         device: torch.device) -> tuple[torch.Tensor, ...]:
+    return _vector_coefficients(LIFParameters(*p), dt_s, n, dtype, device)
+
+
+def _vector_coefficients(p: LIFParameters, dt_s: float, n: int, dtype: torch.dtype,
+                         device: torch.device) -> tuple[torch.Tensor, ...]:
+    with torch.no_grad():  # parameters are constants of the kernel
+        c = lif_coefficients(p, dt_s, n, dtype, device)
+        # a one-element parameter broadcasts in the twin: expand it here
+        return tuple((t.expand(n) if t.numel() == 1 else t).contiguous() for t in c)
+
+
 class _FusedLIF(torch.autograd.Function):
     """Autograd wrapper of the two ops; ``lateral`` may be ``None``.
 
@@ -221,10 +248,7 @@ def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
                          "parameters that do not require grad (use the twin for those)")
     if x.dim() != 3:
         raise ValueError(f"x must be [T, B, N], got shape {tuple(x.shape)}")
-    with torch.no_grad():  # parameters are constants of the kernel
-        c = lif_coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
-        n = x.shape[-1]  # a one-element parameter broadcasts in the twin: expand it here
-        coeffs = tuple((t.expand(n) if t.numel() == 1 else t).contiguous() for t in c)
+    coeffs = _coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
     x = x.contiguous()
     lat = None if lateral is None else lateral.contiguous()
     needs_grad = torch.is_grad_enabled() and (
