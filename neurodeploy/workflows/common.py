@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..data.encoding import encode_dataset  # noqa: F401  (re-exported for workflows)
 from ..models.network import decode
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 
 from ..data.datasets import load_data
 from ..data.encoding import encode_dataset

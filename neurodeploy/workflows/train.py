@@ -12,10 +12,11 @@ import torch
 from tqdm import tqdm
 
 from ..data.datasets import SPLITS, load_split
+from ..data.encoding import encode_dataset
 from ..modelfile import ModelFile, save_model
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe, load_recipe
-from .common import accuracy, batched_scores, encode_dataset
+from .common import accuracy, batched_scores
 
 
 def initial_weights(recipe: Recipe, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -90,7 +90,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     if violations:
         return None, {"warnings": warnings}, violations
     rates = _rates(model, layers, quantised, rate_samples)
-    report = _report(model, layers, placement, quantised, routing, rates, spec, warnings)
+    report = _report(layers, placement, quantised, routing, rates, spec, warnings)
     arrays = {
         "neuron_circuits": placement.neuron_circuits.astype(np.int32),
         "neuron_layer": placement.neuron_layer.astype(np.int32),
@@ -116,7 +116,8 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     return Deployment(meta=meta, arrays=arrays), report, []
 
 
-def _report(model, layers, placement, quantised, routing: Routing, rates, spec: TargetSpec, warnings) -> dict:
+def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, routing: Routing, rates: dict,
+            spec: TargetSpec, warnings: list[str]) -> dict:
     layer_rows = []
     for layer in layers:
         q = quantised[layer.name]
