@@ -21,12 +21,13 @@ POPULATION_KINDS = ("input", "lif", "li")
 class NeuronParameters:
     """Model-unit neuron parameters (potentials in units of ``v_th - v_leak``; times in seconds)."""
 
-    tau_mem_s: float = 10e-3
-    tau_syn_s: float = 5e-3
-    v_leak: float = 0.0
-    v_th: float = 1.0
-    v_reset: float = 0.0
-    t_ref_s: float = 0.0
+    # The functional core's defaults, stated once (core/lif.py).
+    tau_mem_s: float = LIFParameters._field_defaults["tau_mem_s"]
+    tau_syn_s: float = LIFParameters._field_defaults["tau_syn_s"]
+    v_leak: float = LIFParameters._field_defaults["v_leak"]
+    v_th: float = LIFParameters._field_defaults["v_th"]
+    v_reset: float = LIFParameters._field_defaults["v_reset"]
+    t_ref_s: float = LIFParameters._field_defaults["t_ref_s"]
 
     def check(self, where: str, error: type = GraphError) -> None:
         """Raise ``error`` naming the first impossible value."""

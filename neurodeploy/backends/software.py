@@ -17,11 +17,20 @@ class SoftwareBackend:
 
     name = "software"
 
+    def __init__(self) -> None:
+        self._built: tuple[int, SpikingNetwork] | None = None
+
+    def _network(self, deployment: Deployment) -> SpikingNetwork:
+        # Built once per deployment, not once per batch.
+        if self._built is None or self._built[0] != id(deployment):
+            weights = {k: torch.as_tensor(v) for k, v in deployment.float_weights().items()}
+            net = SpikingNetwork(Graph.from_dict(deployment.meta["graph"]), deployment.meta["dt_s"], weights=weights)
+            self._built = (id(deployment), net)
+        return self._built[1]
+
     def run(self, deployment: Deployment, input_times_s: np.ndarray) -> Observations:
         meta = deployment.meta
-        graph = Graph.from_dict(meta["graph"])
-        weights = {k: torch.as_tensor(v) for k, v in deployment.float_weights().items()}
-        net = SpikingNetwork(graph, meta["dt_s"], weights=weights)
+        net = self._network(deployment)
         spikes_in = bin_spike_times(input_times_s, meta["dt_s"], n_steps(meta["encoding"], meta["dt_s"]))
         with torch.no_grad():
             out = net(spikes_in)
@@ -29,5 +38,6 @@ class SoftwareBackend:
                             for name, kind in zip(meta["layers"], meta["layer_kinds"])], dim=-1)
         first, count = meta["readout_neurons"]
         return Observations(spikes=spikes, membrane=out.readout_v, recorded=np.arange(first, first + count),
-                            baseline=torch.zeros(count), time_step_s=meta["dt_s"],
+                            baseline=torch.full((count,), net.graph.readout.neuron.v_leak),
+                            time_step_s=meta["dt_s"],
                             counters={"events_in": int(spikes_in.sum())})
