@@ -7,7 +7,7 @@ interface, so the same code runs against any backend.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Optional, Protocol
 
 import numpy as np
 import torch
@@ -16,19 +16,33 @@ from ..deployment import Deployment
 from ..models.network import decode
 
 
+class Recording(NamedTuple):
+    """What to record in a run. Each batch entry is one run on a chip, so each may have its own MADC neuron."""
+
+    spikes: bool = True
+    membrane: bool = True  # CADC samples of all neurons
+    madc_neuron: Optional[np.ndarray] = None  # [B] logical neuron per run, or None: no MADC
+    madc_source: str = "membrane"  # or "synaptic_input" (the synaptic input line, as calix's tau_syn step)
+
+
 class Observations(NamedTuple):
+    """A backend's readouts; a field not recorded is empty (last axis 0) or None."""
+
     spikes: torch.Tensor  # [T, B, n_neurons] of the deployment's logical neurons, on the backend's step grid
     membrane: torch.Tensor  # [T, B, len(recorded)] membrane samples (model units or CADC LSB)
     recorded: np.ndarray  # logical neuron ids of membrane's last axis
     baseline: torch.Tensor  # [len(recorded)] resting potential of each recorded neuron
     time_step_s: float  # the step of the time axis, in the backend's own (hardware) seconds
     counters: dict  # event counters: delivered, dropped, ...
+    madc: Optional[torch.Tensor] = None  # [T, B] 10-bit MADC samples of Recording.madc_neuron, one per run
+    spike_events: Optional[np.ndarray] = None  # [n, 3] (time_s on the clock grid, batch, neuron)
 
 
 class Backend(Protocol):
     name: str
 
-    def run(self, deployment: Deployment, input_times_s: np.ndarray) -> Observations:
+    def run(self, deployment: Deployment, input_times_s: np.ndarray,
+            record: Optional[Recording] = None) -> Observations:
         """Run one batch: ``input_times_s`` ``[B, channels]`` spike times in model seconds (NaN: none)."""
         ...
 

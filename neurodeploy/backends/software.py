@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -9,7 +11,8 @@ from ..data.encoding import bin_spike_times, n_steps
 from ..deployment import Deployment
 from ..graph import Graph
 from ..models.network import SpikingNetwork
-from .base import Observations
+from ..errors import BackendError
+from .base import Observations, Recording
 
 
 class SoftwareBackend:
@@ -28,8 +31,14 @@ class SoftwareBackend:
             self._built = (id(deployment), net)
         return self._built[1]
 
-    def run(self, deployment: Deployment, input_times_s: np.ndarray) -> Observations:
+    def run(self, deployment: Deployment, input_times_s: np.ndarray,
+            record: Optional[Recording] = None) -> Observations:
         meta = deployment.meta
+        if record is not None and record.madc_neuron is not None:
+            raise BackendError("the software backend has no MADC", "record the MADC on a mock or hardware backend")
+        if "graph" not in meta:
+            raise BackendError("the software backend runs model deployments only, not chip experiments",
+                               "use a mock chip (--backend mock:0) or hardware")
         net = self._network(deployment)
         spikes_in = bin_spike_times(input_times_s, meta["dt_s"], n_steps(meta["encoding"], meta["dt_s"]))
         with torch.no_grad():

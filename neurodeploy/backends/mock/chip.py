@@ -1,17 +1,24 @@
-"""``mock:ideal``: a BSS-2 chip as an ideal one would behave, in hardware units and hardware time.
+"""The BSS-2 emulator behind ``--backend mock:ideal`` and ``--backend mock:CHIP``.
 
 It consumes exactly the configuration a chip gets (integer weights, labels, row modes, routes,
-per-circuit analog settings) and nothing else: connectivity is re-derived from the synapse arrays
+analog settings) and nothing else: connectivity is re-derived from the synapse arrays
 (:mod:`.connectivity`), never read from the model. Time runs 1000× faster (hardware seconds);
 input events are placed on the 8 ns FPGA clock grid and binned to the hardware step; every
-projection adds one step of routing latency; potentials are CADC LSB. Membranes of all neurons are
-sampled every step (an ideal CADC). Fixed-pattern mismatch, noise, ADC quantisation and calibration
-slot in as transformations of :class:`ChipState` (issue 4) without changing this flow.
+projection adds one step of routing latency; potentials are CADC LSB.
+
+- ``mock:ideal`` realises the deployment's *requested* physical settings (``circuit_*``) exactly,
+  samples every membrane every step and drops nothing: the quantised network, spike for spike.
+- ``mock:CHIP`` (an integer) realises the deployment's CapMem *codes* (``code:*``) through chip
+  ``CHIP``'s own transfer curves (:mod:`.variation`), adds membrane noise, reads out through an
+  8-bit CADC every ~2 µs, a 10-bit MADC and jittered spike times, and drops events a bus cannot
+  carry. ``mock:CHIP:noise=off,cadc=off`` switches effects off.
+
+The neuron dynamics are the fused LIF kernel with each neuron's own parameters.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -21,38 +28,95 @@ from ...core.lif import LIFParameters
 from ...data.encoding import n_steps
 from ...deployment import Deployment
 from ...models.network import delay_one_step
-from ..base import Observations
-from .connectivity import membership, route_currents, source_matrix
+from ...targets.bss2.analog import ChipCodes
+from ...targets.spec import TargetSpec, load_target
+from ..base import Observations, Recording
+from .connectivity import membership, route_currents, route_matrix, source_matrix
+from .events import bus_capacity, bus_of_routes, deliver
+from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
+from .variation import ChipVariation, MockEffects, draw_variation, realise
+
+
+class Routes(NamedTuple):
+    """One kind of event source (FPGA inputs or on-chip neurons) and where its events go."""
+
+    source: np.ndarray  # [R] source id of each route
+    bus: np.ndarray  # [R] global bus index
+    per_route: torch.Tensor  # [R, neurons] current one event on the route causes
+    per_source: torch.Tensor  # [sources, neurons] all routes of a source together
 
 
 class ChipState(NamedTuple):
     """A configured chip: per-neuron physical parameters and effective connectivity."""
 
     params: LIFParameters  # per logical neuron, hardware seconds and CADC
-    input_matrix: torch.Tensor  # [channels, neurons]
-    recurrent_matrix: torch.Tensor  # [neurons, neurons], row = source
+    input_routes: Routes
+    neuron_routes: Routes
     dt_s: float  # hardware step
     steps: int
+    baseline: torch.Tensor  # [neurons] the rest potential the deployment asked for (what a user knows)
+
+    @property
+    def input_matrix(self) -> torch.Tensor:
+        return self.input_routes.per_source
+
+    @property
+    def recurrent_matrix(self) -> torch.Tensor:
+        return self.neuron_routes.per_source
 
 
-def configure(deployment: Deployment) -> ChipState:
-    """Load a deployment into the emulated chip."""
+class Chip(NamedTuple):
+    """A non-ideal chip: its fixed pattern and switches."""
+
+    variation: ChipVariation
+    effects: MockEffects
+    spec: TargetSpec
+
+
+def input_channels(meta: dict) -> int:
+    return int(meta["input_channels"]) if "input_channels" in meta else int(meta["graph"]["populations"][0]["size"])
+
+
+def run_steps(meta: dict) -> int:
+    return int(meta["steps"]) if "steps" in meta else n_steps(meta["encoding"], meta["dt_s"])
+
+
+def _routes(routes: np.ndarray, n_sources: int, weight: np.ndarray, a: dict, gain: np.ndarray,
+            member: np.ndarray, spec: TargetSpec) -> Routes:
+    currents = route_currents(routes, weight, a["synapse_label"], a["row_mode"])
+    per_route = route_matrix(currents, gain, member)
+    tensor = lambda m: torch.as_tensor(m, dtype=torch.float32)  # noqa: E731
+    return Routes(source=routes[:, 0].astype(np.int64), bus=bus_of_routes(routes, spec), per_route=tensor(per_route),
+                  per_source=tensor(source_matrix(routes, n_sources, per_route)))
+
+
+def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
+    """Load a deployment into the emulated chip (``chip`` None: the ideal one)."""
     a, meta = deployment.arrays, deployment.meta
+    spec = chip.spec if chip is not None else load_target(meta["target"])
     neuron_circuits = a["neuron_circuits"]
-    n_circuits = len(a["circuit_enabled"])
-    member = membership(neuron_circuits, n_circuits)
-    gain = a["circuit_synaptic_gain_cadc_per_lsb"] * a["circuit_enabled"]
-    matrices = []
-    for routes, n_sources in ((a["input_routes"], int(meta["graph"]["populations"][0]["size"])),
-                              (a["neuron_routes"], len(neuron_circuits))):
-        currents = route_currents(routes, a["synapse_weight"], a["synapse_label"], a["row_mode"])
-        matrices.append(torch.as_tensor(source_matrix(routes, n_sources, currents, gain, member), dtype=torch.float32))
+    enabled = a["circuit_enabled"]
+    member = membership(neuron_circuits, len(enabled))
     first = neuron_circuits[:, 0]  # a merged neuron's first circuit holds its leak and threshold (bss2.md §1.2)
-    value = lambda name: torch.as_tensor(a[f"circuit_{name}"][first], dtype=torch.float32)  # noqa: E731
-    params = LIFParameters(tau_mem_s=value("tau_mem_s"), tau_syn_s=value("tau_syn_s"), v_leak=value("v_leak_cadc"),
-                           v_th=value("v_th_cadc"), v_reset=value("v_reset_cadc"), t_ref_s=value("t_ref_s"))
+    if chip is None:
+        weight = a["synapse_weight"].astype(np.float64)
+        gain = a["circuit_synaptic_gain_cadc_per_lsb"] * enabled
+        physical = {name: a[f"circuit_{name}"] for name in ("tau_mem_s", "tau_syn_s", "t_ref_s")}
+        physical.update(v_leak=a["circuit_v_leak_cadc"], v_th=a["circuit_v_th_cadc"], v_reset=a["circuit_v_reset_cadc"])
+    else:
+        phys = realise(ChipCodes.from_arrays(a), chip.variation, chip.spec)
+        weight = a["synapse_weight"] * (1.0 + chip.variation.synapse)
+        gain = phys.gain_cadc_per_lsb * enabled
+        physical = phys._asdict()
+    value = lambda name: torch.as_tensor(np.asarray(physical[name])[first], dtype=torch.float32)  # noqa: E731
+    params = LIFParameters(tau_mem_s=value("tau_mem_s"), tau_syn_s=value("tau_syn_s"), v_leak=value("v_leak"),
+                           v_th=value("v_th"), v_reset=value("v_reset"), t_ref_s=value("t_ref_s"))
+    sources = (input_channels(meta), len(neuron_circuits))
+    inputs = _routes(a["input_routes"], sources[0], weight, a, gain, member, spec)
+    neurons = _routes(a["neuron_routes"], sources[1], weight, a, gain, member, spec)
     dt_hw = meta["dt_s"] / meta["speedup"]
-    return ChipState(params, matrices[0], matrices[1], dt_hw, n_steps(meta["encoding"], meta["dt_s"]))
+    baseline = torch.as_tensor(a["circuit_v_leak_cadc"][first], dtype=torch.float32)
+    return ChipState(params, inputs, neurons, dt_hw, run_steps(meta), baseline)
 
 
 def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float, steps: int) -> torch.Tensor:
@@ -65,30 +129,152 @@ def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_h
     return spikes
 
 
-class MockChip:
-    """The emulator behind ``--backend mock:ideal``."""
+def parse_chip(name: str) -> tuple[str, Optional[int], MockEffects]:
+    """``mock:ideal`` / ``mock:3`` / ``mock:3:noise=off`` → (chip text, chip number or None, effects)."""
+    _, _, rest = name.partition(":")
+    chip, _, effects = (rest or "ideal").partition(":")
+    number = None if chip == "ideal" else int(chip)
+    return chip, number, MockEffects.parse(effects)
 
-    def __init__(self, chip: str = "ideal") -> None:
-        self.chip = chip
-        self.name = f"mock:{chip}"
+
+class MockChip:
+    """One emulated chip. ``chip``: ``"ideal"`` or an integer id that seeds its fixed pattern."""
+
+    def __init__(self, chip: str | int = "ideal", effects: Optional[MockEffects] = None, seed: int = 0) -> None:
+        self.chip = str(chip)
+        self.effects = effects or MockEffects()
+        off = [k for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
+        self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off) if off and self.chip != "ideal" else "")
+        self.chip_id = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
+        self._chip: Optional[Chip] = None
+        if self.chip != "ideal":
+            spec = load_target("bss2")
+            self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec)
+        self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))
         self._configured: tuple[int, ChipState] | None = None
 
     def _state(self, deployment: Deployment) -> ChipState:
         # Reconfiguring costs the same as on a chip: only when the deployment changes.
         if self._configured is None or self._configured[0] != id(deployment):
-            self._configured = (id(deployment), configure(deployment))
+            self._configured = (id(deployment), configure(deployment, self._chip))
         return self._configured[1]
 
-    def run(self, deployment: Deployment, input_times_s: np.ndarray) -> Observations:
+    def _on(self, effect: str) -> bool:
+        return self._chip is not None and getattr(self.effects, effect)
+
+    def _input_current(self, state: ChipState, events: torch.Tensor, counters: dict) -> torch.Tensor:
+        """``[T, B, neurons]`` synaptic input from FPGA events, after bus congestion."""
+        routes = state.input_routes
+        if not self._on("event_drops") or len(routes.source) == 0:
+            return delay_one_step(events) @ routes.per_source
+        route_events = events[..., torch.as_tensor(routes.source)]
+        priority = torch.rand(route_events.shape, generator=self._noise)
+        delivered, dropped = deliver(route_events, routes.bus, bus_capacity(state.dt_s, self._chip.spec), priority)
+        counters["events_dropped"] += dropped
+        return delay_one_step(delivered) @ routes.per_route
+
+    def _noise_std(self, state: ChipState) -> Optional[torch.Tensor]:
+        if not self._on("noise") or self.effects.membrane_noise_cadc <= 0:
+            return None
+        p = state.params
+        return input_noise_std(self.effects.membrane_noise_cadc, torch.exp(-state.dt_s / p.tau_syn_s),
+                               torch.exp(-state.dt_s / p.tau_mem_s))
+
+    def _simulate(self, state: ChipState, x: torch.Tensor, counters: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole chip over time; internal events that overflow a bus are dropped as on the chip.
+
+        Congestion is rare, so the fused path with on-chip feedback runs first. If a bus
+        overflowed, the run is repeated with the delivered internal events fed in from outside,
+        until they no longer change (exact for feed-forward networks after one pass per layer).
+        """
+        neurons = state.neuron_routes
+        spikes, v = lif_sequence(x, state.params, state.dt_s, lateral=neurons.per_source.t())
+        if not self._on("event_drops") or len(neurons.source) == 0:
+            return spikes, v
+        capacity = bus_capacity(state.dt_s, self._chip.spec)
+        priority = None
+        for _ in range(len(neurons.source) + 1):
+            route_events = spikes[..., torch.as_tensor(neurons.source)]
+            if priority is None:
+                priority = torch.rand(route_events.shape, generator=self._noise)
+            delivered, dropped = deliver(route_events, neurons.bus, capacity, priority)
+            if dropped == 0 and counters.get("_internal_dropped", 0) == 0:
+                return spikes, v
+            new_spikes, v = lif_sequence(x + delay_one_step(delivered) @ neurons.per_route, state.params, state.dt_s)
+            counters["_internal_dropped"] = dropped
+            if torch.equal(new_spikes, spikes):
+                break
+            spikes = new_spikes
+        counters["events_dropped"] += counters.pop("_internal_dropped", 0)
+        return spikes, v
+
+    def _madc(self, state: ChipState, x_runs: torch.Tensor, v_runs: Optional[torch.Tensor],
+              record: Recording) -> torch.Tensor:
+        """``[T, B]`` MADC samples of each run's neuron: its membrane ``v_runs`` or its synaptic input line."""
+        neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
+        if record.madc_source == "synaptic_input":
+            alpha = torch.exp(-state.dt_s / state.params.tau_syn_s)[neuron]
+            current, trace = torch.zeros(len(neuron)), []
+            for x_k in x_runs.unbind(0):
+                current = alpha * current + x_k
+                trace.append(current)
+            trace = torch.stack(trace) + state.params.v_leak[neuron]  # the line rests at the leak potential
+        else:
+            trace = v_runs
+        chip = self._chip
+        gain, offset = (chip.variation.madc_gain, chip.variation.madc_offset) if chip else (4.0, 0.0)
+        return madc_codes(trace, gain, offset, quantise=self._on("madc"))
+
+    def _madc_alone(self, state: ChipState, x: torch.Tensor, record: Recording) -> torch.Tensor:
+        """MADC of independent neurons: run b's recorded neuron simulated as the b-th neuron of one run."""
+        neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
+        x_runs = x[:, torch.arange(len(neuron)), neuron]
+        gathered = LIFParameters(*(torch.as_tensor(value)[neuron] for value in state.params))
+        _, v = lif_sequence(x_runs.unsqueeze(1), gathered, state.dt_s)
+        return self._madc(state, x_runs, v.squeeze(1), record)
+
+    def run(self, deployment: Deployment, input_times_s: np.ndarray,
+            record: Optional[Recording] = None) -> Observations:
+        record = record or Recording()
         state = self._state(deployment)
         meta = deployment.meta
         events = bin_on_clock(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+        counters = {"events_in": int(events.sum()), "events_internal": 0, "events_dropped": 0}
         with torch.no_grad():
-            x = delay_one_step(events) @ state.input_matrix
-            spikes, membrane = lif_sequence(x, state.params, state.dt_s, lateral=state.recurrent_matrix.t())
-        routes_per_neuron = np.bincount(deployment["neuron_routes"][:, 0], minlength=spikes.shape[-1])
-        internal = float((spikes.sum(dim=(0, 1)) * torch.as_tensor(routes_per_neuron, dtype=torch.float32)).sum())
-        return Observations(spikes=spikes, membrane=membrane, recorded=np.arange(spikes.shape[-1]),
-                            baseline=torch.as_tensor(state.params.v_leak), time_step_s=state.dt_s,
-                            counters={"events_in": int(events.sum()), "events_internal": int(internal),
-                                      "events_dropped": 0})
+            x = self._input_current(state, events, counters)
+            sigma = self._noise_std(state)
+            if sigma is not None:
+                x = x + sigma * torch.randn(x.shape, generator=self._noise)
+            n = x.shape[-1]
+            only_madc = not record.spikes and not record.membrane and record.madc_neuron is not None
+            if only_madc and float(state.recurrent_matrix.abs().sum()) == 0:
+                # Neurons are independent here: simulating each run's recorded neuron alone is exact.
+                spikes, v = torch.zeros(*x.shape[:2], 0), None
+                madc = self._madc_alone(state, x, record)
+            else:
+                spikes, v = self._simulate(state, x, counters)
+                madc = None
+                if record.madc_neuron is not None:
+                    neuron, runs = torch.as_tensor(np.asarray(record.madc_neuron)), torch.arange(x.shape[1])
+                    madc = self._madc(state, x[:, runs, neuron], v[:, runs, neuron], record)
+        routes_per_neuron = np.bincount(state.neuron_routes.source, minlength=n)
+        if spikes.shape[-1]:
+            counters["events_internal"] = int((spikes.sum(dim=(0, 1)) * torch.as_tensor(routes_per_neuron,
+                                                                                        dtype=torch.float32)).sum())
+        membrane, recorded = torch.zeros(*x.shape[:2], 0), np.arange(0)
+        if record.membrane and v is not None:
+            recorded = np.arange(n)
+            membrane = v
+            if self._on("cadc"):
+                spec = self._chip.spec
+                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"])
+                low, high = spec["readout"]["cadc"]["reliable_range"]
+                counters["cadc_outside_reliable_range"] = int(((membrane < low) | (membrane > high)).sum())
+        events_out = None
+        if record.spikes and spikes.shape[-1]:
+            jitter = self.effects.jitter_s if self._on("jitter") else 0.0
+            events_out = spike_events(spikes, state.dt_s, meta["clock_period_s"], jitter, self._noise)
+        else:
+            spikes = torch.zeros(*x.shape[:2], 0) if not record.spikes else spikes
+        return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=state.baseline[recorded],
+                            time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out)

@@ -15,7 +15,10 @@ ROW_SIGN = np.array([0.0, 1.0, -1.0])  # row mode 0 disabled, 1 excitatory, 2 in
 
 
 def route_currents(routes: np.ndarray, weight: np.ndarray, label: np.ndarray, row_mode: np.ndarray) -> np.ndarray:
-    """Per route, the signed LSB each circuit receives: ``[n_routes, hemispheres * columns]``."""
+    """Per route, the signed LSB each circuit receives: ``[n_routes, hemispheres * columns]``.
+
+    ``weight`` may be float: a chip's effective weights with per-synapse variation.
+    """
     hemispheres, _, columns = weight.shape
     out = np.zeros((len(routes), hemispheres * columns))
     for k, (_, h, d, ell) in enumerate(routes):
@@ -34,9 +37,13 @@ def membership(neuron_circuits: np.ndarray, n_circuits: int) -> np.ndarray:
     return member
 
 
-def source_matrix(routes: np.ndarray, n_sources: int, currents: np.ndarray, gain: np.ndarray,
-                  member: np.ndarray) -> np.ndarray:
-    """``[n_sources, n_neurons]``: membrane-input current (CADC) one spike of each source causes."""
-    per_source = np.zeros((n_sources, currents.shape[1]))
-    np.add.at(per_source, routes[:, 0], currents)
-    return (per_source * gain) @ member
+def route_matrix(currents: np.ndarray, gain: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """``[n_routes, n_neurons]``: membrane-input current (CADC) one event on each route causes."""
+    return (currents * gain) @ member
+
+
+def source_matrix(routes: np.ndarray, n_sources: int, per_route: np.ndarray) -> np.ndarray:
+    """``[n_sources, n_neurons]``: the routes of each source added up (one spike travels all its routes)."""
+    per_source = np.zeros((n_sources, per_route.shape[1]))
+    np.add.at(per_source, routes[:, 0], per_route)
+    return per_source

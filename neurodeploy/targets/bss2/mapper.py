@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import replace
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile
 from ...models.network import SpikingNetwork
 from ..spec import TargetSpec
+from .analog import nominal_codes
 from .lower import LoweredLayer, lower
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
@@ -32,21 +34,43 @@ def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] =
     return layers, violations, warnings
 
 
-def _rates(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer],
-           samples: int) -> dict:
-    """Mean firing rate (Hz, model time) of each spiking layer with float and quantised weights."""
+class SoftwareProbe(NamedTuple):
+    """What the quantised network does on training samples: the mapper's diagnostics."""
+
+    rates: dict  # spiking layer → (float Hz, quantised Hz), model time
+    readout_peak: Optional[float]  # 99th percentile of the readout's maximum above rest (model units)
+
+
+def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer],
+           samples: int) -> SoftwareProbe:
+    """Firing rates with float and quantised weights, and how far the readout rises (never the test set)."""
     if samples <= 0:
-        return {}
-    x, _ = load_split(model.dataset, "train")  # a diagnostic: never look at the test set here
+        return SoftwareProbe({}, None)
+    x, _ = load_split(model.dataset, "train")
     spikes = encode_dataset(x[:samples], model.encoding, model.dt_s)
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
     with torch.no_grad():
-        before, after = net(spikes).spikes, net(spikes, weights=deq).spikes
+        before, after = net(spikes), net(spikes, weights=deq)
     duration = spikes.shape[0] * model.dt_s
     rate = lambda z: float(z.sum(0).mean()) / duration  # noqa: E731
-    return {layer.name: (rate(before[layer.name]), rate(after[layer.name]))
-            for layer in layers if layer.kind == "lif"}
+    rates = {layer.name: (rate(before.spikes[layer.name]), rate(after.spikes[layer.name]))
+             for layer in layers if layer.kind == "lif"}
+    rise = after.readout_v.amax(0) - model.graph.readout.neuron.v_leak
+    return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)))
+
+
+def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: TargetSpec) -> LoweredLayer:
+    """Scale a readout's potentials so that its typical peak stays inside the CADC's reliable range.
+
+    Decoding takes the maximum over time, so the top of the range is what must not clip; the
+    scale is the same for all readout neurons, so the decision is unchanged by it.
+    """
+    if layer.kind != "li" or peak is None or peak <= 0:
+        return layer
+    room = spec["readout"]["cadc"]["reliable_range"][1] - layer.hw.v_leak_cadc
+    per_unit = min(layer.hw.cadc_per_model_unit, room / peak)
+    return replace(layer, hw=replace(layer.hw, cadc_per_model_unit=per_unit))
 
 
 def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec) -> dict:
@@ -68,12 +92,18 @@ def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantise
     return {**{f"circuit_{k}": v for k, v in settings.items()}, "circuit_enabled": enabled}
 
 
+def _codes(settings: dict, spec: TargetSpec) -> dict:
+    """CapMem codes for the requested settings: nominal curves (no calibration)."""
+    physical = {k.split("_", 1)[1]: v for k, v in settings.items() if k != "circuit_enabled"}
+    return nominal_codes(physical, spec).to_arrays()
+
+
 def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
                 circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES
                 ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
-    Firing rates before and after quantisation are measured in software on ``rate_samples`` test
+    Firing rates before and after quantisation, and the readout's range, are measured in software on ``rate_samples`` training
     samples (0: not measured).
     """
     layers, violations, warnings = check(model, spec, circuit_ok)
@@ -89,15 +119,17 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
-    rates = _rates(model, layers, quantised, rate_samples)
-    report = _report(layers, placement, quantised, routing, rates, spec, warnings)
+    probe = _probe(model, layers, quantised, rate_samples)
+    layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
+    report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
+    settings = _circuit_settings(layers, placement, quantised, spec)
     arrays = {
         "neuron_circuits": placement.neuron_circuits.astype(np.int32),
         "neuron_layer": placement.neuron_layer.astype(np.int32),
         "synapse_weight": routing.synapse_weight, "synapse_label": routing.synapse_label,
         "row_mode": routing.row_mode, "input_routes": routing.input_routes,
         "neuron_routes": routing.neuron_routes,
-        **_circuit_settings(layers, placement, quantised, spec),
+        **settings, **_codes(settings, spec),
         **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
         **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
         **{f"weight_scale:{name}": q.scale.numpy() for name, q in quantised.items()},
@@ -129,7 +161,7 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
         layer_rows.append({
             "name": layer.name, "kind": layer.kind, "neurons": layer.size, "fan_in": layer.fan_in,
             "circuits_per_neuron": layer.circuits_per_neuron, "circuits": layer.circuits,
-            "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
+            "cadc_per_model_unit": layer.hw.cadc_per_model_unit, "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
             "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
             "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent)})
     hemispheres = spec["geometry"]["hemispheres"]

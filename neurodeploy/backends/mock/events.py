@@ -1,0 +1,44 @@
+"""Event transport limits: a PADI bus takes one event per clock cycle, the rest are dropped (bss2.md §1.4).
+
+On the chip a congested crossbar drops events silently and counts them; the mock does the same.
+Which of the competing events is lost is random (a fixed random priority per event, so that
+re-evaluating the same traffic drops the same events).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...targets.spec import TargetSpec
+
+
+def bus_of_routes(routes: np.ndarray, spec: TargetSpec) -> np.ndarray:
+    """Global bus index ``hemisphere * buses + driver // drivers_per_bus`` of each route ``(src, h, driver, label)``."""
+    g = spec["geometry"]
+    return routes[:, 1] * g["buses_per_hemisphere"] + routes[:, 2] // g["drivers_per_bus"]
+
+
+def bus_capacity(dt_s: float, spec: TargetSpec) -> int:
+    """Events one bus can carry in one step of ``dt_s`` hardware seconds."""
+    cycles = int(np.floor(dt_s / spec["time"]["clock_period_s"] + 1e-9))
+    return max(1, cycles * spec["readout"]["bus_events_per_clock"])
+
+
+def deliver(route_events: torch.Tensor, bus: np.ndarray, capacity: int,
+            priority: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Keep at most ``capacity`` events per bus and step: ``route_events`` ``[T, B, R]`` → (delivered, dropped)."""
+    delivered = route_events.clone()
+    dropped = 0
+    for b in np.unique(bus):
+        columns = torch.as_tensor(np.flatnonzero(bus == b))
+        events = route_events[..., columns]
+        if events.numel() == 0 or float(events.sum(-1).max()) <= capacity:
+            continue
+        # Rank the events present by priority; the first `capacity` get through.
+        score = torch.where(events > 0, priority[..., columns], torch.full_like(events, -1.0))
+        rank = score.argsort(dim=-1, descending=True).argsort(dim=-1)
+        keep = (events > 0) & (rank < capacity)
+        dropped += int((events > 0).sum() - keep.sum())
+        delivered[..., columns] = keep.to(route_events.dtype)
+    return delivered, dropped

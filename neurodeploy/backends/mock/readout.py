@@ -1,0 +1,68 @@
+r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them (bss2.md §1.6, §2).
+
+- **CADC**: all neurons in parallel, 8 bit (0–255), one sample every ``period`` (≈2 µs), which
+  hxtorch interpolates linearly onto the simulation grid; here the same.
+- **MADC**: one neuron per run, 10 bit, :math:`m = \mathrm{round}(a\,v + b)` with a chip-specific
+  gain and offset (the calibration cross-calibrates it against the CADC).
+- **Spike times** on the 8 ns FPGA clock, with Gaussian jitter.
+- **Membrane noise**: white noise added to each step's synaptic input, scaled so that the
+  membrane's stationary standard deviation is ``sigma_v`` whatever the step and time constants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    r"""Per-step input noise giving a membrane std of ``sigma_v``.
+
+    A unit impulse in the input reaches the membrane as
+    :math:`h_k = (1-\beta)\,\frac{\alpha^{k+1} - \beta^{k+1}}{\alpha - \beta}`, so
+    :math:`\mathrm{Var}\,v = \sigma_x^2 \sum_k h_k^2` with
+    :math:`\sum_k h_k^2 = \frac{(1-\beta)^2}{(\alpha-\beta)^2}\left[\frac{\alpha^2}{1-\alpha^2}
+    - \frac{2\alpha\beta}{1-\alpha\beta} + \frac{\beta^2}{1-\beta^2}\right]`
+    (limit :math:`(1-\beta)^2 (1+\beta^2)/(1-\beta^2)^3` for :math:`\alpha = \beta`).
+    """
+    a, b = alpha.double(), beta.double()
+    close = (a - b).abs() < 1e-6
+    diff = torch.where(close, torch.ones_like(a), a - b)
+    general = (1 - b) ** 2 / diff ** 2 * (a ** 2 / (1 - a ** 2) - 2 * a * b / (1 - a * b) + b ** 2 / (1 - b ** 2))
+    equal = (1 - b) ** 2 * (1 + b ** 2) / (1 - b ** 2) ** 3
+    gain = torch.where(close, equal, general)
+    return (sigma_v / gain.sqrt()).float()
+
+
+def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float) -> torch.Tensor:
+    """8-bit samples of ``v`` ``[T, B, N]`` every ``period_s``, interpolated back onto the step grid."""
+    every = max(1, int(round(period_s / dt_s)))
+    steps = v.shape[0]
+    at = torch.arange(every - 1, steps, every)
+    if len(at) == 0:
+        at = torch.tensor([steps - 1])
+    sampled = v[at].round().clamp(0, 255)
+    # Linear interpolation between samples; before the first and after the last: hold.
+    t = torch.arange(steps, dtype=torch.float32)
+    position = ((t - at[0]) / every).clamp(0, len(at) - 1)
+    lower = position.floor().long()
+    upper = (lower + 1).clamp(max=len(at) - 1)
+    frac = (position - lower).view(-1, *([1] * (v.dim() - 1)))
+    return sampled[lower] * (1 - frac) + sampled[upper] * frac
+
+
+def madc_codes(v: torch.Tensor, gain: float, offset: float, quantise: bool) -> torch.Tensor:
+    """10-bit MADC reading of a potential (CADC LSB) trace."""
+    m = gain * v + offset
+    return m.round().clamp(0, 1023) if quantise else m
+
+
+def spike_events(spikes: torch.Tensor, dt_s: float, clock_s: float, jitter_s: float,
+                 generator: torch.Generator) -> np.ndarray:
+    """``[n, 3]`` rows ``(time_s, batch, neuron)``: spike times on the clock grid, jittered."""
+    step, batch, neuron = torch.nonzero(spikes > 0, as_tuple=True)
+    times = step.double() * dt_s
+    if jitter_s > 0 and len(times):
+        times = times + jitter_s * torch.randn(len(times), generator=generator, dtype=torch.float64)
+    times = (times / clock_s).round().clamp_min(0) * clock_s
+    return torch.stack([times, batch.double(), neuron.double()], dim=1).numpy()

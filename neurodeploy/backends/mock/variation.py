@@ -1,0 +1,159 @@
+r"""What makes one emulated chip differ from another, and from the nominal curves.
+
+Every circuit's analog parameters come from its CapMem codes through its own transfer curve
+(nominal curves in :mod:`neurodeploy.targets.bss2.analog`, scattered per circuit):
+
+.. math::
+    v = o + k\,c\,(1 + \epsilon_k) + \delta, \qquad \tau = \frac{A\,e^{\eta}}{c}, \qquad
+    g = s\,e^{\gamma}\,(c - c_0)\,\frac{c_{dac}\,(1 + \epsilon_q)}{c_{dac}^{ref}}, \qquad
+    w_{eff} = w\,(1 + \epsilon_{syn})
+
+with :math:`\delta, \epsilon, \eta, \gamma, c_0` Gaussian, drawn once per chip from its id: the
+fixed pattern. Default magnitudes are the *uncalibrated* spreads. bss2.md §2 suggests calibrated
+spreads of 2–4 CADC LSB (potentials) and 2–5 % (time constants) and uncalibrated ones 3–5×
+larger; calix's hardware tests bound the calibrated/uncalibrated ratio at 0.2–0.45. No chip's
+measured distribution is published (§10), so every magnitude below is an **assumption** in that
+range, except where a source is named.
+
+========================  =========  ===========================================================
+effect                    default    source
+========================  =========  ===========================================================
+potential offset δ        8 LSB      assumption: 3–5× the calibrated 2–4 LSB (§2)
+potential slope ε_k       3 %        assumption
+time constants η          15 %       assumption: 3–5× the calibrated 2–5 % (§2)
+synaptic gain γ           15 %       assumption (calix equalises it: step 7 of §3.2)
+gain offset c_0           8 codes    assumption (why the weight scale is measured at two codes)
+quadrant DAC ε_q          5 %        assumption (calix equalises quadrants: step 4 of §3.2)
+synapse weight ε_syn      5 %        §2 suggests 5–10 % per synapse; not calibratable
+membrane noise            1 LSB      §2: trial-to-trial PSP std < 7 LSB; suggested 1–2 LSB
+spike-time jitter         8 ns       assumption: one FPGA clock cycle
+MADC                      4 codes/LSB, offset 60 ± 20, gain ± 5 %: assumption (10 bit, §1.6)
+========================  =========  ===========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from ...errors import BackendError
+from ...targets.bss2.analog import ChipCodes, quadrant_of, refractory_time_s
+from ...targets.spec import TargetSpec
+
+
+@dataclass(frozen=True)
+class MockEffects:
+    """Non-idealities of a mock chip; each can be switched off (``mock:3:noise=off``)."""
+
+    fixed_pattern: bool = True
+    noise: bool = True
+    jitter: bool = True
+    cadc: bool = True  # 8-bit samples every ``readout.cadc.period_s`` (off: exact membrane every step)
+    madc: bool = True  # 10-bit quantisation of the MADC trace
+    event_drops: bool = True  # a bus takes one event per clock cycle; the rest are dropped and counted
+    potential_offset_cadc: float = 8.0
+    potential_slope_rel: float = 0.03
+    tau_rel: float = 0.15
+    gain_rel: float = 0.15
+    gain_offset_codes: float = 8.0
+    quadrant_dac_rel: float = 0.05
+    synapse_rel: float = 0.05
+    membrane_noise_cadc: float = 1.0
+    jitter_s: float = 8e-9
+    madc_per_cadc: float = 4.0
+    madc_offset: float = 60.0
+
+    SWITCHES = ("fixed_pattern", "noise", "jitter", "cadc", "madc", "event_drops")
+
+    @classmethod
+    def parse(cls, text: str) -> "MockEffects":
+        """``"noise=off,cadc=off"`` → effects with those switched off."""
+        effects = cls()
+        for item in filter(None, text.split(",")):
+            key, _, value = item.partition("=")
+            if key not in cls.SWITCHES or value not in ("on", "off"):
+                raise BackendError(f"unknown mock effect setting '{item}'",
+                                   f"use EFFECT=on|off with EFFECT one of {list(cls.SWITCHES)}, "
+                                   "e.g. mock:0:noise=off")
+            effects = replace(effects, **{key: value == "on"})
+        return effects
+
+    def describe(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class ChipVariation(NamedTuple):
+    """One chip's fixed pattern: per circuit ``[512]``, per quadrant ``[4]``, per synapse ``[2, 256, 256]``."""
+
+    offset: dict  # potential name → δ per circuit
+    slope: dict  # potential name → ε_k per circuit
+    tau_mem: np.ndarray  # η
+    tau_syn: np.ndarray
+    gain: np.ndarray  # γ
+    gain_offset_code: np.ndarray  # c_0
+    quadrant_dac: np.ndarray  # ε_q
+    synapse: np.ndarray  # ε_syn
+    madc_gain: float
+    madc_offset: float
+
+
+POTENTIALS = ("v_leak", "v_reset", "v_threshold")
+
+
+def draw_variation(chip: int, spec: TargetSpec, effects: MockEffects) -> ChipVariation:
+    """The fixed pattern of chip ``chip``: the same id always gives the same chip."""
+    rng = np.random.default_rng(np.random.SeedSequence([0x6E64, chip]))
+    g = spec["geometry"]
+    n = spec.total_circuits
+    rows = g["synapse_drivers_per_hemisphere"] * g["rows_per_driver"]
+    on = 1.0 if effects.fixed_pattern else 0.0
+    normal = lambda sigma, shape: on * sigma * rng.standard_normal(shape)  # noqa: E731
+    return ChipVariation(
+        offset={p: normal(effects.potential_offset_cadc, n) for p in POTENTIALS},
+        slope={p: normal(effects.potential_slope_rel, n) for p in POTENTIALS},
+        tau_mem=normal(effects.tau_rel, n), tau_syn=normal(effects.tau_rel, n),
+        gain=normal(effects.gain_rel, n), gain_offset_code=normal(effects.gain_offset_codes, n),
+        quadrant_dac=normal(effects.quadrant_dac_rel, spec["capmem"]["quadrants"]),
+        synapse=normal(effects.synapse_rel, (g["hemispheres"], rows, g["circuits_per_hemisphere"])),
+        madc_gain=effects.madc_per_cadc * (1.0 + float(normal(0.05, ()))),
+        madc_offset=effects.madc_offset + float(normal(20.0, ())))
+
+
+class CircuitPhysics(NamedTuple):
+    """What each circuit physically does, in hardware seconds and CADC LSB."""
+
+    v_leak: np.ndarray
+    v_reset: np.ndarray
+    v_th: np.ndarray  # +inf where the comparator is off
+    tau_mem_s: np.ndarray
+    tau_syn_s: np.ndarray
+    t_ref_s: np.ndarray
+    gain_cadc_per_lsb: np.ndarray
+
+
+def realise(codes: ChipCodes, variation: ChipVariation, spec: TargetSpec) -> CircuitPhysics:
+    """Per-circuit physical parameters that ``codes`` produce on this chip."""
+    c = spec["capmem"]
+    n = len(codes.v_leak)
+    quadrant = quadrant_of(n, spec)
+
+    def potential(name: str) -> np.ndarray:
+        code = getattr(codes, name).astype(float)
+        pc = c["potential_cadc"]
+        return pc["offset"] + pc["per_code"] * code * (1.0 + variation.slope[name]) + variation.offset[name]
+
+    def tau(code: np.ndarray, a: float, eta: np.ndarray) -> np.ndarray:
+        return a * np.exp(eta) / np.maximum(code.astype(float), 0.5)  # code 0 is the weakest bias, not zero
+
+    dac = codes.synapse_dac_bias.astype(float) * (1.0 + variation.quadrant_dac) / c["synapse_dac_bias"]
+    gain = (c["synaptic_gain_per_code"] * np.exp(variation.gain)
+            * np.maximum(codes.i_bias_synin_gm - variation.gain_offset_code, 0.0) * dac[quadrant])
+    return CircuitPhysics(
+        v_leak=potential("v_leak"), v_reset=potential("v_reset"),
+        v_th=np.where(codes.threshold_enabled, potential("v_threshold"), np.inf),
+        tau_mem_s=tau(codes.i_bias_leak, c["tau_mem_s_times_code"], variation.tau_mem),
+        tau_syn_s=tau(codes.i_bias_syn_tau, c["tau_syn_s_times_code"], variation.tau_syn),
+        t_ref_s=refractory_time_s(codes.refractory_counter, codes.refractory_scaler[quadrant], spec),
+        gain_cadc_per_lsb=gain)
