@@ -114,9 +114,10 @@ def _map_report_text(r: dict) -> str:
               help="Quantile of |w| that maps to the largest weight (1.0: no clipping).")
 @click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
               show_default=True, help="One quantisation scale per target neuron, or one per layer.")
+@click.option("--calibration", type=click.Path(), help="Calibration file of the chip to deploy on (codes, failed circuits).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float,
-                weight_scale: str, as_json: bool) -> None:
+                weight_scale: str, calibration: str | None, as_json: bool) -> None:
     """Map a model onto a target: quantise, place, route; print the report.
 
     Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
@@ -131,7 +132,7 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
     try:
-        result = map_model(model, target, output, clip_quantile, weight_scale)
+        result = map_model(model, target, output, clip_quantile, weight_scale, calibration)
     except NeurodeployError as error:
         if as_json and isinstance(error, DoesNotFitError):
             click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
@@ -143,19 +144,60 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 
 @main.command()
 @click.argument("deployment", type=click.Path())
-@click.option("--backend", default="mock:ideal", show_default=True, help="software, mock:ideal or hxtorch.")
+@click.option("--backend", default="mock:ideal", show_default=True,
+              help="software, mock:ideal, mock:CHIP (e.g. mock:0, mock:0:noise=off) or hxtorch.")
 @click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
+@click.option("--calibration", type=click.Path(), help="Use this chip calibration's codes (must be the backend's chip).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(deployment: str, backend: str, data: str | None, as_json: bool) -> None:
+def run(deployment: str, backend: str, data: str | None, calibration: str | None, as_json: bool) -> None:
     """Run a deployment on a backend and report its accuracy.
 
-    Example: neurodeploy run yinyang.npz --backend mock:ideal
+    Example: neurodeploy run yinyang.npz --backend mock:0 --calibration calibration/0.yaml
     """
     from .workflows.run import run as run_deployment
 
-    result = _guarded(lambda: run_deployment(deployment, backend, data, progress=not as_json))
+    result = _guarded(lambda: run_deployment(deployment, backend, data, progress=not as_json,
+                                             calibration=calibration))
     _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} "
                                      f"samples; events {r['counters']}")
+
+
+@main.command("calibrate")
+@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0) or hxtorch.")
+@click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Override a target (hardware units), e.g. --set tau_mem_s=6e-6; repeatable.")
+@click.option("-o", "--output", type=click.Path(), help="Calibration file to write (.yaml).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the searches' random start offsets.")
+@click.option("--plot", "plot_dir", type=click.Path(), help="Write before/after histograms (PNG) here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def calibrate_command(backend: str, target: str, sets: tuple[str, ...], output: str | None, seed: int,
+                      plot_dir: str | None, as_json: bool) -> None:
+    """Calibrate every neuron of a chip (leak, reset, threshold, time constants, synaptic strength, refractory).
+
+    Example: neurodeploy calibrate --backend mock:0 --target bss2 -o calibration/0.yaml
+    """
+    from .workflows.calibrate import calibrate_chip, parse_sets
+
+    result = _guarded(lambda: calibrate_chip(backend, target, parse_sets(sets), output, seed, plot_dir,
+                                             progress=not as_json))
+    _emit(result, as_json, _calibration_text)
+    if output is None and not as_json:
+        click.echo("note: no -o given, nothing was written", err=True)
+
+
+def _calibration_text(r: dict) -> str:
+    lines = [f"chip {r['chip']} ({r['backend']}): {r['calibrated']}/{r['neurons']} neurons calibrated in "
+             f"{r['seconds']:.1f} s, {r['measurement_rounds']} measurement rounds",
+             f"{'parameter':28s} {'target':>10s} {'spread before':>14s} {'after':>10s} {'ratio':>7s}"]
+    for name, row in r["parameters"].items():
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+        lines.append(f"{name:28s} {r['targets'][name]:>10.4g} {row['spread_before']:>14.4g} "
+                     f"{row['spread_after']:>10.4g} {ratio:>7s}")
+    lines.append("spread: std in CADC LSB for potentials, std/mean for time constants and gain (5 % trimmed)")
+    if r["output"]:
+        lines.append(f"wrote {r['output']}")
+    return "\n".join(lines)
 
 
 @main.command()

@@ -44,6 +44,10 @@ class BackendError(NeurodeployError):
     """A backend is unknown or cannot run here."""
 
 
+class CalibrationError(NeurodeployError):
+    """A calibration file does not fit the chip, the model or itself."""
+
+
 class DesignRuleViolation(NeurodeployError):
     """One design rule broken by one layer: rule id, layer, needed vs available, fix."""
 

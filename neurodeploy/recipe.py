@@ -28,7 +28,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "surrogate_steepness": 10.0, "detach_reset": True, "loss": "max_over_time",
     "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
     "quantisation_aware_epochs": 0, "weight_levels": 63, "select_on_validation": True,
-    "weight_decay": 0.0,
+    "weight_decay": 0.0, "weight_noise": 0.0,
 }
 LOSSES = ("max_over_time", "mean_over_time")
 
@@ -75,6 +75,9 @@ def _training(data: Mapping[str, Any]) -> dict:
         out[key] = _positive(out[key], f"training.{key}")
     if out["loss"] not in LOSSES:
         raise RecipeError(f"training.loss = {out['loss']!r} is unknown", f"use one of {LOSSES}")
+    if not 0 <= float(out["weight_noise"]) < 1:
+        raise RecipeError(f"training.weight_noise = {out['weight_noise']!r} must lie in [0, 1)",
+                          "e.g. 0.05: 5 % multiplicative weight noise while training")
     if not float(out["weight_decay"]) >= 0:
         raise RecipeError(f"training.weight_decay = {out['weight_decay']!r} is negative", "e.g. 0 or 1e-3")
     if not 0 < float(out["lr_final_fraction"]) <= 1:

@@ -11,7 +11,12 @@ from neurodeploy.deployment import load_deployment
 from neurodeploy.graph import Graph
 from neurodeploy.models.network import SpikingNetwork
 
-CADC_PER_UNIT = 70.0  # targets/bss2.yaml default potentials: threshold 150 - leak 80
+LEAK_CADC = 60.0  # targets/bss2.yaml: default and readout rest potentials
+
+
+def _per_unit(dep, layer: str) -> float:
+    """CADC per model unit of a layer, as the mapper chose it (the readout is scaled into the CADC range)."""
+    return next(row["cadc_per_model_unit"] for row in dep.meta["report"]["layers"] if row["name"] == layer)
 
 
 def _dequantised(dep):
@@ -30,10 +35,10 @@ def test_connectivity_is_recovered_from_synapse_arrays(deployment_file):
     w = _dequantised(dep)
     n_hidden = w["input->hidden"].shape[0]
     expected_in = torch.zeros_like(state.input_matrix)
-    expected_in[:, :n_hidden] = w["input->hidden"].t() * CADC_PER_UNIT
+    expected_in[:, :n_hidden] = w["input->hidden"].t() * _per_unit(dep, "hidden")
     assert torch.allclose(state.input_matrix, expected_in, atol=1e-4)
     expected_rec = torch.zeros_like(state.recurrent_matrix)
-    expected_rec[:n_hidden, n_hidden:] = w["hidden->output"].t() * CADC_PER_UNIT
+    expected_rec[:n_hidden, n_hidden:] = w["hidden->output"].t() * _per_unit(dep, "output")
     assert torch.allclose(state.recurrent_matrix, expected_rec, atol=1e-4)
 
 
@@ -48,7 +53,7 @@ def test_mock_matches_quantised_software_spike_for_spike(deployment_file):
     n_hidden = out.spikes["hidden"].shape[-1]
     assert torch.equal(obs.spikes[..., :n_hidden], out.spikes["hidden"])
     v_readout = obs.membrane[..., n_hidden:]
-    assert torch.allclose(v_readout, 80 + CADC_PER_UNIT * out.readout_v, atol=1e-3)
+    assert torch.allclose(v_readout, LEAK_CADC + _per_unit(dep, "output") * out.readout_v, atol=1e-3)
     assert obs.time_step_s == 1e-6  # 1000x faster than the model's 1 ms
     assert torch.equal(readout_scores(dep, obs).argmax(1), out.readout_v.amax(0).argmax(1))
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..deployment import save_deployment
 from ..errors import DoesNotFitError, NeurodeployError
+from ..calibration.file import load_calibration
 from ..modelfile import load_model
 from ..targets.bss2.mapper import check as bss2_check, map_to_bss2
 from ..targets.spec import load_target
@@ -29,16 +30,26 @@ def check_model(model_path: str | Path, target: str = "bss2") -> dict:
 
 
 def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str | Path] = None,
-              clip_quantile: float = 1.0, weight_scale: str = "per-neuron") -> dict:
-    """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``."""
+              clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
+              calibration: Optional[str | Path] = None) -> dict:
+    """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``.
+
+    With ``calibration`` (a calibration file), the deployment carries that chip's codes and avoids
+    its failed circuits.
+    """
     if not 0 < clip_quantile <= 1:
         raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
     model, spec = load_model(model_path), load_target(target)
+    chip = None if calibration is None else load_calibration(calibration)
+    if chip is not None and chip.target != spec.name:
+        raise NeurodeployError(f"calibration {calibration} is for target '{chip.target}', not '{spec.name}'",
+                               f"use a calibration made with --target {spec.name}")
     deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile,
-                                                            weight_scale=weight_scale)
+                                                            weight_scale=weight_scale, calibration=chip)
     if violations:
         raise DoesNotFitError(spec.name, violations)
     if output is not None:
         save_deployment(deployment, output)
         report = {**report, "output": str(output)}
+    report = {**report, "chip": deployment.meta["chip"]}
     return report

@@ -37,7 +37,7 @@ def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor
     losses, correct = [], 0
     for start in range(0, len(order), settings["batch_size"]):
         idx = order[start:start + settings["batch_size"]]
-        out = net(spikes[:, idx])
+        out = net(spikes[:, idx], weights=_perturbed(net, settings["weight_noise"], generator))
         scores = decode(out.readout_v, settings["loss"])
         loss = torch.nn.functional.cross_entropy(settings["readout_scale"] * scores, labels[idx])
         if settings["rate_weight"] > 0:
@@ -50,6 +50,18 @@ def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor
         losses.append(loss.item())
         correct += int((scores.argmax(1) == labels[idx]).sum())
     return {"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)}
+
+
+def _perturbed(net: SpikingNetwork, relative_std: float, generator: torch.Generator) -> Optional[dict]:
+    r"""Weights with fresh multiplicative noise, :math:`w (1 + \sigma \xi)`, or None (no noise).
+
+    Training through such noise makes a model tolerate a chip's synapse-to-synapse and
+    neuron-to-neuron gain variation that calibration cannot remove (hardware-aware training).
+    """
+    if relative_std <= 0:
+        return None
+    return {name: w * (1 + relative_std * torch.randn(w.shape, generator=generator))
+            for name, w in net.effective_weights().items()}
 
 
 def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, how: str,

@@ -66,11 +66,12 @@ class ChipState(NamedTuple):
 
 
 class Chip(NamedTuple):
-    """A non-ideal chip: its fixed pattern and switches."""
+    """A non-ideal chip: its fixed pattern, switches and injected faults."""
 
     variation: ChipVariation
     effects: MockEffects
     spec: TargetSpec
+    dead: np.ndarray  # circuits that do not work (fault injection for tests)
 
 
 def input_channels(meta: dict) -> int:
@@ -104,7 +105,7 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
         physical = {name: a[f"circuit_{name}"] for name in ("tau_mem_s", "tau_syn_s", "t_ref_s")}
         physical.update(v_leak=a["circuit_v_leak_cadc"], v_th=a["circuit_v_th_cadc"], v_reset=a["circuit_v_reset_cadc"])
     else:
-        phys = realise(ChipCodes.from_arrays(a), chip.variation, chip.spec)
+        phys = realise(ChipCodes.from_arrays(a), chip.variation, chip.spec, chip.dead)
         weight = a["synapse_weight"] * (1.0 + chip.variation.synapse)
         gain = phys.gain_cadc_per_lsb * enabled
         physical = phys._asdict()
@@ -119,13 +120,20 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
     return ChipState(params, inputs, neurons, dt_hw, run_steps(meta), baseline)
 
 
-def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float, steps: int) -> torch.Tensor:
-    """Model-time spike times → FPGA clock cycles (8 ns) → dense ``[T, B, channels]`` on the hardware step."""
+def clock_events(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float,
+                 steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model-time spike times ``[B, channels]`` → FPGA clock cycles (8 ns) → ``(step, batch, channel)`` of each event."""
     cycles = np.round(times_model_s / speedup / clock_s)
     step = np.round(cycles * clock_s / dt_hw_s)
-    spikes = torch.zeros(steps, *times_model_s.shape)
     b, c = np.nonzero(np.isfinite(step) & (step >= 0) & (step < steps))
-    spikes[torch.as_tensor(step[b, c], dtype=torch.long), torch.as_tensor(b), torch.as_tensor(c)] = 1.0
+    return step[b, c].astype(np.int64), b, c
+
+
+def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float, steps: int) -> torch.Tensor:
+    """Input events as a dense ``[T, B, channels]`` tensor on the hardware step."""
+    step, b, c = clock_events(times_model_s, speedup, clock_s, dt_hw_s, steps)
+    spikes = torch.zeros(steps, *times_model_s.shape)
+    spikes[torch.as_tensor(step), torch.as_tensor(b), torch.as_tensor(c)] = 1.0
     return spikes
 
 
@@ -140,38 +148,78 @@ def parse_chip(name: str) -> tuple[str, Optional[int], MockEffects]:
 class MockChip:
     """One emulated chip. ``chip``: ``"ideal"`` or an integer id that seeds its fixed pattern."""
 
-    def __init__(self, chip: str | int = "ideal", effects: Optional[MockEffects] = None, seed: int = 0) -> None:
+    def __init__(self, chip: str | int = "ideal", effects: Optional[MockEffects] = None, seed: int = 0,
+                 dead_circuits: tuple[int, ...] = ()) -> None:
         self.chip = str(chip)
         self.effects = effects or MockEffects()
         off = [k for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
         self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off) if off and self.chip != "ideal" else "")
         self.chip_id = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
+        self.uses_codes = self.chip != "ideal"  # the ideal chip realises the requested settings, not codes
         self._chip: Optional[Chip] = None
         if self.chip != "ideal":
             spec = load_target("bss2")
-            self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec)
+            self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec,
+                              np.asarray(dead_circuits, np.int64))
         self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))
-        self._configured: tuple[int, ChipState] | None = None
+        self._configured: tuple[Deployment, ChipState] | None = None
 
     def _state(self, deployment: Deployment) -> ChipState:
         # Reconfiguring costs the same as on a chip: only when the deployment changes.
-        if self._configured is None or self._configured[0] != id(deployment):
-            self._configured = (id(deployment), configure(deployment, self._chip))
+        # The deployment itself is kept (not its id, which Python may reuse for a new object).
+        if self._configured is None or self._configured[0] is not deployment:
+            self._configured = (deployment, configure(deployment, self._chip))
         return self._configured[1]
 
     def _on(self, effect: str) -> bool:
         return self._chip is not None and getattr(self.effects, effect)
 
-    def _input_current(self, state: ChipState, events: torch.Tensor, counters: dict) -> torch.Tensor:
-        """``[T, B, neurons]`` synaptic input from FPGA events, after bus congestion."""
+    def _input_current(self, state: ChipState, events: torch.Tensor, counters: dict,
+                       neuron: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Synaptic input from FPGA events after bus congestion, plus membrane noise.
+
+        ``[T, B, neurons]``, or ``[T, B]`` of one neuron per run when ``neuron`` (``[B]``) is given.
+        """
         routes = state.input_routes
         if not self._on("event_drops") or len(routes.source) == 0:
-            return delay_one_step(events) @ routes.per_source
-        route_events = events[..., torch.as_tensor(routes.source)]
-        priority = torch.rand(route_events.shape, generator=self._noise)
-        delivered, dropped = deliver(route_events, routes.bus, bus_capacity(state.dt_s, self._chip.spec), priority)
-        counters["events_dropped"] += dropped
-        return delay_one_step(delivered) @ routes.per_route
+            delivered, matrix = events, routes.per_source
+        else:
+            route_events = events[..., torch.as_tensor(routes.source)]
+            priority = lambda: torch.rand(route_events.shape, generator=self._noise)  # noqa: E731
+            delivered, dropped = deliver(route_events, routes.bus, bus_capacity(state.dt_s, self._chip.spec), priority)
+            counters["events_dropped"] += dropped
+            matrix = routes.per_route
+        delivered = delay_one_step(delivered)
+        if neuron is None:
+            x = delivered @ matrix
+        else:
+            x = torch.einsum("tbr,rb->tb", delivered, matrix[:, neuron])
+        sigma = self._noise_std(state)
+        if sigma is not None:
+            x = x + (sigma if neuron is None else sigma[neuron]) * torch.randn(x.shape, generator=self._noise)
+        return x
+
+    def _input_one_neuron_per_run(self, state: ChipState, times: np.ndarray, neuron: torch.Tensor,
+                                  counters: dict) -> torch.Tensor:
+        """``[T, B]`` synaptic input of run b's neuron ``neuron[b]``, built from the events directly.
+
+        Falls back to the dense path when a bus could overflow (more routes than it carries per step).
+        """
+        routes, meta = state.input_routes, self._configured[0].meta
+        capacity = bus_capacity(state.dt_s, self._chip.spec) if self._chip is not None else 0
+        if self._on("event_drops") and len(routes.bus) and np.bincount(routes.bus).max() > capacity:
+            events = bin_on_clock(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+            return self._input_current(state, events, counters, neuron)
+        step, b, c = clock_events(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+        arrive = step + 1  # one step of routing latency
+        keep = arrive < state.steps
+        arrive, b, c = (torch.as_tensor(a[keep]) for a in (arrive, b, c))
+        x = torch.zeros(state.steps, len(neuron))
+        x.index_put_((arrive, b), routes.per_source[c, neuron[b]], accumulate=True)
+        sigma = self._noise_std(state)
+        if sigma is not None:
+            x = x + sigma[neuron] * torch.randn(x.shape, generator=self._noise)
+        return x
 
     def _noise_std(self, state: ChipState) -> Optional[torch.Tensor]:
         if not self._on("noise") or self.effects.membrane_noise_cadc <= 0:
@@ -192,11 +240,16 @@ class MockChip:
         if not self._on("event_drops") or len(neurons.source) == 0:
             return spikes, v
         capacity = bus_capacity(state.dt_s, self._chip.spec)
-        priority = None
+        drawn: list[torch.Tensor] = []
+
+        def priority() -> torch.Tensor:
+            # Drawn once per run, so that every pass drops the same competing events.
+            if not drawn:
+                drawn.append(torch.rand(*spikes.shape[:2], len(neurons.source), generator=self._noise))
+            return drawn[0]
+
         for _ in range(len(neurons.source) + 1):
             route_events = spikes[..., torch.as_tensor(neurons.source)]
-            if priority is None:
-                priority = torch.rand(route_events.shape, generator=self._noise)
             delivered, dropped = deliver(route_events, neurons.bus, capacity, priority)
             if dropped == 0 and counters.get("_internal_dropped", 0) == 0:
                 return spikes, v
@@ -225,10 +278,9 @@ class MockChip:
         gain, offset = (chip.variation.madc_gain, chip.variation.madc_offset) if chip else (4.0, 0.0)
         return madc_codes(trace, gain, offset, quantise=self._on("madc"))
 
-    def _madc_alone(self, state: ChipState, x: torch.Tensor, record: Recording) -> torch.Tensor:
+    def _madc_alone(self, state: ChipState, x_runs: torch.Tensor, neuron: torch.Tensor,
+                    record: Recording) -> torch.Tensor:
         """MADC of independent neurons: run b's recorded neuron simulated as the b-th neuron of one run."""
-        neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
-        x_runs = x[:, torch.arange(len(neuron)), neuron]
         gathered = LIFParameters(*(torch.as_tensor(value)[neuron] for value in state.params))
         _, v = lif_sequence(x_runs.unsqueeze(1), gathered, state.dt_s)
         return self._madc(state, x_runs, v.squeeze(1), record)
@@ -238,20 +290,21 @@ class MockChip:
         record = record or Recording()
         state = self._state(deployment)
         meta = deployment.meta
-        events = bin_on_clock(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
-        counters = {"events_in": int(events.sum()), "events_internal": 0, "events_dropped": 0}
+        counters = {"events_in": int(np.isfinite(input_times_s).sum()), "events_internal": 0, "events_dropped": 0}
         with torch.no_grad():
-            x = self._input_current(state, events, counters)
-            sigma = self._noise_std(state)
-            if sigma is not None:
-                x = x + sigma * torch.randn(x.shape, generator=self._noise)
-            n = x.shape[-1]
+            n = len(state.baseline)
             only_madc = not record.spikes and not record.membrane and record.madc_neuron is not None
             if only_madc and float(state.recurrent_matrix.abs().sum()) == 0:
                 # Neurons are independent here: simulating each run's recorded neuron alone is exact.
-                spikes, v = torch.zeros(*x.shape[:2], 0), None
-                madc = self._madc_alone(state, x, record)
+                neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
+                x_runs = self._input_one_neuron_per_run(state, input_times_s, neuron, counters)
+                spikes, v = torch.zeros(*x_runs.shape, 0), None
+                madc = self._madc_alone(state, x_runs, neuron, record)
+                x = spikes
             else:
+                events = bin_on_clock(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+                counters["events_in"] = int(events.sum())
+                x = self._input_current(state, events, counters)
                 spikes, v = self._simulate(state, x, counters)
                 madc = None
                 if record.madc_neuron is not None:
@@ -267,7 +320,8 @@ class MockChip:
             membrane = v
             if self._on("cadc"):
                 spec = self._chip.spec
-                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"])
+                read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
+                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise)
                 low, high = spec["readout"]["cadc"]["reliable_range"]
                 counters["cadc_outside_reliable_range"] = int(((membrane < low) | (membrane > high)).sum())
         events_out = None

@@ -7,6 +7,8 @@ re-evaluating the same traffic drops the same events).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -26,19 +28,27 @@ def bus_capacity(dt_s: float, spec: TargetSpec) -> int:
 
 
 def deliver(route_events: torch.Tensor, bus: np.ndarray, capacity: int,
-            priority: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Keep at most ``capacity`` events per bus and step: ``route_events`` ``[T, B, R]`` → (delivered, dropped)."""
-    delivered = route_events.clone()
+            priority: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Keep at most ``capacity`` events per bus and step: ``route_events`` ``[T, B, R]`` → (delivered, dropped).
+
+    ``priority()`` gives each event's random priority ``[T, B, R]``; it is only asked for when a
+    bus overflows.
+    """
+    delivered = route_events
     dropped = 0
     for b in np.unique(bus):
         columns = torch.as_tensor(np.flatnonzero(bus == b))
+        if len(columns) <= capacity:
+            continue  # this bus cannot overflow
         events = route_events[..., columns]
-        if events.numel() == 0 or float(events.sum(-1).max()) <= capacity:
+        if float(events.sum(-1).max()) <= capacity:
             continue
+        priority_all = priority()
         # Rank the events present by priority; the first `capacity` get through.
-        score = torch.where(events > 0, priority[..., columns], torch.full_like(events, -1.0))
+        score = torch.where(events > 0, priority_all[..., columns], torch.full_like(events, -1.0))
         rank = score.argsort(dim=-1, descending=True).argsort(dim=-1)
         keep = (events > 0) & (rank < capacity)
         dropped += int((events > 0).sum() - keep.sum())
+        delivered = delivered.clone() if delivered is route_events else delivered
         delivered[..., columns] = keep.to(route_events.dtype)
     return delivered, dropped

@@ -1,6 +1,6 @@
 r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them (bss2.md §1.6, §2).
 
-- **CADC**: all neurons in parallel, 8 bit (0–255), one sample every ``period`` (≈2 µs), which
+- **CADC**: all neurons in parallel, 8 bit (0–255) with read noise, one sample every ``period`` (≈2 µs), which
   hxtorch interpolates linearly onto the simulation grid; here the same.
 - **MADC**: one neuron per run, 10 bit, :math:`m = \mathrm{round}(a\,v + b)` with a chip-specific
   gain and offset (the calibration cross-calibrates it against the CADC).
@@ -10,6 +10,8 @@ r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them 
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
@@ -34,14 +36,18 @@ def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> 
     return (sigma_v / gain.sqrt()).float()
 
 
-def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float) -> torch.Tensor:
-    """8-bit samples of ``v`` ``[T, B, N]`` every ``period_s``, interpolated back onto the step grid."""
+def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: float = 0.0,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid."""
     every = max(1, int(round(period_s / dt_s)))
     steps = v.shape[0]
     at = torch.arange(every - 1, steps, every)
     if len(at) == 0:
         at = torch.tensor([steps - 1])
-    sampled = v[at].round().clamp(0, 255)
+    sampled = v[at]
+    if read_noise > 0:
+        sampled = sampled + read_noise * torch.randn(sampled.shape, generator=generator)
+    sampled = sampled.round().clamp(0, 255)
     # Linear interpolation between samples; before the first and after the last: hold.
     t = torch.arange(steps, dtype=torch.float32)
     position = ((t - at[0]) / every).clamp(0, len(at) - 1)

@@ -26,6 +26,7 @@ gain offset c_0           8 codes    assumption (why the weight scale is measure
 quadrant DAC ε_q          5 %        assumption (calix equalises quadrants: step 4 of §3.2)
 synapse weight ε_syn      5 %        §2 suggests 5–10 % per synapse; not calibratable
 membrane noise            1 LSB      §2: trial-to-trial PSP std < 7 LSB; suggested 1–2 LSB
+CADC read noise           0.5 LSB    assumption (calibrated CADC channels differ by < 3 LSB, §2)
 spike-time jitter         8 ns       assumption: one FPGA clock cycle
 MADC                      4 codes/LSB, offset 60 ± 20, gain ± 5 %: assumption (10 bit, §1.6)
 ========================  =========  ===========================================================
@@ -61,6 +62,7 @@ class MockEffects:
     quadrant_dac_rel: float = 0.05
     synapse_rel: float = 0.05
     membrane_noise_cadc: float = 1.0
+    cadc_read_noise_cadc: float = 0.5
     jitter_s: float = 8e-9
     madc_per_cadc: float = 4.0
     madc_offset: float = 60.0
@@ -133,8 +135,13 @@ class CircuitPhysics(NamedTuple):
     gain_cadc_per_lsb: np.ndarray
 
 
-def realise(codes: ChipCodes, variation: ChipVariation, spec: TargetSpec) -> CircuitPhysics:
-    """Per-circuit physical parameters that ``codes`` produce on this chip."""
+def realise(codes: ChipCodes, variation: ChipVariation, spec: TargetSpec,
+            dead: np.ndarray = np.zeros(0, np.int64)) -> CircuitPhysics:
+    """Per-circuit physical parameters that ``codes`` produce on this chip.
+
+    ``dead`` circuits (an injected fault) ignore their codes: the membrane sits at the bottom of
+    the range and no synaptic input arrives.
+    """
     c = spec["capmem"]
     n = len(codes.v_leak)
     quadrant = quadrant_of(n, spec)
@@ -150,8 +157,10 @@ def realise(codes: ChipCodes, variation: ChipVariation, spec: TargetSpec) -> Cir
     dac = codes.synapse_dac_bias.astype(float) * (1.0 + variation.quadrant_dac) / c["synapse_dac_bias"]
     gain = (c["synaptic_gain_per_code"] * np.exp(variation.gain)
             * np.maximum(codes.i_bias_synin_gm - variation.gain_offset_code, 0.0) * dac[quadrant])
+    v_leak, v_reset = potential("v_leak"), potential("v_reset")
+    v_leak[dead], v_reset[dead], gain[dead] = 5.0, 5.0, 0.0
     return CircuitPhysics(
-        v_leak=potential("v_leak"), v_reset=potential("v_reset"),
+        v_leak=v_leak, v_reset=v_reset,
         v_th=np.where(codes.threshold_enabled, potential("v_threshold"), np.inf),
         tau_mem_s=tau(codes.i_bias_leak, c["tau_mem_s_times_code"], variation.tau_mem),
         tau_syn_s=tau(codes.i_bias_syn_tau, c["tau_syn_s_times_code"], variation.tau_syn),

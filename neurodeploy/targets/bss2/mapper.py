@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -15,12 +15,16 @@ from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile
 from ...models.network import SpikingNetwork
 from ..spec import TargetSpec
-from .analog import nominal_codes
+from .analog import ChipCodes, nominal_codes, nominal_gain
+from .calibrated import calibrated_codes, check_targets
 from .lower import LoweredLayer, lower
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
 from .route import Routing, route
 from .rules import check_all
+
+if TYPE_CHECKING:
+    from ...calibration.file import Calibration
 
 RATE_SAMPLES = 500
 
@@ -92,23 +96,50 @@ def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantise
     return {**{f"circuit_{k}": v for k, v in settings.items()}, "circuit_enabled": enabled}
 
 
-def _codes(settings: dict, spec: TargetSpec) -> dict:
-    """CapMem codes for the requested settings: nominal curves (no calibration)."""
+def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spec: TargetSpec,
+           calibration: Optional["Calibration"]) -> tuple[ChipCodes, list[DesignRuleViolation]]:
+    """CapMem codes for the requested settings (nominal curves, or the chip's calibration).
+
+    BSS2-GAIN: a circuit whose requested synaptic gain lies beyond its code range.
+    """
     physical = {k.split("_", 1)[1]: v for k, v in settings.items() if k != "circuit_enabled"}
-    return nominal_codes(physical, spec).to_arrays()
+    if calibration is None:
+        codes = nominal_codes(physical, spec)
+        gain_code = physical["synaptic_gain_cadc_per_lsb"] / nominal_gain(1.0, codes.synapse_dac_bias[0], spec)
+        reach = nominal_gain(spec["capmem"]["code_max"], codes.synapse_dac_bias[0], spec) * np.ones(len(gain_code))
+    else:
+        codes, gain_code = calibrated_codes(physical, calibration, spec)
+        reach = calibration.gain_slope * (spec["capmem"]["code_max"] - calibration.gain_offset_code)
+    violations = []
+    for index, layer in enumerate(layers):
+        circuits = np.flatnonzero(np.isin(np.arange(len(gain_code)), placement.neuron_circuits[placement.neuron_layer == index]))
+        out = circuits[~((gain_code[circuits] >= 0) & (gain_code[circuits] <= spec["capmem"]["code_max"]))]
+        if len(out):
+            worst = out[np.argmax(physical["synaptic_gain_cadc_per_lsb"][out])]
+            violations.append(DesignRuleViolation(
+                "BSS2-GAIN", layer.name, "synaptic gain (CADC per weight LSB) of a circuit",
+                f"{physical['synaptic_gain_cadc_per_lsb'][worst]:.3g}", f"{max(reach[worst], 0):.3g}",
+                f"{len(out)} circuits are out of range: lower --clip-quantile (e.g. 0.99) so weights use more of the 6 bits"))
+    return codes, violations
 
 
 def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
-                circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES
+                circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES,
+                calibration: Optional["Calibration"] = None
                 ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
     Firing rates before and after quantisation, and the readout's range, are measured in software on ``rate_samples`` training
     samples (0: not measured).
     """
+    if calibration is not None:
+        calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
+        circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
     layers, violations, warnings = check(model, spec, circuit_ok)
     if violations:
         return None, {"warnings": warnings}, violations
+    if calibration is not None:
+        check_targets(layers, calibration)
     placement, violations = place(layers, spec, circuit_ok)
     if violations:
         return None, {"warnings": warnings}, violations
@@ -123,13 +154,16 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
     settings = _circuit_settings(layers, placement, quantised, spec)
+    codes, violations = _codes(settings, layers, placement, spec, calibration)
+    if violations:
+        return None, {"warnings": warnings}, violations
     arrays = {
         "neuron_circuits": placement.neuron_circuits.astype(np.int32),
         "neuron_layer": placement.neuron_layer.astype(np.int32),
         "synapse_weight": routing.synapse_weight, "synapse_label": routing.synapse_label,
         "row_mode": routing.row_mode, "input_routes": routing.input_routes,
         "neuron_routes": routing.neuron_routes,
-        **settings, **_codes(settings, spec),
+        **settings, **codes.to_arrays(),
         **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
         **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
         **{f"weight_scale:{name}": q.scale.numpy() for name, q in quantised.items()},
@@ -143,6 +177,9 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
                                                               layers[-1].size],
         "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
         "weight_scale": weight_scale, "clip_quantile": clip_quantile,
+        "chip": None if calibration is None else calibration.chip,
+        "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,
+                                                         "created": calibration.created},
         "report": report,
     }
     return Deployment(meta=meta, arrays=arrays), report, []

@@ -1,0 +1,1 @@
+"""Chip calibration (calix's method on the backend interface): experiments, searches, measurements, the file."""

@@ -1,0 +1,178 @@
+r"""Measurements of each neuron parameter, through the backend's readouts only (CADC, MADC).
+
+Each function configures the chip with the given codes (a chip experiment), runs it on the
+backend and turns the readouts into one value per circuit. Nothing here reads the chip's hidden
+parameters: a real chip behind the same interface would be measured the same way. Every call of
+``backend.run`` is one measurement round (a batch of runs on the chip).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..backends.base import Backend, Recording
+from ..targets.bss2.analog import ChipCodes
+from ..targets.spec import TargetSpec
+from .experiment import chip_experiment, input_times, step_s, train_experiment
+
+CADC_RUNS = 8
+GAIN_DRIVERS = 64  # synapses per neuron that each gain-measurement event crosses (16 per bus)
+TAU_REPEATS = 32  # MADC runs per neuron for a time constant: noise averages out
+CADC_ONLY = Recording(spikes=False, membrane=True)
+
+
+class MadcScale(NamedTuple):
+    r"""The MADC's relation to CADC units, :math:`m = a\,v + b`, measured on the chip (one line per chip)."""
+
+    gain: float
+    offset: float
+
+    def to_cadc(self, madc: torch.Tensor) -> torch.Tensor:
+        return (madc - self.offset) / self.gain
+
+
+class Meter:
+    """Runs chip experiments on a backend and counts the measurement rounds."""
+
+    def __init__(self, backend: Backend, spec: TargetSpec) -> None:
+        self.backend, self.spec = backend, spec
+        self.n = spec.total_circuits
+        self.rounds = 0
+        self.madc_scale = MadcScale(1.0, 0.0)
+
+    def cadc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = np.zeros(0),
+             drivers: int = 1) -> torch.Tensor:
+        """CADC traces ``[T, runs, 512]`` of all circuits, ``CADC_RUNS`` repetitions."""
+        experiment = chip_experiment(self.spec, codes, duration_s, weight, drivers=drivers)
+        times = np.full((CADC_RUNS, 1), np.nan)
+        if len(at_s):
+            experiment = train_experiment(experiment, len(at_s))
+            times = input_times(self.spec, CADC_RUNS, at_s)
+        self.rounds += 1
+        return self.backend.run(experiment, times, CADC_ONLY).membrane
+
+    def madc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = np.zeros(0),
+             source: str = "membrane", repeats: int = 1) -> torch.Tensor:
+        """MADC traces ``[T, 512]`` in CADC units: one run per circuit and repeat, each recording its own
+        neuron; repeats are averaged."""
+        experiment = chip_experiment(self.spec, codes, duration_s, weight)
+        runs = self.n * repeats
+        times = np.full((runs, 1), np.nan)
+        if len(at_s):
+            experiment = train_experiment(experiment, len(at_s))
+            times = input_times(self.spec, runs, at_s)
+        self.rounds += 1
+        record = Recording(spikes=False, membrane=False, madc_neuron=np.tile(np.arange(self.n), repeats),
+                           madc_source=source)
+        madc = self.backend.run(experiment, times, record).madc
+        return self.madc_scale.to_cadc(madc.reshape(madc.shape[0], repeats, self.n).mean(1))
+
+    # One observable each ------------------------------------------------------------------
+
+    def rest(self, codes: ChipCodes) -> np.ndarray:
+        """Resting potential (CADC): the mean over runs and samples, threshold off."""
+        v = self.cadc(codes._replace(threshold_enabled=np.zeros(self.n, bool)), 20e-6)
+        return v.mean(dim=(0, 1)).numpy()
+
+    def cross_calibrate_madc(self, codes: ChipCodes, levels: tuple[int, ...] = (250, 400, 550)) -> MadcScale:
+        """Fit the MADC's gain and offset against the CADC with neurons resting at several leak codes."""
+        self.madc_scale = MadcScale(1.0, 0.0)
+        cadc, madc = [], []
+        quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
+        for level in levels:
+            at = quiet._replace(v_leak=np.full(self.n, level))
+            cadc.append(self.rest(at))
+            madc.append(self.madc(at, 10e-6).mean(0).numpy())
+        gain, offset = np.polyfit(np.concatenate(cadc), np.concatenate(madc), 1)
+        self.madc_scale = MadcScale(float(gain), float(offset))
+        return self.madc_scale
+
+    def threshold(self, codes: ChipCodes) -> np.ndarray:
+        """Threshold (CADC): highest membrane value before the resets of a neuron whose leak lies above it."""
+        spiking = codes._replace(threshold_enabled=np.ones(self.n, bool), v_leak=np.full(self.n, 1022),
+                                 refractory_counter=np.full(self.n, 20), refractory_scaler=np.zeros(4, np.int32))
+        return self.madc(spiking, 40e-6).amax(0).numpy()
+
+    def reset(self, codes: ChipCodes) -> np.ndarray:
+        """Reset (CADC): where the membrane is held during long refractory periods (the median CADC sample)."""
+        held = codes._replace(threshold_enabled=np.ones(self.n, bool), v_leak=np.full(self.n, 1022),
+                              refractory_counter=np.full(self.n, 255), refractory_scaler=np.full(4, 7, np.int32))
+        v = self.cadc(held, 60e-6)
+        return v[v.shape[0] // 4:].flatten(0, 1).median(0).values.numpy()
+
+    def tau_syn(self, codes: ChipCodes) -> np.ndarray:
+        """Synaptic time constant (s): exponential fit to the synaptic input line after one event (MADC)."""
+        quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
+        start = 2e-6
+        trace = self.madc(quiet, 40e-6, weight=50, at_s=np.array([start]), source="synaptic_input", repeats=TAU_REPEATS)
+        return decay_time_constant(trace, step_s(self.spec), start + step_s(self.spec) * 2)
+
+    def tau_mem(self, codes: ChipCodes) -> np.ndarray:
+        """Membrane time constant (s): exponential fit to the membrane's return to rest after a burst (MADC).
+
+        The synapse is set to its fastest so that the tail is the membrane's own decay.
+        """
+        fast = codes._replace(threshold_enabled=np.zeros(self.n, bool), i_bias_syn_tau=np.full(self.n, 1022))
+        burst = np.arange(6) * 1e-6 + 2e-6
+        trace = self.madc(fast, 90e-6, weight=63, at_s=burst, repeats=TAU_REPEATS)
+        return decay_time_constant(trace, step_s(self.spec), burst[-1] + 7e-6)
+
+    def synaptic_gain(self, codes: ChipCodes, weight: int, period_s: float, tau_syn_s: float) -> np.ndarray:
+        r"""Synaptic input strength (CADC per weight LSB) from the mean rise of the membrane under a regular train (CADC).
+
+        At steady state the mean membrane above rest is the mean synaptic input,
+        :math:`\bar v - v_{rest} = g\,w / (k\,(1 - \alpha))` with ``k`` steps between events and
+        :math:`\alpha = e^{-\Delta t/\tau_{syn}}` (the calibrated :math:`\tau_{syn}`). Each event crosses
+        ``GAIN_DRIVERS`` synapses of every neuron, so their individual variation averages out.
+        """
+        quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
+        dt = step_s(self.spec)
+        drive_start, duration = 10e-6, 150e-6
+        at = np.arange(drive_start, duration, period_s)
+        v = self.cadc(quiet, duration, weight=weight, at_s=at, drivers=GAIN_DRIVERS)
+        t = (np.arange(v.shape[0]) + 1) * dt
+        rest = v[t < drive_start - 2e-6].mean(dim=(0, 1))
+        driven = v[t > duration - 50e-6].mean(dim=(0, 1))
+        k = period_s / dt
+        per_event = (driven - rest).numpy() * k * (1 - np.exp(-dt / tau_syn_s))
+        return per_event / (weight * GAIN_DRIVERS)
+
+
+def decay_time_constant(trace: torch.Tensor, dt_s: float, fit_from_s: float) -> np.ndarray:
+    r"""Per column of ``trace`` ``[T, N]``, :math:`\tau` of :math:`v(t) = v_\infty + A e^{-t/\tau}` after ``fit_from_s``.
+
+    For a given :math:`\tau` the best :math:`v_\infty, A` are linear least squares; :math:`\tau`
+    itself is found by golden-section search on :math:`\log\tau` (all columns at once). Fitting the
+    rest as a free parameter matters: noise makes any separately measured rest wrong by about a
+    noise standard deviation, which biases a log-linear fit badly in the tail.
+    """
+    t_all = (torch.arange(trace.shape[0], dtype=torch.float64) + 1) * dt_s
+    window = t_all >= fit_from_s
+    y = trace[window].float().t().contiguous()  # [N, T]: reductions along the last, contiguous axis
+    t = (t_all[window] - t_all[window][0])[None, :].float()
+    m = float(y.shape[1])
+    s_y, s_yy = y.double().sum(1), (y.double() ** 2).sum(1)
+
+    def residual(log_tau: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(-t / torch.exp(log_tau).float()[:, None])
+        s_e, s_ee, s_ey = e.sum(1).double(), (e * e).sum(1).double(), (e * y).sum(1).double()
+        det = (m * s_ee - s_e ** 2).clamp_min(1e-30)
+        explained = (s_ee * s_y ** 2 - 2 * s_e * s_y * s_ey + m * s_ey ** 2) / det
+        return s_yy - explained
+
+    golden = (np.sqrt(5) - 1) / 2
+    lo = torch.full((y.shape[0],), np.log(0.1e-6))
+    hi = torch.full_like(lo, np.log(500e-6))
+    a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    fa, fb = residual(a), residual(b)
+    for _ in range(22):  # the bracket shrinks to 2.5e-5 of its width: 0.02 % in tau
+        left = fa < fb  # the minimum lies in [lo, b]
+        hi, lo = torch.where(left, b, hi), torch.where(left, lo, a)
+        b_new, a_new = torch.where(left, a, lo + golden * (hi - lo)), torch.where(left, hi - golden * (hi - lo), b)
+        fb_new = torch.where(left, fa, residual(b_new))
+        fa_new = torch.where(left, residual(a_new), fb)
+        a, b, fa, fb = a_new, b_new, fa_new, fb_new
+    return torch.exp((lo + hi) / 2).numpy()
