@@ -29,6 +29,15 @@ demo: setup
 	$(ND) map $(OUT)/digits.pt --target bss2 -o $(OUT)/digits.npz
 	$(ND) evaluate $(OUT)/digits.pt --json > $(OUT)/digits.software.json
 	$(ND) run $(OUT)/digits.npz --backend mock:ideal --json > $(OUT)/digits.mock.json
+	# The chip path: calibrate emulated chip 0, map a hardware-aware model with and without it, run on the chip.
+	$(ND) calibrate --backend mock:0 --target bss2 -o $(OUT)/calibration/mock-0.yaml
+	$(ND) train models/yinyang_hw.yaml -o $(OUT)/yinyang_hw.pt
+	$(ND) evaluate $(OUT)/yinyang_hw.pt --json > $(OUT)/yinyang_hw.software.json
+	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 -o $(OUT)/yinyang_hw.npz
+	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.chip0.npz
+	$(ND) run $(OUT)/yinyang_hw.npz --backend mock:ideal --json > $(OUT)/yinyang_hw.mock.json
+	$(ND) run $(OUT)/yinyang_hw.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-uncalibrated.json
+	$(ND) run $(OUT)/yinyang_hw.chip0.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-calibrated.json
 	$(BIN)/python scripts/accuracy_table.py $(OUT)
 
 # All tests, the slow end-to-end accuracy checks included (this is what CI runs).

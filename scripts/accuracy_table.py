@@ -5,8 +5,16 @@ import sys
 from pathlib import Path
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "out")
-print(f"{'task':<10}{'software (float)':>18}{'mock:ideal (quantised)':>24}{'samples':>9}")
-for task in ("yinyang", "digits"):
-    software = json.loads((out / f"{task}.software.json").read_text())
-    mock = json.loads((out / f"{task}.mock.json").read_text())
-    print(f"{task:<10}{100 * software['accuracy']:>17.1f}%{100 * mock['accuracy']:>23.1f}%{mock['n_samples']:>9}")
+COLUMNS = [("software", "software (float)"), ("mock", "mock:ideal"), ("chip0-uncalibrated", "mock:0 uncalibrated"),
+           ("chip0-calibrated", "mock:0 calibrated"), ("chip0-itl", "mock:0 after itl")]
+
+
+def cell(task: str, column: str) -> str:
+    path = out / f"{task}.{column}.json"
+    return f"{100 * json.loads(path.read_text())['accuracy']:.1f}%" if path.exists() else "-"
+
+
+print(f"{'task':<12}" + "".join(f"{title:>22}" for _, title in COLUMNS))
+for task in ("yinyang", "digits", "yinyang_hw"):
+    print(f"{task:<12}" + "".join(f"{cell(task, column):>22}" for column, _ in COLUMNS))
+print("test sets: Yin-Yang 1000 samples, digits 360; mock:0 is an emulated chip with mismatch and noise")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..calibration.file import load_calibration
 from ..deployment import load_deployment
 from ..errors import FileKindError
 from ..modelfile import read_model_dict
@@ -30,7 +31,7 @@ def _summary_of_deployment(path: Path) -> dict:
             "dataset": dep.meta["dataset"], "dt_s": dep.meta["dt_s"],
             **{k: report[k] for k in ("circuits_used", "circuits_available", "rows_used", "rows_available",
                                       "synapses_used", "synapses_available")},
-            "layers": report["layers"], "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
+            "chip": dep.meta.get("chip"), "layers": report["layers"], "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
             "software_version": dep.meta["software_version"]}
 
 
@@ -49,6 +50,12 @@ def _summary_of_yaml(path: Path) -> dict:
         spec = load_target(path)
         return {"kind": "target", "name": spec.name, "description": spec.description,
                 "circuits": spec.total_circuits, "rows": spec.total_rows, "synapses": spec.total_synapses}
+    if fmt == "neurodeploy.calibration":
+        cal = load_calibration(path)
+        return {"kind": "calibration", "chip": cal.chip, "backend": cal.backend, "target": cal.target,
+                "created": cal.created, "software_version": cal.software_version, "targets": cal.targets,
+                "calibrated": int(cal.success.sum()), "neurons": int(len(cal.success)),
+                "spread": cal.spread, "seconds": cal.seconds, "measurement_rounds": cal.measurement_rounds}
     raise FileKindError(f"{path} is YAML but not a neurodeploy file (format {fmt!r})",
                         "give a recipe, target spec, model or deployment")
 
