@@ -96,3 +96,22 @@ def test_unknown_backend_and_target(deployment_file, trained_model):
     _one_line_error(invoke("run", deployment_file, "--backend", "loihi"), "unknown backend 'loihi'")
     _one_line_error(invoke("map", trained_model, "--target", "spinnaker"), "unknown target 'spinnaker'")
     _one_line_error(invoke("run", deployment_file, "--backend", "hxtorch"), "hxtorch")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--backend", "software"), "no chip to calibrate"),
+    (("--backend", "mock:0", "--set", "tau_mem=1e-5"), "unknown calibration target"),
+    (("--backend", "mock:0", "--set", "tau_mem_s"), "is not NAME=NUMBER"),
+    (("--backend", "mock:0", "--set", "tau_mem_s=5"), "outside the chip's range"),
+    (("--backend", "mock:zero"), "not a chip number"),
+])
+def test_calibrate_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "c.yaml"
+    result = invoke("calibrate", *args, "-o", out)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_run_refuses_a_missing_calibration_file(deployment_file, tmp_path):
+    result = invoke("run", deployment_file, "--backend", "mock:0", "--calibration", tmp_path / "none.yaml")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
