@@ -19,6 +19,7 @@ The extension is compiled just in time by ``torch.utils.cpp_extension.load`` and
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import warnings
@@ -88,6 +89,14 @@ def _source_dir() -> Path:
     raise FileNotFoundError(f"fused LIF sources not found in {', '.join(map(str, _SOURCE_DIRS))}")
 
 
+def _source_digest(src: Path) -> str:
+    """Eight hex digits of the kernel sources' hash."""
+    digest = hashlib.sha256()
+    for path in sorted(src.glob("lif_*")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _compile() -> tuple[Any, bool]:
     """Build (or load from the cache) the extension; returns its ops and whether CUDA is in it."""
     from torch.utils import cpp_extension
@@ -96,8 +105,9 @@ def _compile() -> tuple[Any, bool]:
     sources = [str(src / "lif_cpu.cpp")]
     isa = _isa_flags()
     cflags = _CFLAGS + isa
-    # The name keys the build cache: an AVX2 build must never be loaded on a CPU without AVX2.
-    name = _EXTENSION_NAME + ("_avx2" if isa else "")
+    # The name keys the build cache: an AVX2 build must never be loaded on a CPU without AVX2,
+    # and checkouts with different sources (worktrees, branches) must not rebuild over each other.
+    name = _EXTENSION_NAME + ("_avx2" if isa else "") + "_" + _source_digest(src)
     with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
     if with_cuda:  # untested here: no machine of this project has a GPU
         sources.append(str(src / "lif_cuda.cu"))
