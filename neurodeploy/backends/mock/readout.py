@@ -11,6 +11,7 @@ r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them 
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -38,23 +39,36 @@ def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> 
 
 def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: float = 0.0,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid."""
+    r"""8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid.
+
+    With sample times :math:`a_j` and :math:`p_t = \mathrm{clamp}((t - a_0)/e,\ 0,\ S-1)`, step ``t`` reads
+    :math:`s_{\lfloor p_t \rfloor} (1 - f_t) + s_{\lfloor p_t \rfloor + 1} f_t` with :math:`f_t = p_t - \lfloor p_t \rfloor`.
+    The arithmetic runs in place on two ``[T, B, N]`` buffers (fresh tensors are mostly page faults
+    at this size); every value is the one the out-of-place expression gives.
+    """
     every = max(1, int(round(period_s / dt_s)))
-    steps = v.shape[0]
+    at, lower, upper, frac = _interpolation(v.shape[0], every)
+    sampled = v.index_select(0, at)
+    if read_noise > 0:
+        sampled.add_(torch.randn(sampled.shape, generator=generator).mul_(read_noise))
+    sampled = sampled.round_().clamp_(0, 255)
+    shape = (-1, *([1] * (v.dim() - 1)))
+    low = sampled.index_select(0, lower).mul_((1 - frac).view(shape))
+    return low.add_(sampled.index_select(0, upper).mul_(frac.view(shape)))
+
+
+@functools.lru_cache(maxsize=16)
+def _interpolation(steps: int, every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample steps ``at``, and per step the samples before and after it and the weight ``frac`` of the later one."""
     at = torch.arange(every - 1, steps, every)
     if len(at) == 0:
         at = torch.tensor([steps - 1])
-    sampled = v[at]
-    if read_noise > 0:
-        sampled = sampled + read_noise * torch.randn(sampled.shape, generator=generator)
-    sampled = sampled.round().clamp(0, 255)
     # Linear interpolation between samples; before the first and after the last: hold.
     t = torch.arange(steps, dtype=torch.float32)
     position = ((t - at[0]) / every).clamp(0, len(at) - 1)
     lower = position.floor().long()
     upper = (lower + 1).clamp(max=len(at) - 1)
-    frac = (position - lower).view(-1, *([1] * (v.dim() - 1)))
-    return sampled[lower] * (1 - frac) + sampled[upper] * frac
+    return at, lower, upper, position - lower
 
 
 def madc_codes(v: torch.Tensor, gain: float, offset: float, quantise: bool) -> torch.Tensor:
