@@ -81,3 +81,12 @@ def test_a_bus_with_more_routes_than_its_capacity_may_overflow():
     assert not may_overflow(np.array([0, 0, 1]), capacity=2)
     assert may_overflow(np.array([0, 0, 0, 1]), capacity=2)
     assert not may_overflow(np.zeros(0, np.int64), capacity=1)
+
+
+def test_outputs_of_a_run_are_not_overwritten_by_the_next(deployment_file):
+    dep = load_deployment(deployment_file)
+    chip = MockChip(0, seed=1)
+    first = chip.run(dep, _times(32, 0))
+    kept = {field: getattr(first, field).clone() for field in ("spikes", "membrane")}
+    chip.run(dep, _times(32, 1))  # same shapes: the same workspace buffers
+    assert all(torch.equal(getattr(first, field), value) for field, value in kept.items())

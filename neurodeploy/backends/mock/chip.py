@@ -33,7 +33,7 @@ from ...targets.spec import TargetSpec, load_target
 from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .events import bus_capacity, bus_of_routes, deliver
-from .plan import RunPlan, make_plan
+from .plan import RunPlan, Workspace, make_plan
 from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
 from .variation import ChipVariation, MockEffects, draw_variation, realise
 
@@ -164,6 +164,7 @@ class MockChip:
                               np.asarray(dead_circuits, np.int64))
         self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))
         self._configured: tuple[Deployment, ChipState, RunPlan] | None = None
+        self._workspace = Workspace()  # scratch tensors kept from batch to batch
 
     def _state(self, deployment: Deployment) -> ChipState:
         # Reconfiguring costs the same as on a chip: only when the deployment changes.
@@ -201,8 +202,8 @@ class MockChip:
             counters["events_dropped"] += dropped
             matrix = routes.per_route
         delivered = delay_one_step(delivered)
-        if neuron is None:
-            x = delivered @ matrix
+        if neuron is None:  # x never leaves a run: a kept buffer (a fresh one is mostly page faults)
+            x = torch.matmul(delivered, matrix, out=self._workspace.buffer("input", (*delivered.shape[:-1], matrix.shape[1])))
         else:
             x = torch.einsum("tbr,rb->tb", delivered, matrix[:, neuron])
         return self._add_noise(x, neuron)
@@ -212,7 +213,7 @@ class MockChip:
         sigma = self._plan.noise_std
         if sigma is None:
             return x
-        noise = torch.randn(x.shape, generator=self._noise)
+        noise = torch.randn(x.shape, generator=self._noise, out=self._workspace.buffer("noise", x.shape))
         return x.add_(noise.mul_(sigma if neuron is None else sigma[neuron]))
 
     def _input_one_neuron_per_run(self, state: ChipState, times: np.ndarray, neuron: torch.Tensor,
@@ -332,9 +333,12 @@ class MockChip:
             if self._on("cadc"):
                 spec = self._chip.spec
                 read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
-                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise)
+                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise,
+                                        self._workspace)
                 low, high = spec["readout"]["cadc"]["reliable_range"]
-                counters["cadc_outside_reliable_range"] = int(((membrane < low) | (membrane > high)).sum())
+                outside = torch.lt(membrane, low, out=self._workspace.buffer("below", membrane.shape, torch.bool))
+                outside.logical_or_(torch.gt(membrane, high, out=self._workspace.buffer("above", membrane.shape, torch.bool)))
+                counters["cadc_outside_reliable_range"] = int(torch.count_nonzero(outside))  # sum() would copy to int64
         events_out = None
         if record.spikes and spikes.shape[-1]:
             jitter = self.effects.jitter_s if self._on("jitter") else 0.0

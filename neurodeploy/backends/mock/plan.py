@@ -47,3 +47,24 @@ def make_plan(state, spec, event_drops: bool, noise_std: Optional[torch.Tensor])
                    neuron_may_drop=drops and may_overflow(state.neuron_routes.bus, capacity),
                    noise_std=noise_std,
                    routes_per_neuron=torch.as_tensor(per_neuron, dtype=torch.float32))
+
+
+class Workspace:
+    """Reusable scratch tensors of one mock chip, so that a batch does not allocate its temporaries anew.
+
+    A fresh ``[T, B, N]`` float tensor of a few MB is mostly page faults on first touch; the
+    input current, its noise and the CADC interpolation temporaries never leave a run, so they
+    can live in buffers kept from one batch to the next (same shape: same buffer). Nothing a run
+    returns is a workspace buffer.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """An uninitialised tensor ``shape`` that stays ``name``'s until the next call with that name."""
+        shape = tuple(int(s) for s in shape)
+        kept = self._buffers.get(name)
+        if kept is None or tuple(kept.shape) != shape or kept.dtype != dtype:
+            kept = self._buffers[name] = torch.empty(shape, dtype=dtype)
+        return kept

@@ -12,10 +12,13 @@ r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them 
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .plan import Workspace
 
 
 def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -38,23 +41,28 @@ def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> 
 
 
 def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: float = 0.0,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None, workspace: Optional["Workspace"] = None) -> torch.Tensor:
     r"""8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid.
 
     With sample times :math:`a_j` and :math:`p_t = \mathrm{clamp}((t - a_0)/e,\ 0,\ S-1)`, step ``t`` reads
     :math:`s_{\lfloor p_t \rfloor} (1 - f_t) + s_{\lfloor p_t \rfloor + 1} f_t` with :math:`f_t = p_t - \lfloor p_t \rfloor`.
-    The arithmetic runs in place on two ``[T, B, N]`` buffers (fresh tensors are mostly page faults
-    at this size); every value is the one the out-of-place expression gives.
+    The arithmetic runs in place (fresh tensors are mostly page faults at this size), the
+    temporaries in ``workspace`` buffers when given; every value is the one the out-of-place
+    expression gives.
     """
+    scratch = (lambda name, shape: workspace.buffer(name, shape)) if workspace else (lambda name, shape: None)  # noqa: E731
     every = max(1, int(round(period_s / dt_s)))
     at, lower, upper, frac = _interpolation(v.shape[0], every)
-    sampled = v.index_select(0, at)
+    sampled_shape = (len(at), *v.shape[1:])
+    sampled = torch.index_select(v, 0, at, out=scratch("cadc_sampled", sampled_shape))
     if read_noise > 0:
-        sampled.add_(torch.randn(sampled.shape, generator=generator).mul_(read_noise))
+        noise = torch.randn(sampled_shape, generator=generator, out=scratch("cadc_noise", sampled_shape))
+        sampled.add_(noise.mul_(read_noise))
     sampled = sampled.round_().clamp_(0, 255)
     shape = (-1, *([1] * (v.dim() - 1)))
-    low = sampled.index_select(0, lower).mul_((1 - frac).view(shape))
-    return low.add_(sampled.index_select(0, upper).mul_(frac.view(shape)))
+    low = sampled.index_select(0, lower).mul_((1 - frac).view(shape))  # the result: a fresh tensor
+    high = torch.index_select(sampled, 0, upper, out=scratch("cadc_upper", v.shape))
+    return low.add_(high.mul_(frac.view(shape)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -80,7 +88,7 @@ def madc_codes(v: torch.Tensor, gain: float, offset: float, quantise: bool) -> t
 def spike_events(spikes: torch.Tensor, dt_s: float, clock_s: float, jitter_s: float,
                  generator: torch.Generator) -> np.ndarray:
     """``[n, 3]`` rows ``(time_s, batch, neuron)``: spike times on the clock grid, jittered."""
-    step, batch, neuron = torch.nonzero(spikes > 0, as_tuple=True)
+    step, batch, neuron = torch.nonzero(spikes, as_tuple=True)  # spikes are 0 or 1: the indices of spikes > 0
     times = step.double() * dt_s
     if jitter_s > 0 and len(times):
         times = times + jitter_s * torch.randn(len(times), generator=generator, dtype=torch.float64)
