@@ -44,30 +44,45 @@ def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: floa
                  generator: Optional[torch.Generator] = None, workspace: Optional["Workspace"] = None) -> torch.Tensor:
     r"""8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid.
 
-    With sample times :math:`a_j` and :math:`p_t = \mathrm{clamp}((t - a_0)/e,\ 0,\ S-1)`, step ``t`` reads
-    :math:`s_{\lfloor p_t \rfloor} (1 - f_t) + s_{\lfloor p_t \rfloor + 1} f_t` with :math:`f_t = p_t - \lfloor p_t \rfloor`.
-    The arithmetic runs in place (fresh tensors are mostly page faults at this size), the
-    temporaries in ``workspace`` buffers when given; every value is the one the out-of-place
-    expression gives.
+    With sample steps :math:`a_j = a_0 + j e` (:math:`j < S`) and
+    :math:`p_t = \mathrm{clamp}((t - a_0)/e,\ 0,\ S-1)`, step ``t`` reads
+    :math:`s_{l_t} (1 - f_t) + s_{u_t} f_t` with :math:`l_t = \lfloor p_t \rfloor`,
+    :math:`u_t = \min(l_t + 1, S - 1)`, :math:`f_t = p_t - l_t`.
+
+    Steps ``t, t + e, t + 2e, ...`` read samples ``l, l + 1, l + 2, ...``, so the interpolation is a
+    few strided slices (:func:`_interpolation`) instead of gathers, which on a shared machine with
+    two threads cost 10-400 ms per batch; temporaries go to ``workspace`` buffers when given. Every
+    product and sum is the one of the plain expression, so the values are the same.
     """
-    scratch = (lambda name, shape: workspace.buffer(name, shape)) if workspace else (lambda name, shape: None)  # noqa: E731
     every = max(1, int(round(period_s / dt_s)))
-    at, lower, upper, frac = _interpolation(v.shape[0], every)
-    sampled_shape = (len(at), *v.shape[1:])
-    sampled = torch.index_select(v, 0, at, out=scratch("cadc_sampled", sampled_shape))
+    first, count, groups = _interpolation(v.shape[0], every)
+    sampled_shape = (count, *v.shape[1:])
+    at = v[first:first + (count - 1) * every + 1:every]
+    sampled = at.clone() if workspace is None else workspace.buffer("cadc_sampled", sampled_shape).copy_(at)
     if read_noise > 0:
-        noise = torch.randn(sampled_shape, generator=generator, out=scratch("cadc_noise", sampled_shape))
-        sampled.add_(noise.mul_(read_noise))
-    sampled = sampled.round_().clamp_(0, 255)
+        out = None if workspace is None else workspace.buffer("cadc_noise", sampled_shape)
+        sampled.add_(torch.randn(sampled_shape, generator=generator, out=out).mul_(read_noise))
+    sampled.round_().clamp_(0, 255)
+    result = torch.empty_like(v)
+    upper_products = None if workspace is None else workspace.buffer("cadc_upper", sampled_shape)
     shape = (-1, *([1] * (v.dim() - 1)))
-    low = sampled.index_select(0, lower).mul_((1 - frac).view(shape))  # the result: a fresh tensor
-    high = torch.index_select(sampled, 0, upper, out=scratch("cadc_upper", v.shape))
-    return low.add_(high.mul_(frac.view(shape)))
+    for t0, l0, u0, n, w_low, w_high in groups:
+        target = result[t0:t0 + (n - 1) * every + 1:every]
+        torch.mul(sampled[l0:l0 + n], w_low.view(shape), out=target)
+        products = None if upper_products is None else upper_products[:n]
+        target.add_(torch.mul(sampled[u0:u0 + n], w_high.view(shape), out=products))
+    return result
+
+
+Group = tuple[int, int, int, int, torch.Tensor, torch.Tensor]  # t0, l0, u0, n, 1 - f, f (each [n])
 
 
 @functools.lru_cache(maxsize=16)
-def _interpolation(steps: int, every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample steps ``at``, and per step the samples before and after it and the weight ``frac`` of the later one."""
+def _interpolation(steps: int, every: int) -> tuple[int, int, list[Group]]:
+    """First sample step, number of samples, and the slices that interpolate between the samples.
+
+    A group covers steps ``t0 + i e`` (``i < n``) reading samples ``l0 + i`` and ``u0 + i``.
+    """
     at = torch.arange(every - 1, steps, every)
     if len(at) == 0:
         at = torch.tensor([steps - 1])
@@ -76,7 +91,19 @@ def _interpolation(steps: int, every: int) -> tuple[torch.Tensor, torch.Tensor, 
     position = ((t - at[0]) / every).clamp(0, len(at) - 1)
     lower = position.floor().long()
     upper = (lower + 1).clamp(max=len(at) - 1)
-    return at, lower, upper, position - lower
+    frac = position - lower
+    low_weight = 1 - frac
+    groups: list[Group] = []
+    for residue in range(min(every, steps)):
+        ts = list(range(residue, steps, every))
+        begin = 0
+        for i in range(1, len(ts) + 1):
+            if i == len(ts) or lower[ts[i]] != lower[ts[i - 1]] + 1 or upper[ts[i]] != upper[ts[i - 1]] + 1:
+                span = torch.tensor(ts[begin:i])
+                groups.append((ts[begin], int(lower[ts[begin]]), int(upper[ts[begin]]), i - begin,
+                               low_weight[span], frac[span]))
+                begin = i
+    return int(at[0]), len(at), groups
 
 
 def madc_codes(v: torch.Tensor, gain: float, offset: float, quantise: bool) -> torch.Tensor:
