@@ -3,16 +3,19 @@ r"""The network of a deployment as the ideal mock chip sees it, built and run in
 The same LIF network as ``mock:ideal`` (:func:`neurodeploy.backends.mock.chip.configure` with no
 chip): each logical neuron's own parameters (hardware seconds, CADC LSB), the effective input and
 neuron-to-neuron matrices, one step of routing latency per projection, inputs on the hardware step.
-Continuous dynamics, integrated by Brian2 (``method="exact"``):
+Brian2 runs the mock's own discrete update (``neurodeploy.core.lif``), written as a
+``run_regularly`` operation each step :math:`k`, with :math:`\alpha = e^{-\Delta t/\tau_{syn}}`,
+:math:`\beta = e^{-\Delta t/\tau_{mem}}`:
 
 .. math::
-    \tau_{syn}\,\dot I = -I, \qquad \tau_{mem}\,\dot v = v_{leak} - v + I, \qquad
-    I \mathrel{+}= w \text{ on each presynaptic event (after one step)},
+    I_k = \alpha I_{k-1} + x_k, \qquad
+    v_k = v_{leak} + \beta (v_{k-1} - v_{leak}) + (1-\beta) I_k \ \text{(or } v_{reset}
+    \text{ while refractory)}, \qquad z_k = [v_k > v_{th}],
 
-threshold :math:`v > v_{th}`, reset :math:`v = v_{reset}`, refractory :math:`t_{ref}` (membrane held).
-The mock's discrete update (``neurodeploy.core.lif``) adds the step's input before the membrane
-update; Brian2 integrates the membrane exactly over the step, so the two agree closely but not
-spike for spike: this module exists to compare throughput on the same network, not outputs.
+reset to :math:`v_{reset}` and :math:`\mathrm{round}(t_{ref}/\Delta t)` refractory steps. Events of
+step :math:`k` (input or neuron spikes) are added to :math:`x` by synapses without delay, after
+that step's update, so they act at :math:`k+1`: the mock's one step of routing latency. Brian2
+computes in float64, the mock in float32, so a few samples can differ near a threshold.
 
 A batch of ``B`` samples is ``B`` disjoint copies of the network in one ``NeuronGroup``: index
 ``b * N + n`` is neuron ``n`` of sample ``b``. The network is built once; each batch restores the
@@ -54,32 +57,39 @@ class Brian2Network:
         p = {name: np.asarray(value, dtype=np.float64) for name, value in s.params._asdict().items()}
         b2.defaultclock.dt = s.dt_s * b2.second
         equations = """
-        dv/dt = (v_leak - v + I) / tau_mem : 1 (unless refractory)
-        dI/dt = -I / tau_syn : 1
+        v : 1
+        I : 1
+        x_in : 1
+        refractory_steps : integer
+        alpha : 1 (constant)
+        beta : 1 (constant)
         v_leak : 1 (constant)
         v_th : 1 (constant)
         v_reset : 1 (constant)
-        tau_mem : second (constant)
-        tau_syn : second (constant)
-        t_ref : second (constant)
+        n_ref : integer (constant)
         """
-        neurons = b2.NeuronGroup(batch * n, equations, threshold="v > v_th", reset="v = v_reset",
-                                 refractory="t_ref", method="exact", name="neurons")
+        neurons = b2.NeuronGroup(batch * n, equations, threshold="v > v_th",
+                                 reset="v = v_reset; refractory_steps = n_ref", name="neurons")
+        neurons.run_regularly("""
+        I = alpha * I + x_in
+        x_in = 0
+        v = int(refractory_steps > 0) * v_reset + int(refractory_steps <= 0) * (v_leak + beta * (v - v_leak) + (1 - beta) * I)
+        refractory_steps = clip(refractory_steps - 1, 0, refractory_steps)
+        """, when="groups", name="lif_step")
         tile = lambda a: np.tile(a, batch)  # noqa: E731
+        neurons.alpha = tile(np.exp(-s.dt_s / p["tau_syn_s"]))
+        neurons.beta = tile(np.exp(-s.dt_s / p["tau_mem_s"]))
         neurons.v_leak, neurons.v_th, neurons.v_reset = tile(p["v_leak"]), tile(p["v_th"]), tile(p["v_reset"])
-        neurons.tau_mem, neurons.tau_syn = tile(p["tau_mem_s"]) * b2.second, tile(p["tau_syn_s"]) * b2.second
-        neurons.t_ref = tile(p["t_ref_s"]) * b2.second
+        neurons.n_ref = tile(np.round(p["t_ref_s"] / s.dt_s).astype(np.int64))
         neurons.v = tile(p["v_leak"])
         inputs = b2.SpikeGeneratorGroup(batch * channels, [], [] * b2.second, name="inputs")
-        delay = s.dt_s * b2.second  # one step of routing latency per projection, as in the mock
         objects = [neurons, inputs]
         for name, source, matrix, n_src in (("input_synapses", inputs, s.input_matrix, channels),
                                             ("neuron_synapses", neurons, s.recurrent_matrix, n)):
             i, j, w = _batched_synapses(matrix.numpy().astype(np.float64), batch, n_src, n)
-            syn = b2.Synapses(source, neurons, "w : 1 (constant)", on_pre="I_post += w", name=name)
+            syn = b2.Synapses(source, neurons, "w : 1 (constant)", on_pre="x_in_post += w", name=name)
             syn.connect(i=i, j=j)
             syn.w = w
-            syn.delay = delay
             objects.append(syn)
         self.monitor = b2.StateMonitor(neurons, "v", record=True, name="membrane")
         spikes = b2.SpikeMonitor(neurons, name="spikes")
