@@ -98,6 +98,33 @@ def brian2_pass(deployment: Deployment, times: np.ndarray, batch: int, target: s
     return run
 
 
+def rng_bound(deployment: Deployment, batch: int, repeats: int) -> dict:
+    r"""How fast the mock's Gaussian draws alone could go: the ceiling of ``mock:0`` with unchanged outputs.
+
+    Per sample ``mock:0`` draws :math:`T N` membrane-noise and :math:`S N` CADC read-noise normals
+    (``S`` CADC samples; spike jitter adds one per spike, not counted) from one ``torch.Generator``,
+    in order, so the draws stay serial: :math:`\text{bound} = \text{normals/s} / ((T + S) N)`.
+    """
+    from neurodeploy.backends.mock.chip import configure
+    from neurodeploy.targets.spec import load_target
+
+    state = configure(deployment)
+    steps, neurons = state.steps, len(state.baseline)
+    every = max(1, round(load_target(deployment.meta["target"])["readout"]["cadc"]["period_s"] / state.dt_s))
+    samples_cadc = len(range(every - 1, steps, every))
+    generator = torch.Generator().manual_seed(0)
+    buffer = torch.empty(steps, batch, neurons)
+    torch.randn(buffer.shape, generator=generator, out=buffer)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.randn(buffer.shape, generator=generator, out=buffer)
+        times.append(time.perf_counter() - start)
+    rate = buffer.numel() / statistics.median(times)
+    return {"normals_per_s": round(rate), "normals_per_sample": (steps + samples_cadc) * neurons,
+            "bound_samples_per_s": round(rate / ((steps + samples_cadc) * neurons), 1)}
+
+
 def measure(passes: dict[str, Callable[[], torch.Tensor]], samples: dict[str, int], labels: np.ndarray,
             repeats: int) -> dict:
     """Warm-up pass of each engine, then ``repeats`` round-robin passes; medians and accuracies."""
@@ -155,6 +182,7 @@ def main() -> None:
             passes["brian2"] = brian2_pass(deployment, times[:n_b2], args.brian2_batch or args.batch, args.brian2_target)
             samples["brian2"] = n_b2
         results = measure(passes, samples, labels, args.repeats)
+        rng = rng_bound(deployment, args.batch, 5 * args.repeats)
     rate = {name: r["samples_per_s"] for name, r in results.items()}
     ratios = {f"{a}/{b}": round(rate[a] / rate[b], 3) for a in rate for b in rate if a != b}
     ratios.update({f"{a}/chip": round(rate[a] / CHIP_IMAGES_PER_S, 3) for a in rate})
@@ -162,7 +190,8 @@ def main() -> None:
               "loadavg_before": load_before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
               "torch": torch.__version__, "brian2": brian2_version, "kernel": kernel_status()["path"],
               "threads": args.threads, "batch": args.batch, "deployment": str(path) if args.deployment else f"trained {args.epochs} epochs",
-              "chip_reference_images_per_s": CHIP_IMAGES_PER_S, "results": results, "ratios": ratios}
+              "chip_reference_images_per_s": CHIP_IMAGES_PER_S, "results": results, "ratios": ratios,
+              "mock0_rng_bound": rng}
     if args.json:
         print(json.dumps(result))
         return
@@ -170,6 +199,8 @@ def main() -> None:
     print(f"{'engine':<12}{'samples/s':>12}{'accuracy':>10}{'vs chip':>9}")
     for name, r in results.items():
         print(f"{name:<12}{r['samples_per_s']:>12,.0f}{100 * r['accuracy']:>9.1f}%{rate[name] / CHIP_IMAGES_PER_S:>9.3f}")
+    print(f"Gaussian draws: {rng['normals_per_s']:,}/s, {rng['normals_per_sample']} per sample: "
+          f"mock:0 cannot exceed {rng['bound_samples_per_s']:,.0f} samples/s with unchanged outputs")
     for key in ("mock:0/mock:ideal", "mock:0/brian2", "mock:ideal/brian2", "mock:0/software"):
         if key in ratios:
             print(f"{key:<20}{ratios[key]:>8.2f}")
