@@ -91,7 +91,7 @@ class Brian2Network:
             syn.connect(i=i, j=j)
             syn.w = w
             objects.append(syn)
-        self.monitor = b2.StateMonitor(neurons, "v", record=True, name="membrane")
+        self.monitor = b2.StateMonitor(neurons, "v", record=True, when="end", name="membrane")  # after the step
         spikes = b2.SpikeMonitor(neurons, name="spikes")
         objects += [self.monitor, spikes]
         self.inputs, self.spikes, self.channels, self.neurons = inputs, spikes, channels, n
