@@ -18,7 +18,10 @@ Brian2 run). The real chip's published ~85k images/s is printed as a reference, 
 Without ``--deployment`` the benchmark trains ``models/yinyang.yaml`` for ``--epochs`` epochs and
 maps it (a few minutes); throughput depends on the spike rate, so pass a fully trained deployment
 for numbers to compare (``neurodeploy train models/yinyang.yaml -o yy.pt && neurodeploy map yy.pt
---target bss2 -o yy.npz``). The machine load (``/proc/loadavg``) is recorded before and after.
+--target bss2 -o yy.npz``). The machine load (``/proc/loadavg``) is recorded before and after. On
+a machine shared with other jobs, run with ``OMP_WAIT_POLICY=passive`` (set before Python starts):
+with libgomp's default, waiting threads spin and take the cores the working threads need (3.8x
+slower with two threads at load 5 here); the JSON records the policy.
 """
 
 from __future__ import annotations
@@ -161,8 +164,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["mock:0", "mock:ideal", "software"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    torch.set_num_threads(args.threads)  # PyTorch's operators and the fused kernel's OpenMP regions
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     load_before = loadavg()
     with tempfile.TemporaryDirectory() as folder:
@@ -193,6 +195,8 @@ def main() -> None:
               "loadavg_before": load_before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
               "torch": torch.__version__, "brian2": brian2_version, "kernel": kernel_status()["path"],
               "threads": args.threads, "batch": args.batch,
+              # libgomp's default spins waiting threads: on a shared machine they take cores from working ones
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
               "deployment": str(path) if args.deployment else f"trained {args.epochs} epochs",
               "chip_reference_images_per_s": CHIP_IMAGES_PER_S, "results": results, "ratios": ratios,
               "mock0_rng_bound": rng}
