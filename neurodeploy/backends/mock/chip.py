@@ -203,7 +203,8 @@ class MockChip:
             matrix = routes.per_route
         delivered = delay_one_step(delivered)
         if neuron is None:  # x never leaves a run: a kept buffer (a fresh one is mostly page faults)
-            x = torch.matmul(delivered, matrix, out=self._workspace.buffer("input", (*delivered.shape[:-1], matrix.shape[1])))
+            buffer = self._workspace.buffer("input", (*delivered.shape[:-1], matrix.shape[1]))
+            x = torch.matmul(delivered, matrix, out=buffer)
         else:
             x = torch.einsum("tbr,rb->tb", delivered, matrix[:, neuron])
         return self._add_noise(x, neuron)
@@ -336,8 +337,9 @@ class MockChip:
                 membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise,
                                         self._workspace)
                 low, high = spec["readout"]["cadc"]["reliable_range"]
-                outside = torch.lt(membrane, low, out=self._workspace.buffer("below", membrane.shape, torch.bool))
-                outside.logical_or_(torch.gt(membrane, high, out=self._workspace.buffer("above", membrane.shape, torch.bool)))
+                flags = lambda name: self._workspace.buffer(name, membrane.shape, torch.bool)  # noqa: E731
+                outside = torch.lt(membrane, low, out=flags("below"))
+                outside.logical_or_(torch.gt(membrane, high, out=flags("above")))
                 counters["cadc_outside_reliable_range"] = int(torch.count_nonzero(outside))  # sum() would copy to int64
         events_out = None
         if record.spikes and spikes.shape[-1]:
