@@ -33,6 +33,7 @@ from ...targets.spec import TargetSpec, load_target
 from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .events import bus_capacity, bus_of_routes, deliver
+from .plan import RunPlan, Workspace, make_plan
 from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
 from .variation import ChipVariation, MockEffects, draw_variation, realise
 
@@ -162,14 +163,23 @@ class MockChip:
             self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec,
                               np.asarray(dead_circuits, np.int64))
         self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))
-        self._configured: tuple[Deployment, ChipState] | None = None
+        self._configured: tuple[Deployment, ChipState, RunPlan] | None = None
+        self._workspace = Workspace()  # scratch tensors kept from batch to batch
 
     def _state(self, deployment: Deployment) -> ChipState:
         # Reconfiguring costs the same as on a chip: only when the deployment changes.
         # The deployment itself is kept (not its id, which Python may reuse for a new object).
         if self._configured is None or self._configured[0] is not deployment:
-            self._configured = (deployment, configure(deployment, self._chip))
+            state = configure(deployment, self._chip)
+            plan = make_plan(state, self._chip.spec if self._chip else None, self._on("event_drops"),
+                             self._input_noise_std(state))
+            self._configured = (deployment, state, plan)
         return self._configured[1]
+
+    @property
+    def _plan(self) -> RunPlan:
+        """The run plan of the configured deployment (call :meth:`_state` first)."""
+        return self._configured[2]
 
     def _on(self, effect: str) -> bool:
         return self._chip is not None and getattr(self.effects, effect)
@@ -183,6 +193,8 @@ class MockChip:
         routes = state.input_routes
         if not self._on("event_drops") or len(routes.source) == 0:
             delivered, matrix = events, routes.per_source
+        elif not self._plan.input_may_drop:  # what deliver() returns when no bus can overflow
+            delivered, matrix = events[..., self._plan.input_source], routes.per_route
         else:
             route_events = events[..., torch.as_tensor(routes.source)]
             priority = lambda: torch.rand(route_events.shape, generator=self._noise)  # noqa: E731
@@ -190,14 +202,20 @@ class MockChip:
             counters["events_dropped"] += dropped
             matrix = routes.per_route
         delivered = delay_one_step(delivered)
-        if neuron is None:
-            x = delivered @ matrix
+        if neuron is None:  # x never leaves a run: a kept buffer (a fresh one is mostly page faults)
+            buffer = self._workspace.buffer("input", (*delivered.shape[:-1], matrix.shape[1]))
+            x = torch.matmul(delivered, matrix, out=buffer)
         else:
             x = torch.einsum("tbr,rb->tb", delivered, matrix[:, neuron])
-        sigma = self._noise_std(state)
-        if sigma is not None:
-            x = x + (sigma if neuron is None else sigma[neuron]) * torch.randn(x.shape, generator=self._noise)
-        return x
+        return self._add_noise(x, neuron)
+
+    def _add_noise(self, x: torch.Tensor, neuron: Optional[torch.Tensor]) -> torch.Tensor:
+        """``x + sigma_x * N(0, 1)``, in place (``x`` is a fresh tensor); the same values as out of place."""
+        sigma = self._plan.noise_std
+        if sigma is None:
+            return x
+        noise = torch.randn(x.shape, generator=self._noise, out=self._workspace.buffer("noise", x.shape))
+        return x.add_(noise.mul_(sigma if neuron is None else sigma[neuron]))
 
     def _input_one_neuron_per_run(self, state: ChipState, times: np.ndarray, neuron: torch.Tensor,
                                   counters: dict) -> torch.Tensor:
@@ -216,12 +234,9 @@ class MockChip:
         arrive, b, c = (torch.as_tensor(a[keep]) for a in (arrive, b, c))
         x = torch.zeros(state.steps, len(neuron))
         x.index_put_((arrive, b), routes.per_source[c, neuron[b]], accumulate=True)
-        sigma = self._noise_std(state)
-        if sigma is not None:
-            x = x + sigma[neuron] * torch.randn(x.shape, generator=self._noise)
-        return x
+        return self._add_noise(x, neuron)
 
-    def _noise_std(self, state: ChipState) -> Optional[torch.Tensor]:
+    def _input_noise_std(self, state: ChipState) -> Optional[torch.Tensor]:
         if not self._on("noise") or self.effects.membrane_noise_cadc <= 0:
             return None
         p = state.params
@@ -237,8 +252,8 @@ class MockChip:
         """
         neurons = state.neuron_routes
         spikes, v = lif_sequence(x, state.params, state.dt_s, lateral=neurons.per_source.t())
-        if not self._on("event_drops") or len(neurons.source) == 0:
-            return spikes, v
+        if not self._on("event_drops") or len(neurons.source) == 0 or not self._plan.neuron_may_drop:
+            return spikes, v  # deliver() would drop nothing: no bus has more routes than it carries
         capacity = bus_capacity(state.dt_s, self._chip.spec)
         drawn: list[torch.Tensor] = []
 
@@ -310,10 +325,8 @@ class MockChip:
                 if record.madc_neuron is not None:
                     neuron, runs = torch.as_tensor(np.asarray(record.madc_neuron)), torch.arange(x.shape[1])
                     madc = self._madc(state, x[:, runs, neuron], v[:, runs, neuron], record)
-        routes_per_neuron = np.bincount(state.neuron_routes.source, minlength=n)
         if spikes.shape[-1]:
-            counters["events_internal"] = int((spikes.sum(dim=(0, 1)) * torch.as_tensor(routes_per_neuron,
-                                                                                        dtype=torch.float32)).sum())
+            counters["events_internal"] = int((spikes.sum(dim=(0, 1)) * self._plan.routes_per_neuron).sum())
         membrane, recorded = torch.zeros(*x.shape[:2], 0), np.arange(0)
         if record.membrane and v is not None:
             recorded = np.arange(n)
@@ -321,9 +334,13 @@ class MockChip:
             if self._on("cadc"):
                 spec = self._chip.spec
                 read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
-                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise)
+                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise,
+                                        self._workspace)
                 low, high = spec["readout"]["cadc"]["reliable_range"]
-                counters["cadc_outside_reliable_range"] = int(((membrane < low) | (membrane > high)).sum())
+                flags = lambda name: self._workspace.buffer(name, membrane.shape, torch.bool)  # noqa: E731
+                outside = torch.lt(membrane, low, out=flags("below"))
+                outside.logical_or_(torch.gt(membrane, high, out=flags("above")))
+                counters["cadc_outside_reliable_range"] = int(torch.count_nonzero(outside))  # sum() would copy to int64
         events_out = None
         if record.spikes and spikes.shape[-1]:
             jitter = self.effects.jitter_s if self._on("jitter") else 0.0
