@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from neurodeploy.backends.mock.chip import MockChip
@@ -16,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 def test_brian2_network_matches_the_ideal_mock(deployment_file):
-    pytest.importorskip("brian2")  # the bench extra
     from brian2_net import Brian2Network
 
     dep = load_deployment(deployment_file)
