@@ -185,3 +185,45 @@ def learn_long_delay(iterations: int = 200) -> LearningResult:
     """Experiment (c): one synapse, input at step 100, target spike at step 900, a 1000-tap kernel."""
     return learn_delays([100], [900.0], torch.zeros(1, 1), weight_per_event=1.5, max_delay_steps=1000,
                         steps=1000, iterations=iterations, learning_rate=20.0, sigma_start_steps=10.0)
+
+
+def experiment_model(result: LearningResult, input_steps: Sequence[int], weight_per_event: float,
+                     max_delay_steps: int, steps: int):
+    """The learned layer of (b) as a model file (3 inputs → 2 LIF outputs, delays with σ = 0.23), for `map`."""
+    from .graph import Graph, NeuronParameters, Population, Projection
+    from .modelfile import ModelFile
+
+    n_out, n_in = len(result.delays), len(result.delays[0])
+    neuron = NeuronParameters(**NEURON._asdict())
+    graph = Graph((Population("input", n_in, "input"), Population("output", n_out, "lif", neuron)),
+                  (Projection("input", "output", max_delay_steps=max_delay_steps),))
+    weight = torch.full((n_out, n_in), weight_per_event / unit_peak())
+    encoding = {"kind": "time_to_spike", "t_early_s": 0.0, "t_late_s": steps * DT_S, "duration_s": steps * DT_S}
+    return ModelFile(graph=graph, weights={"input->output": weight}, dt_s=DT_S, encoding=encoding,
+                     dataset="temporal_patterns", seed=0, delays={"input->output": torch.tensor(result.delays)},
+                     delay_sigma_steps={"input->output": 0.23})
+
+
+def spike_times_on_chip(result: LearningResult, strategy: str) -> dict:
+    """Experiment (b)'s learned delays mapped with ``strategy`` and run on the ideal mock chip and in software.
+
+    Returns first spike steps per output (software: the model as trained, σ = 0.23; mock: the chip
+    configuration) and the mapping report's delay cost.
+    """
+    import numpy as np
+
+    from .backends.mock.chip import MockChip
+    from .backends.software import SoftwareBackend
+    from .targets.bss2.mapper import map_to_bss2
+    from .targets.spec import load_target
+
+    model = experiment_model(result, INPUTS_B, 1.2, 60, 100)
+    deployment, report, violations = map_to_bss2(model, load_target("bss2"), rate_samples=0, delays=strategy)
+    if violations:
+        raise RuntimeError("; ".join(v.one_line() for v in violations))
+    times = np.array([INPUTS_B], np.float64) * DT_S
+    first = lambda spikes: [int(torch.nonzero(spikes[:, 0, n])[0]) if spikes[:, 0, n].any() else None  # noqa: E731
+                            for n in range(spikes.shape[-1])]
+    mock = MockChip("ideal").run(deployment, times)
+    software = SoftwareBackend().run(deployment, times)
+    return {"mock": first(mock.spikes), "software": first(software.spikes), "cost": report["delays"][strategy]}

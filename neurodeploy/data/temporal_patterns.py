@@ -21,10 +21,10 @@ import numpy as np
 
 CHANNELS = 4
 CLASSES = 4
-SPACING_MS = 8
+SPACING_MS = 10
 ONSET_SPREAD_MS = 8
 JITTER_MS = 1
-SPAN_MS = 48.0  # features are t / SPAN_MS: the latest spike (8 + 3*8 + 1 = 33 ms) stays inside
+SPAN_MS = 48.0  # features are t / SPAN_MS: the latest spike (8 + 3*10 + 2 = 40 ms) stays inside
 SIZES = {"train": 1000, "test": 500}
 SEEDS = {"train": 11, "test": 12, "orders": 7}
 
