@@ -123,7 +123,7 @@ def _recipe_dict() -> dict:
 def test_recipe_delays_key_builds_a_delayed_projection():
     recipe = load_recipe(ROOT / "models" / "delay_task.yaml")
     proj = recipe.graph.projections[0]
-    assert proj.max_delay_steps == 30 and recipe.delays[proj.name]["learning_rate"] == 0.5
+    assert proj.max_delay_steps == 32 and recipe.delays[proj.name]["learning_rate"] == 0.5
     assert recipe.graph.projections[1].max_delay_steps == 0
     assert Graph.from_dict(recipe.graph.to_dict()) == recipe.graph
     assert "max_delay_steps" not in load_recipe(ROOT / "models" / "yinyang.yaml").graph.to_dict()["projections"][0]
@@ -164,7 +164,7 @@ def test_training_moves_delays_and_reports_hardened_accuracy(tmp_path):
     moved = (model.delays["input->hidden"] - start).abs()
     assert float(moved.max()) > 0.5, "one epoch of training moves the delays"
     delays = model.delays["input->hidden"]
-    assert delays.shape == (16, 4) and 0 <= float(delays.min()) and float(delays.max()) <= 30
+    assert delays.shape == (16, 4) and 0 <= float(delays.min()) and float(delays.max()) <= 32
     assert model.delay_sigma_steps["input->hidden"] == pytest.approx(0.23)
     assert read_model_dict(tmp_path / "model.pt")["version"] == 2
 
