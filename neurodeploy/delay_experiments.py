@@ -21,13 +21,16 @@ yet is pushed by :math:`\vartheta - \max_t v_o(t)` instead.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 
 from .core.delays import delayed_input, first_spike_time, harden, sigma_at
 from .core.lif import LIFParameters, li_sequence, lif_sequence
 from .models.network import delay_one_step
+
+if TYPE_CHECKING:
+    from .modelfile import ModelFile
 
 DT_S = 1e-3
 NEURON = LIFParameters(tau_mem_s=10e-3, tau_syn_s=5e-3, v_leak=0.0, v_th=1.0, v_reset=0.0, t_ref_s=2e-3)
@@ -154,9 +157,8 @@ def learn_delays(input_steps: Sequence[int], targets: Sequence[float], initial_d
     history = []
     sigma = sigma_start_steps
     for i in range(iterations):
-        progress = i / iterations
-        scale = min(progress / decay_fraction, 1.0)
-        sigma = sigma_start_steps + scale * (0.23 - sigma_start_steps)
+        sigma = sigma_at(i / iterations, max_delay_steps, decay_fraction=decay_fraction,
+                         sigma_start_steps=sigma_start_steps)
         loss = _spike_time_loss(free_membrane(x_for(delays, sigma))[:, 0], target)
         optimiser.zero_grad()
         loss.backward()
@@ -188,7 +190,7 @@ def learn_long_delay(iterations: int = 200) -> LearningResult:
 
 
 def experiment_model(result: LearningResult, input_steps: Sequence[int], weight_per_event: float,
-                     max_delay_steps: int, steps: int):
+                     max_delay_steps: int, steps: int) -> "ModelFile":
     """The learned layer of (b) as a model file (3 inputs → 2 LIF outputs, delays with σ = 0.23), for `map`."""
     from .graph import Graph, NeuronParameters, Population, Projection
     from .modelfile import ModelFile

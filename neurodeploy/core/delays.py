@@ -21,7 +21,7 @@ a one-hot kernel), which is what a chip can realise.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 
@@ -30,13 +30,13 @@ SIGMA_DECAY_FRACTION = 0.25  # σ reaches its final value after this fraction of
 
 
 def sigma_at(progress: float, max_delay_steps: int, sigma_final_steps: float = SIGMA_FINAL_STEPS,
-             decay_fraction: float = SIGMA_DECAY_FRACTION) -> float:
+             decay_fraction: float = SIGMA_DECAY_FRACTION, sigma_start_steps: Optional[float] = None) -> float:
     r"""σ (steps) after the fraction ``progress`` ∈ [0, 1] of training.
 
-    Linear from :math:`\sigma_0 = D/2` down to :math:`\sigma_{final}` over the first
-    ``decay_fraction`` of training, constant afterwards.
+    Linear from :math:`\sigma_0 = D/2` (or ``sigma_start_steps``) down to :math:`\sigma_{final}`
+    over the first ``decay_fraction`` of training, constant afterwards.
     """
-    sigma_start = max(max_delay_steps / 2.0, sigma_final_steps)
+    sigma_start = max(max_delay_steps / 2.0 if sigma_start_steps is None else sigma_start_steps, sigma_final_steps)
     fraction = min(max(progress / decay_fraction, 0.0), 1.0) if decay_fraction > 0 else 1.0
     return sigma_start + fraction * (sigma_final_steps - sigma_start)
 
