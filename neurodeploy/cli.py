@@ -102,7 +102,7 @@ def _map_report_text(r: dict) -> str:
     for strategy, cost in r.get("delays", {}).items():
         lines.append(f"delays ({strategy}): rows {cost['rows']}, labels per driver {cost['labels']}/"
                      f"{cost['labels_available']}, events per input spike <= {cost['events_per_spike']}, "
-                     f"FPGA copies {cost['fpga_copies']}")
+                     f"FPGA copies {cost['fpga_copies']}, kernel L1 error {cost['kernel_l1_error']:.3g}")
     lines += [f"warning: {w}" for w in r["warnings"]]
     if "output" in r:
         lines.append(f"wrote {r['output']}")

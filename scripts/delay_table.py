@@ -24,8 +24,9 @@ def main(out: Path) -> None:
           f"{100 * trained['test_accuracy_hardened']:.1f} % (integer delays), "
           f"{100 * trained['test_accuracy_hardened_quantised']:.1f} % (integer delays, 6-bit weights)\n")
     print("| strategy | delay task: mock:ideal | software (float) | rows (chip) | rows / delayed neuron | "
-          "labels / driver | events / input spike (max) | FPGA copies | exp. (b) spikes mock | (b) software | (b) targets |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "labels / driver | events / input spike (max) | FPGA copies | kernel L1 error | exp. (b) spikes mock | "
+          "(b) software | (b) targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     b = load("delay_experiments.json")["b_spike_times"]
     learned = LearningResult(b["initial_spike_steps"], b["spike_steps"], b["soft_spike_times"], b["delays"], [])
     for strategy in STRATEGIES:
@@ -34,7 +35,8 @@ def main(out: Path) -> None:
         spikes = spike_times_on_chip(learned, strategy)
         print(f"| {strategy} | {100 * mock['accuracy']:.1f} % | {100 * trained['test_accuracy']:.1f} % | {cost['rows']} | "
               f"{cost['rows_per_neuron']['hidden']} | {cost['labels']}/{cost['labels_available']} | "
-              f"{cost['events_per_spike']} | {cost['fpga_copies']} | {spikes['mock']} | {spikes['software']} | "
+              f"{cost['events_per_spike']} | {cost['fpga_copies']} | {cost['kernel_l1_error']:.4f} | {spikes['mock']} | "
+              f"{spikes['software']} | "
               f"{[int(t) for t in TARGETS_B]} |")
 
 

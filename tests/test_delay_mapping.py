@@ -218,3 +218,12 @@ def test_cli_map_json_reports_delay_cost_and_refuses_bad_input(tmp_path, trained
     result = runner.invoke(main, ["map", str(trained_model), "--delays", "gradient-only", "-o", str(refused)])
     assert result.exit_code == 2 and "no delays" in result.output and len(result.output.strip().splitlines()) == 1
     assert not refused.exists()
+
+
+def test_kernel_fidelity_per_strategy():
+    # delays half a step off the grid: the trained kernel splits the weight over two taps
+    errors = {s: plan_delays(_model([[5.5, 10.5, 20.5], [7.5, 12.5, 30.5]]), s, 6, 3).kernel_l1_error
+              for s in ("multi-synapse", "spike-strength", "gradient-only")}
+    assert errors["multi-synapse"] < 1e-3  # every tap above 1/16 of the peak is realised
+    assert errors["spike-strength"] < 0.05  # 8 strength levels
+    assert errors["gradient-only"] == pytest.approx(1.0, abs=1e-3)  # all weight on one of the two taps

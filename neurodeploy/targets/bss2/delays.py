@@ -57,6 +57,7 @@ class DelayPlan(NamedTuple):
     virtual: np.ndarray  # [V, 3] int32: (input channel, delay steps, strength code)
     labels_per_driver: int  # label space the strategy leaves
     strength_bits: int  # label bits that carry the strength (0 unless spike-strength)
+    kernel_l1_error: float = 0.0  # fidelity: mean over synapses of sum_n |realised[n] - k[n]| (before 6-bit weights)
 
     def slot_inputs(self, input_name: str, quantised: dict) -> dict:
         """``route()``'s ``slot_inputs``: keys as ``(input_name, key id)``, integer weights from ``quantised``."""
@@ -89,6 +90,15 @@ def strength_factor(code: np.ndarray | int) -> np.ndarray:
     return (np.asarray(code) + 1.0) / STRENGTH_LEVELS
 
 
+def realised_kernel(taps: list[Tap], strategy: str, length: int) -> torch.Tensor:
+    """The kernel (share of the weight per tap) the events of one synapse deliver, before weight quantisation."""
+    r = torch.zeros(length, dtype=torch.float64)
+    for tap in taps:
+        scale = float(strength_factor(tap.level)) if strategy == "spike-strength" else 1.0
+        r[tap.delay_steps] += tap.weight_fraction * scale
+    return r
+
+
 def split_slots(keys: list, weights: torch.Tensor, capacity: int) -> tuple[list, torch.Tensor]:
     """Give an input slot whose neurons need more than ``capacity`` distinct sources (labels) more slots.
 
@@ -113,6 +123,7 @@ def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits:
     ``reserved_labels``: labels other layers may use on the same drivers; a slot keeps the rest.
     """
     virtual: dict[tuple[int, int, int], int] = {}
+    errors: list[float] = []
     route_keys: dict[tuple[int, ...], int] = {}
     layers, projections = {}, {}
     labels = 2 ** (label_bits - strength_bits) if strategy == "spike-strength" else 2 ** label_bits
@@ -125,6 +136,9 @@ def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits:
         taps = [[synapse_taps(float(d[i, j]), sigma, proj.max_delay_steps, strategy) for j in range(pre)]
                 for i in range(post)]
         per_synapse = max(len(t) for row in taps for t in row) if strategy == "multi-synapse" else 1
+        trained = delay_kernel(d.to(torch.float64), sigma, proj.max_delay_steps)  # what training used
+        errors += [float((realised_kernel(taps[i][j], strategy, proj.max_delay_steps + 1) - trained[i, j]).abs().sum())
+                   for i in range(post) for j in range(pre)]
         keys: list = [[None] * (pre * per_synapse) for _ in range(post)]
         weights = torch.zeros(post, pre * per_synapse)
         for i in range(post):
@@ -143,7 +157,7 @@ def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits:
     table = np.array([key for key, _ in sorted(virtual.items(), key=lambda kv: kv[1])], np.int32).reshape(-1, 3)
     ordered_keys = [key for key, _ in sorted(route_keys.items(), key=lambda kv: kv[1])]
     return DelayPlan(strategy, layers, projections, ordered_keys, table, labels,
-                     strength_bits if strategy == "spike-strength" else 0)
+                     strength_bits if strategy == "spike-strength" else 0, float(np.mean(errors)) if errors else 0.0)
 
 
 def expand_input_routes(plan: DelayPlan, routes: np.ndarray) -> np.ndarray:
@@ -172,6 +186,7 @@ def delay_report(plan: DelayPlan, input_routes: np.ndarray, rows_used: int, labe
             "events_per_spike": int(per_channel.max(initial=0)),
             "events_per_spike_mean": float(per_channel.mean()) if n_channels else 0.0,
             "fpga_copies": int(len(plan.virtual)),
+            "kernel_l1_error": plan.kernel_l1_error,
             "max_delay_steps": int(plan.virtual[:, 1].max(initial=0)),
             "taps_per_synapse": {name: slots.taps_per_synapse for name, slots in plan.layers.items()},
             # each input slot of a delayed neuron is a synapse driver: an excitatory and an inhibitory row
