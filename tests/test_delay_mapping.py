@@ -163,6 +163,12 @@ def test_rule_delay_source_and_map_refuses():
                    Population("out", 2, "li", neuron)),
                   (Projection("input", "hidden", 4), Projection("hidden", "out", 4)))
     assert [v.rule_id for v in rule_delay_source(graph)] == ["BSS2-DELAY-SOURCE"]
+    model = ModelFile(graph=graph, weights={"input->hidden": torch.ones(2, 2), "hidden->out": torch.ones(2, 2)},
+                      dt_s=1e-3, encoding=_model().encoding, dataset="temporal_patterns", seed=0,
+                      delays={"input->hidden": torch.ones(2, 2), "hidden->out": torch.ones(2, 2)},
+                      delay_sigma_steps={"input->hidden": 0.23, "hidden->out": 0.23})
+    deployment, _, violations = map_to_bss2(model, SPEC, rate_samples=0, delays="multi-synapse")
+    assert deployment is None and [v.rule_id for v in violations] == ["BSS2-DELAY-SOURCE"]
 
 
 def test_map_without_delays_refuses_a_strategy(trained_model):
