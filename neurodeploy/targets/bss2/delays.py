@@ -21,7 +21,7 @@ apart by labels, so labels per driver grow with the number of distinct delays of
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -197,8 +197,3 @@ def input_copy_times(times_s: np.ndarray, virtual: np.ndarray, dt_s: float) -> n
     """What the FPGA sends: each copy's event times ``[B, V]`` = its channel's times + its delay (model seconds)."""
     return times_s[:, virtual[:, 0]] + virtual[:, 1] * dt_s
 
-
-def slot_fan_in(plan: DelayPlan, layer: str) -> Optional[int]:
-    """Input slots of a delayed layer (its fan-in on the chip), or None if it has no delays."""
-    slots = plan.layers.get(layer)
-    return None if slots is None else slots.weights.shape[1]
