@@ -7,7 +7,7 @@ OUT ?= out
 BIN := $(VENV)/bin
 ND := $(BIN)/neurodeploy
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo delays test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ demo: setup
 	$(ND) run $(OUT)/yinyang_hw.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-uncalibrated.json
 	$(ND) run $(OUT)/yinyang_hw.chip0.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-calibrated.json
 	$(BIN)/python scripts/accuracy_table.py $(OUT)
+
+# Learnable delays (docs/delays.md): the delay task with and without delays, each BSS-2 delay strategy on
+# mock:ideal, the seed's experiments, and the results table.
+DELAY_STRATEGIES := multi-synapse spike-strength gradient-only
+delays: setup
+	@mkdir -p $(OUT)
+	$(ND) train models/delay_task.yaml -o $(OUT)/delay_task.pt --json > $(OUT)/delay_task.train.json
+	$(ND) train models/delay_task_nodelay.yaml -o $(OUT)/delay_task_nodelay.pt --json > $(OUT)/delay_task_nodelay.train.json
+	$(ND) evaluate $(OUT)/delay_task.pt --json > $(OUT)/delay_task.software.json
+	for s in $(DELAY_STRATEGIES); do \
+	  $(ND) map $(OUT)/delay_task.pt --target bss2 --delays $$s --json -o $(OUT)/delay_task.$$s.npz > $(OUT)/delay_task.$$s.map.json && \
+	  $(ND) run $(OUT)/delay_task.$$s.npz --backend mock:ideal --json > $(OUT)/delay_task.$$s.mock.json || exit 1; \
+	done
+	$(BIN)/python examples/delay_experiments.py --json > $(OUT)/delay_experiments.json
+	$(BIN)/python scripts/delay_table.py $(OUT) | tee $(OUT)/delay_table.md
 
 # All tests, the slow end-to-end accuracy checks included (this is what CI runs).
 test: setup

@@ -99,6 +99,10 @@ def _map_report_text(r: dict) -> str:
         lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
                      f"{layer['circuits_per_neuron']:>7}{layer['scale']:>11.4f}{_percent(layer['clipped_fraction']):>9}"
                      f"{rate(layer['rate_float_hz']):>12}{rate(layer['rate_quantised_hz']):>12}")
+    for strategy, cost in r.get("delays", {}).items():
+        lines.append(f"delays ({strategy}): rows {cost['rows']}, labels per driver {cost['labels']}/"
+                     f"{cost['labels_available']}, events per input spike <= {cost['events_per_spike']}, "
+                     f"FPGA copies {cost['fpga_copies']}, kernel L1 error {cost['kernel_l1_error']:.3g}")
     lines += [f"warning: {w}" for w in r["warnings"]]
     if "output" in r:
         lines.append(f"wrote {r['output']}")
@@ -115,9 +119,11 @@ def _map_report_text(r: dict) -> str:
 @click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
               show_default=True, help="One quantisation scale per target neuron, or one per layer.")
 @click.option("--calibration", type=click.Path(), help="Calibration file of the chip to deploy on (codes, failed circuits).")
+@click.option("--delays", type=click.Choice(["multi-synapse", "spike-strength", "gradient-only"]), default=None,
+              help="How trained delays are realised off-chip (default for a model with delays: gradient-only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float,
-                weight_scale: str, calibration: str | None, as_json: bool) -> None:
+                weight_scale: str, calibration: str | None, delays: str | None, as_json: bool) -> None:
     """Map a model onto a target: quantise, place, route; print the report.
 
     Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
@@ -125,14 +131,14 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
     from .workflows.map import check_model, map_model
 
     if check:
-        result = _guarded(lambda: check_model(model, target))
+        result = _guarded(lambda: check_model(model, target, delays))
         _emit(result, as_json, lambda r: "\n".join(
             [f"{v['rule']}: layer '{v['layer']}' needs {v['needed']} {v['what']}, available {v['available']} "
              f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
     try:
-        result = map_model(model, target, output, clip_quantile, weight_scale, calibration)
+        result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays)
     except NeurodeployError as error:
         if as_json and isinstance(error, DoesNotFitError):
             click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))

@@ -20,7 +20,8 @@ from .atomic import atomic_path
 from .errors import FileKindError
 
 FORMAT = "neurodeploy.deployment"
-VERSION = 1
+VERSION = 2  # 2: delay realisations (``delay_copies``, ``float_delay:*``, meta ``delays``)
+READABLE_VERSIONS = (1, 2)  # a version-1 deployment is one without delays
 
 
 @dataclass
@@ -62,7 +63,8 @@ def load_deployment(path: str | Path) -> Deployment:
     if meta.get("format") != FORMAT:
         raise FileKindError(f"{path} is not a neurodeploy deployment (format {meta.get('format')!r})",
                             "give a file written by `neurodeploy map`")
-    if meta.get("version") != VERSION:
-        raise FileKindError(f"{path} has deployment version {meta.get('version')}, this neurodeploy reads {VERSION}",
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise FileKindError(f"{path} has deployment version {meta.get('version')}, this neurodeploy reads "
+                            f"{', '.join(map(str, READABLE_VERSIONS))}",
                             "map the model again with this version")
     return Deployment(meta=meta, arrays=arrays)

@@ -84,10 +84,15 @@ class Population:
 
 @dataclass(frozen=True)
 class Projection:
-    """All-to-all synapses from ``pre`` to ``post`` with one step of transmission latency."""
+    """All-to-all synapses from ``pre`` to ``post`` with one step of transmission latency.
+
+    ``max_delay_steps`` > 0: each synapse also has a learnable delay of 0..max_delay_steps steps
+    on top of that latency (core/delays.py).
+    """
 
     pre: str
     post: str
+    max_delay_steps: int = 0
 
     @property
     def name(self) -> str:
@@ -117,6 +122,9 @@ class Graph:
                 if end not in names:
                     raise GraphError(f"projection {proj.name} names unknown population '{end}'",
                                      f"use one of {names}")
+            if not (isinstance(proj.max_delay_steps, int) and proj.max_delay_steps >= 0):
+                raise GraphError(f"projection {proj.name} has max_delay_steps {proj.max_delay_steps!r}",
+                                 "give a non-negative integer number of steps")
             if self.population(proj.post).kind == "input":
                 raise GraphError(f"projection {proj.name} targets the input population",
                                  "projections must end on lif or li populations")
@@ -149,7 +157,10 @@ class Graph:
             "populations": [
                 {"name": p.name, "size": p.size, "kind": p.kind,
                  "neuron": asdict(p.neuron) if p.neuron else None} for p in self.populations],
-            "projections": [{"pre": p.pre, "post": p.post} for p in self.projections],
+            # max_delay_steps only where there are delays: graphs without them read as before.
+            "projections": [{"pre": p.pre, "post": p.post,
+                             **({"max_delay_steps": p.max_delay_steps} if p.max_delay_steps else {})}
+                            for p in self.projections],
         }
 
     @classmethod
@@ -159,7 +170,9 @@ class Graph:
                 Population(name=str(p["name"]), size=int(p["size"]), kind=str(p["kind"]),
                            neuron=NeuronParameters(**p["neuron"]) if p.get("neuron") else None)
                 for p in data["populations"])
-            projs = tuple(Projection(pre=str(p["pre"]), post=str(p["post"])) for p in data["projections"])
+            projs = tuple(Projection(pre=str(p["pre"]), post=str(p["post"]),
+                                     max_delay_steps=int(p.get("max_delay_steps", 0)))
+                          for p in data["projections"])
         except (KeyError, TypeError, ValueError) as exc:
             raise GraphError(f"malformed graph ({type(exc).__name__}: {exc})",
                              "re-create the file with neurodeploy") from None

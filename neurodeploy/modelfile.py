@@ -20,7 +20,8 @@ from .errors import FileKindError
 from .graph import Graph
 
 FORMAT = "neurodeploy.model"
-VERSION = 1
+VERSION = 2  # 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``)
+READABLE_VERSIONS = (1, 2)  # a version-1 file is a model without delays
 DISCRETISATION = {
     "integration": "exact exponential decay per step",
     "update_order": ["synapse", "membrane (clamped while refractory)", "spike", "reset", "refractory counter"],
@@ -40,6 +41,8 @@ class ModelFile:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    delays: dict = field(default_factory=dict)  # delayed projection → float delays [post, pre] in steps
+    delay_sigma_steps: dict = field(default_factory=dict)  # delayed projection → σ of its kernel at the end
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "software_version": __version__,
@@ -47,7 +50,9 @@ class ModelFile:
                                                            for k, v in self.weights.items()},
                 "dt_s": float(self.dt_s), "discretisation": DISCRETISATION, "encoding": dict(self.encoding),
                 "dataset": self.dataset, "seed": int(self.seed), "training": dict(self.training),
-                "metrics": dict(self.metrics), "provenance": dict(self.provenance)}
+                "metrics": dict(self.metrics), "provenance": dict(self.provenance),
+                "delays": {k: v.detach().cpu().float().contiguous() for k, v in self.delays.items()},
+                "delay_sigma_steps": {k: float(v) for k, v in self.delay_sigma_steps.items()}}
 
 
 def save_model(model: ModelFile, path: str | Path) -> None:
@@ -73,8 +78,9 @@ def read_model_dict(path: str | Path) -> dict:
         kind = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise FileKindError(f"{path} is not a neurodeploy model file (it holds {kind!r})",
                             "give a file written by `neurodeploy train`")
-    if data.get("version") != VERSION:
-        raise FileKindError(f"{path} has model format version {data.get('version')}, this neurodeploy reads {VERSION}",
+    if data.get("version") not in READABLE_VERSIONS:
+        raise FileKindError(f"{path} has model format version {data.get('version')}, this neurodeploy reads "
+                            f"{', '.join(map(str, READABLE_VERSIONS))}",
                             "re-train the model with this version of neurodeploy")
     return data
 
@@ -89,9 +95,14 @@ def load_model(path: str | Path) -> ModelFile:
             expected = (graph.population(proj.post).size, graph.population(proj.pre).size)
             if tuple(weights[proj.name].shape) != expected:
                 raise ValueError(f"weights {proj.name} have shape {tuple(weights[proj.name].shape)}")
+        delays = {k: v.float() for k, v in data.get("delays", {}).items()}
+        for proj in graph.projections:
+            if proj.max_delay_steps and tuple(delays[proj.name].shape) != tuple(weights[proj.name].shape):
+                raise ValueError(f"delays {proj.name} have shape {tuple(delays[proj.name].shape)}")
         return ModelFile(graph=graph, weights=weights, dt_s=float(data["dt_s"]), encoding=dict(data["encoding"]),
                          dataset=str(data["dataset"]), seed=int(data["seed"]), training=dict(data["training"]),
-                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})))
+                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})),
+                         delays=delays, delay_sigma_steps=dict(data.get("delay_sigma_steps", {})))
     except (KeyError, ValueError, AttributeError, TypeError) as exc:
         raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
                             "re-create it with `neurodeploy train`") from None

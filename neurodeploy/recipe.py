@@ -6,7 +6,7 @@ Every key is checked: an unknown or misspelt key, a missing one or an impossible
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,12 +16,13 @@ from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
 from .data.encoding import n_channels, validate_encoding
 from .errors import FileKindError, RecipeError
 from .graph import Graph, NeuronParameters, Population, Projection
+from .recipe_delays import parse_delays
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
 TOP_KEYS = {"format", "version", "name", "description", "dataset", "dt_s", "encoding", "layers",
             "training"}
-LAYER_KEYS = {"name", "size", "kind", "neuron", "init"}
+LAYER_KEYS = {"name", "size", "kind", "neuron", "init", "delays"}
 INIT_KEYS = {"mean", "std"}
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
@@ -42,6 +43,7 @@ class Recipe:
     graph: Graph
     init: dict  # projection name → {"mean": float, "std": float}
     training: dict
+    delays: dict = field(default_factory=dict)  # projection name → parsed ``delays:`` (recipe_delays.py)
 
 
 def _require(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -112,7 +114,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
         raise RecipeError("encoding.duration_s is shorter than one step dt_s", "lengthen duration_s")
 
     populations = [Population("input", n_channels(encoding, N_FEATURES[dataset]), "input")]
-    projections, init = [], {}
+    projections, init, delays = [], {}, {}
     layers = data["layers"]
     if not isinstance(layers, list) or not layers:
         raise RecipeError("'layers' must be a non-empty list", "list hidden layers, then the readout")
@@ -128,7 +130,12 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
         size = int(_positive(layer.get("size"), f"{where}.size", integer=True))
         neuron = NeuronParameters.from_dict(layer.get("neuron", {}), f"{where}.neuron", RecipeError)
         populations.append(Population(name, size, kind, neuron))
-        projection = Projection(populations[-2].name, name)
+        if "delays" in layer:
+            spec = parse_delays(layer["delays"], f"{where}.delays")
+            projection = Projection(populations[-2].name, name, max_delay_steps=spec["max_steps"])
+            delays[projection.name] = spec
+        else:
+            projection = Projection(populations[-2].name, name)
         projections.append(projection)
         init_spec = dict(layer.get("init", {}))
         _require(init_spec, INIT_KEYS, f"{where}.init")
@@ -143,7 +150,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
                           f"{N_CLASSES[dataset]} classes", f"set the readout size to {N_CLASSES[dataset]}")
     graph = Graph(tuple(populations), tuple(projections))
     return Recipe(name=str(data.get("name", source)), dataset=dataset, dt_s=dt_s, encoding=encoding,
-                  graph=graph, init=init, training=_training(data.get("training", {})))
+                  graph=graph, init=init, training=_training(data.get("training", {})), delays=delays)
 
 
 def load_recipe(path: str | Path) -> Recipe:

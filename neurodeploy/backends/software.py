@@ -27,7 +27,11 @@ class SoftwareBackend:
         # Built once per deployment, not once per batch.
         if self._built is None or self._built[0] != id(deployment):
             weights = {k: torch.as_tensor(v) for k, v in deployment.float_weights().items()}
-            net = SpikingNetwork(Graph.from_dict(deployment.meta["graph"]), deployment.meta["dt_s"], weights=weights)
+            delays = {k.split(":", 1)[1]: torch.as_tensor(v) for k, v in deployment.arrays.items()
+                      if k.startswith("float_delay:")}  # trained delays, with their final σ
+            sigma = deployment.meta.get("delays", {}).get("sigma_steps", {})
+            net = SpikingNetwork(Graph.from_dict(deployment.meta["graph"]), deployment.meta["dt_s"], weights=weights,
+                                 delays=delays or None, delay_sigma_steps=sigma)
             self._built = (id(deployment), net)
         return self._built[1]
 

@@ -8,11 +8,13 @@ import numpy as np
 
 from ..errors import DataError, RecipeError
 from .digits import load_digits_split
+from .temporal_patterns import CHANNELS, CLASSES, load_temporal_patterns
 from .yinyang import load_yinyang
 
-N_FEATURES = {"yinyang": 4, "digits": 64}
-N_CLASSES = {"yinyang": 3, "digits": 10}
-SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test")}
+N_FEATURES = {"yinyang": 4, "digits": 64, "temporal_patterns": CHANNELS}
+N_CLASSES = {"yinyang": 3, "digits": 10, "temporal_patterns": CLASSES}
+SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"),
+          "temporal_patterns": ("train", "test")}
 
 
 def check_dataset_name(name: str) -> None:
@@ -26,6 +28,8 @@ def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in SPLITS[name]:
         raise DataError(f"dataset {name!r} has no split {split!r}",
                         f"use one of {list(SPLITS[name])}")
+    if name == "temporal_patterns":
+        return load_temporal_patterns(split)
     return load_yinyang(split) if name == "yinyang" else load_digits_split(split)
 
 

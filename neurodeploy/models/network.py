@@ -12,6 +12,7 @@ from typing import Mapping, NamedTuple, Optional
 import torch
 from torch import nn
 
+from ..core.delays import delayed_input
 from ..core.dispatch import lif_sequence
 from ..core.lif import li_sequence
 from ..core.quantise import fake_quantise
@@ -37,7 +38,9 @@ class SpikingNetwork(nn.Module):
     """Weights are float parameters keyed by projection name (``"pre->post"``), shape ``[post, pre]``."""
 
     def __init__(self, graph: Graph, dt_s: float, *, surrogate_steepness: float = 10.0,
-                 detach_reset: bool = True, weights: Optional[Mapping[str, torch.Tensor]] = None):
+                 detach_reset: bool = True, weights: Optional[Mapping[str, torch.Tensor]] = None,
+                 delays: Optional[Mapping[str, torch.Tensor]] = None,
+                 delay_sigma_steps: Optional[Mapping[str, float]] = None):
         super().__init__()
         self.graph = graph
         self.dt_s = dt_s
@@ -50,9 +53,22 @@ class SpikingNetwork(nn.Module):
             shape = (graph.population(proj.post).size, graph.population(proj.pre).size)
             w = torch.zeros(shape) if weights is None else torch.as_tensor(weights[proj.name]).float()
             self.weights.append(nn.Parameter(w.clone()))
+        # Delayed projections (graph max_delay_steps > 0): a delay parameter [post, pre] in steps and
+        # the kernel width σ in steps (0: integer delays, as deployed); training shrinks σ.
+        self.max_delay_steps = {p.name: p.max_delay_steps for p in graph.projections if p.max_delay_steps > 0}
+        self.delay_names = list(self.max_delay_steps)
+        self.delays = nn.ParameterList()
+        for name in self.delay_names:
+            shape = tuple(self.weights[self.projection_names.index(name)].shape)
+            d = torch.zeros(shape) if delays is None else torch.as_tensor(delays[name]).float()
+            self.delays.append(nn.Parameter(d.clone()))
+        self.delay_sigma_steps = {name: float((delay_sigma_steps or {}).get(name, 0.0)) for name in self.delay_names}
 
     def weight(self, projection: str) -> nn.Parameter:
         return self.weights[self.projection_names.index(projection)]
+
+    def delay_dict(self) -> dict[str, torch.Tensor]:
+        return {name: d.detach().clone() for name, d in zip(self.delay_names, self.delays)}
 
     def weight_dict(self) -> dict[str, torch.Tensor]:
         return {name: w.detach().clone() for name, w in zip(self.projection_names, self.weights)}
@@ -83,7 +99,12 @@ class SpikingNetwork(nn.Module):
         for pop in self.graph.populations[1:]:
             x = 0
             for proj in self.graph.incoming(pop.name):
-                x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
+                if proj.name in self.max_delay_steps:
+                    k = self.delay_names.index(proj.name)
+                    x = x + delayed_input(delay_one_step(spikes[proj.pre]), weights[proj.name], self.delays[k],
+                                          self.delay_sigma_steps[proj.name], proj.max_delay_steps)
+                else:
+                    x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
             params = pop.neuron.to_lif()
             if pop.kind == "lif":
                 spikes[pop.name], _ = lif_sequence(

@@ -21,21 +21,22 @@ def _mappers(spec_name: str):
     return MAPPERS[spec_name]
 
 
-def check_model(model_path: str | Path, target: str = "bss2") -> dict:
-    """All design-rule violations and warnings of a model on a target."""
+def check_model(model_path: str | Path, target: str = "bss2", delays: Optional[str] = None) -> dict:
+    """All design-rule violations and warnings of a model on a target (``delays``: the delay strategy)."""
     model, spec = load_model(model_path), load_target(target)
-    _, violations, warnings = _mappers(spec.name)[1](model, spec)
+    _, violations, warnings = _mappers(spec.name)[1](model, spec, delays=delays)
     return {"target": spec.name, "fits": not violations, "violations": [v.to_dict() for v in violations],
             "warnings": warnings}
 
 
 def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str | Path] = None,
               clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
-              calibration: Optional[str | Path] = None) -> dict:
+              calibration: Optional[str | Path] = None, delays: Optional[str] = None) -> dict:
     """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``.
 
     With ``calibration`` (a calibration file), the deployment carries that chip's codes and avoids
-    its failed circuits.
+    its failed circuits. ``delays`` chooses how trained delays are realised (multi-synapse,
+    spike-strength, gradient-only; default gradient-only for a model with delays).
     """
     if not 0 < clip_quantile <= 1:
         raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
@@ -45,7 +46,8 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
         raise NeurodeployError(f"calibration {calibration} is for target '{chip.target}', not '{spec.name}'",
                                f"use a calibration made with --target {spec.name}")
     deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile,
-                                                            weight_scale=weight_scale, calibration=chip)
+                                                            weight_scale=weight_scale, calibration=chip,
+                                                            **({"delays": delays} if delays else {}))
     if violations:
         raise DoesNotFitError(spec.name, violations)
     if output is not None:

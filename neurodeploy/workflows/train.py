@@ -17,6 +17,8 @@ from ..modelfile import ModelFile, save_model
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe, load_recipe
 from .common import accuracy, batched_scores
+from .delay_training import (SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays,
+                             parameter_groups)
 
 
 def initial_weights(recipe: Recipe, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -96,12 +98,16 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
     validate = settings["select_on_validation"] and "validation" in encoded
 
     net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
-                         detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=settings["learning_rate"],
-                                  weight_decay=float(settings["weight_decay"]))
+                         detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator),
+                         delays=initial_delays(recipe, generator) or None)
+    optimiser = torch.optim.AdamW(parameter_groups(net, recipe, settings["learning_rate"]),
+                                  lr=settings["learning_rate"], weight_decay=float(settings["weight_decay"]))
     total_steps = settings["epochs"] * math.ceil(len(labels) / settings["batch_size"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
+    if net.delay_names:  # each group (weights, delays) anneals from its own learning rate; σ shrinks
+        schedule = Schedules(cosine_per_group(optimiser, total_steps, settings["lr_final_fraction"]),
+                             SigmaSchedule(net, recipe, total_steps))
 
     started = time.perf_counter()
     history, best = [], (-1.0, -1, None)
@@ -116,13 +122,14 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
             levels = settings["weight_levels"] if quantise else None
             history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], settings["loss"], levels)
             if history[-1]["validation_accuracy"] >= best[0]:
-                best = (history[-1]["validation_accuracy"], epoch, net.weight_dict())
+                best = (history[-1]["validation_accuracy"], epoch, net.weight_dict(), net.delay_dict())
         bar.set_postfix({k[:9]: f"{v:.3f}" for k, v in history[-1].items()})
     seconds = time.perf_counter() - started
     net.quantise_levels = None  # the model file keeps float weights; `map` quantises them
     if validate:
         net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
-                             detach_reset=settings["detach_reset"], weights=best[2])
+                             detach_reset=settings["detach_reset"], weights=best[2], delays=best[3] or None,
+                             delay_sigma_steps=net.delay_sigma_steps)
 
     test_spikes, y_test = encoded["test"]
     metrics = {"test_accuracy": _score(net, test_spikes, y_test, settings["loss"]),
@@ -133,9 +140,15 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
                "validation_accuracy": best[0] if validate else None,
                "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
                "n_test": int(len(y_test))}
+    if net.delay_names:  # the chip realises integer delays: accuracy before and after hardening
+        with hardened(net):
+            metrics["test_accuracy_hardened"] = _score(net, test_spikes, y_test, settings["loss"])
+            metrics["test_accuracy_hardened_quantised"] = _score(net, test_spikes, y_test, settings["loss"],
+                                                                 settings["weight_levels"])
     model = ModelFile(graph=recipe.graph, weights=net.weight_dict(), dt_s=recipe.dt_s, encoding=recipe.encoding,
                       dataset=recipe.dataset, seed=settings["seed"], training=settings, metrics=metrics,
                       provenance={"recipe": recipe.name, "recipe_file": Path(recipe_path).name,
-                                  "history": history})
+                                  "history": history},
+                      delays=net.delay_dict(), delay_sigma_steps=dict(net.delay_sigma_steps))
     save_model(model, output)
     return metrics

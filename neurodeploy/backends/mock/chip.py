@@ -32,6 +32,7 @@ from ...targets.bss2.analog import ChipCodes
 from ...targets.spec import TargetSpec, load_target
 from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
+from .delay_lines import fpga_delayed_times, input_route_currents
 from .events import bus_capacity, bus_of_routes, deliver
 from .plan import RunPlan, Workspace, make_plan
 from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
@@ -84,8 +85,10 @@ def run_steps(meta: dict) -> int:
 
 
 def _routes(routes: np.ndarray, n_sources: int, weight: np.ndarray, a: dict, gain: np.ndarray,
-            member: np.ndarray, spec: TargetSpec) -> Routes:
-    currents = route_currents(routes, weight, a["synapse_label"], a["row_mode"])
+            member: np.ndarray, spec: TargetSpec, meta: Optional[dict] = None) -> Routes:
+    # FPGA routes (meta given) may carry a delay strategy's strength bits in their labels.
+    currents = (route_currents(routes, weight, a["synapse_label"], a["row_mode"]) if meta is None
+                else input_route_currents(routes, weight, a, meta))
     per_route = route_matrix(currents, gain, member)
     tensor = lambda m: torch.as_tensor(m, dtype=torch.float32)  # noqa: E731
     return Routes(source=routes[:, 0].astype(np.int64), bus=bus_of_routes(routes, spec), per_route=tensor(per_route),
@@ -114,7 +117,7 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
     params = LIFParameters(tau_mem_s=value("tau_mem_s"), tau_syn_s=value("tau_syn_s"), v_leak=value("v_leak"),
                            v_th=value("v_th"), v_reset=value("v_reset"), t_ref_s=value("t_ref_s"))
     sources = (input_channels(meta), len(neuron_circuits))
-    inputs = _routes(a["input_routes"], sources[0], weight, a, gain, member, spec)
+    inputs = _routes(a["input_routes"], sources[0], weight, a, gain, member, spec, meta)
     neurons = _routes(a["neuron_routes"], sources[1], weight, a, gain, member, spec)
     dt_hw = meta["dt_s"] / meta["speedup"]
     baseline = torch.as_tensor(a["circuit_v_leak_cadc"][first], dtype=torch.float32)
@@ -307,6 +310,7 @@ class MockChip:
     def run(self, deployment: Deployment, input_times_s: np.ndarray,
             record: Optional[Recording] = None) -> Observations:
         record = record or Recording()
+        input_times_s = fpga_delayed_times(deployment, input_times_s)  # delayed copies leave the FPGA
         state = self._state(deployment)
         meta = deployment.meta
         counters = {"events_in": int(np.isfinite(input_times_s).sum()), "events_internal": 0, "events_dropped": 0}

@@ -17,10 +17,11 @@ from ...models.network import SpikingNetwork
 from ..spec import TargetSpec
 from .analog import ChipCodes, nominal_codes, nominal_gain
 from .calibrated import calibrated_codes, check_targets
+from .delay_mapping import delay_arrays, plan_and_check_delays, quantise_delayed, route_delayed
 from .lower import LoweredLayer, lower
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
-from .route import Routing, route
+from .route import Routing
 from .rules import check_all
 
 if TYPE_CHECKING:
@@ -29,13 +30,14 @@ if TYPE_CHECKING:
 RATE_SAMPLES = 500
 
 
-def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None
-          ) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
-    """Lower and run all design rules (nothing is written)."""
+def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None,
+          delays: Optional[str] = None) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
+    """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py)."""
     layers = lower(model.graph, spec)
+    _, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
     available = None if circuit_ok is None else int(np.sum(circuit_ok))
     violations, warnings = check_all(layers, spec, model.dt_s, available)
-    return layers, violations, warnings
+    return layers, delay_violations + violations, warnings
 
 
 class SoftwareProbe(NamedTuple):
@@ -52,8 +54,10 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
         return SoftwareProbe({}, None)
     x, _ = load_split(model.dataset, "train")
     spikes = encode_dataset(x[:samples], model.encoding, model.dt_s)
-    net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
+    net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights, delays=model.delays or None,
+                         delay_sigma_steps=model.delay_sigma_steps)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
+    deq.update({name: model.weights[name] for name in net.delay_names})  # delayed: float weights, as trained
     with torch.no_grad():
         before, after = net(spikes), net(spikes, weights=deq)
     duration = spikes.shape[0] * model.dt_s
@@ -125,7 +129,7 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
 
 def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
                 circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES,
-                calibration: Optional["Calibration"] = None
+                calibration: Optional["Calibration"] = None, delays: Optional[str] = None
                 ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
@@ -135,7 +139,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     if calibration is not None:
         calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
         circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
-    layers, violations, warnings = check(model, spec, circuit_ok)
+    layers, violations, warnings = check(model, spec, circuit_ok, delays)
     if violations:
         return None, {"warnings": warnings}, violations
     if calibration is not None:
@@ -147,12 +151,15 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
                                              for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
                                             weight_scale)
                  for layer in layers}
-    routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
+    plan, _, _ = plan_and_check_delays(model, layers, spec, delays)
+    quantised.update(quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale))
+    routing, violations = route_delayed(plan, layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
     probe = _probe(model, layers, quantised, rate_samples)
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
+    extra_arrays, extra_meta = delay_arrays(plan, model, routing, report)
     settings = _circuit_settings(layers, placement, quantised, spec)
     codes, violations = _codes(settings, layers, placement, spec, calibration)
     if violations:
@@ -167,6 +174,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
         **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
         **{f"weight_scale:{name}": q.scale.numpy() for name, q in quantised.items()},
+        **extra_arrays,
     }
     meta = {
         "target": spec.name, "speedup": spec.speedup, "clock_period_s": spec["time"]["clock_period_s"],
@@ -181,6 +189,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,
                                                          "created": calibration.created},
         "report": report,
+        **extra_meta,
     }
     return Deployment(meta=meta, arrays=arrays), report, []
 

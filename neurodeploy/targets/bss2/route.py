@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -40,8 +41,17 @@ class Routing:
 
 
 def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec,
-          input_name: str) -> tuple[Routing, list[DesignRuleViolation]]:
-    """Build the synapse arrays and event routes; labels overflowing a driver are BSS2-LABELS."""
+          input_name: str, slot_inputs: Optional[dict] = None, labels_per_driver: Optional[int] = None
+          ) -> tuple[Routing, list[DesignRuleViolation]]:
+    """Build the synapse arrays and event routes; labels overflowing a driver are BSS2-LABELS.
+
+    ``slot_inputs`` (layer name → ``(keys, weights)``) replaces a layer's sources by per-neuron
+    ones: input slot ``p`` of neuron ``n`` listens to source ``keys[n][p]`` (None: unused) with the
+    integer weight ``weights[n, p]`` (delay realisations, targets/bss2/delays.py). Sources keyed
+    ``(input_name, i)`` become input routes of FPGA channel ``i``. ``labels_per_driver`` lowers the
+    label space (spike-strength delays take 3 of the 6 label bits).
+    """
+    label_limit = spec.labels_per_driver if labels_per_driver is None else labels_per_driver
     g = spec["geometry"]
     hemispheres, columns = g["hemispheres"], g["circuits_per_hemisphere"]
     n_rows = g["synapse_drivers_per_hemisphere"] * g["rows_per_driver"]
@@ -54,23 +64,33 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
 
     for layer in layers:
         q: QuantisedLayer = quantised[layer.name]
-        sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
-        matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
-        chunk = math.ceil(len(sources) / layer.circuits_per_neuron)
+        if slot_inputs is not None and layer.name in slot_inputs:
+            keys, matrices = slot_inputs[layer.name]
+            source_of = lambda n, p: keys[n][p]  # noqa: E731
+            n_slots = matrices.shape[1]
+        else:
+            sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
+            matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
+            source_of = lambda n, p, sources=sources: sources[p]  # noqa: E731
+            n_slots = len(sources)
+        chunk = math.ceil(n_slots / layer.circuits_per_neuron)
         start = placement.layer_start[layer.name]
         overflow = False
         for n in range(layer.size):
             for j, circuit in enumerate(placement.circuits_of(start + n)):
                 h, col = divmod(int(circuit), columns)
-                for p in range(j * chunk, min((j + 1) * chunk, len(sources))):
+                for p in range(j * chunk, min((j + 1) * chunk, n_slots)):
                     driver = p - j * chunk
+                    source = source_of(n, p)
+                    if source is None:
+                        continue
                     table = labels.setdefault((h, driver), {})
-                    if sources[p] not in table:
-                        if len(table) >= spec.labels_per_driver:
+                    if source not in table:
+                        if len(table) >= label_limit:
                             overflow = True
                             continue
-                        table[sources[p]] = len(table)
-                    ell, w = table[sources[p]], int(matrices[n, p])
+                        table[source] = len(table)
+                    ell, w = table[source], int(matrices[n, p])
                     exc, inh = 2 * driver, 2 * driver + 1
                     row_mode[h, exc], row_mode[h, inh] = ROW_EXCITATORY, ROW_INHIBITORY
                     label[h, exc, col] = label[h, inh, col] = ell
@@ -79,8 +99,8 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
                     synapses += 2
         if overflow:
             violations.append(DesignRuleViolation(
-                "BSS2-LABELS", layer.name, "sources on one synapse driver", "more than 64",
-                spec.labels_per_driver, f"reduce the sources feeding '{layer.name}' or merge fewer circuits"))
+                "BSS2-LABELS", layer.name, "sources on one synapse driver", f"more than {label_limit}",
+                label_limit, f"reduce the sources feeding '{layer.name}' or merge fewer circuits"))
 
     input_routes, neuron_routes = [], []
     layer_index = {layer.name: i for i, layer in enumerate(layers)}
