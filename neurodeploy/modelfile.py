@@ -2,7 +2,10 @@
 
 It loads with ``torch.load(weights_only=True)``, so loading never runs code and never needs the
 user's classes. Contents: format, version, graph, weights (projection → ``[post, pre]``), dt,
-discretisation, encoding, dataset, seed, training settings and metrics, software version.
+discretisation, encoding, dataset, seed, training settings and metrics, software version; after
+in-the-loop training also ``mapping``: the quantisation scales and readout potential scale it was
+trained with (``map`` keeps them), the measured trace alignment and ``trained_on`` (chip, backend,
+calibration checksum).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ModelFile:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    mapping: dict = field(default_factory=dict)  # set by `itl`: pinned scales, alignment, trained_on
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "software_version": __version__,
@@ -47,7 +51,8 @@ class ModelFile:
                                                            for k, v in self.weights.items()},
                 "dt_s": float(self.dt_s), "discretisation": DISCRETISATION, "encoding": dict(self.encoding),
                 "dataset": self.dataset, "seed": int(self.seed), "training": dict(self.training),
-                "metrics": dict(self.metrics), "provenance": dict(self.provenance)}
+                "metrics": dict(self.metrics), "provenance": dict(self.provenance),
+                **({"mapping": dict(self.mapping)} if self.mapping else {})}
 
 
 def save_model(model: ModelFile, path: str | Path) -> None:
@@ -91,7 +96,8 @@ def load_model(path: str | Path) -> ModelFile:
                 raise ValueError(f"weights {proj.name} have shape {tuple(weights[proj.name].shape)}")
         return ModelFile(graph=graph, weights=weights, dt_s=float(data["dt_s"]), encoding=dict(data["encoding"]),
                          dataset=str(data["dataset"]), seed=int(data["seed"]), training=dict(data["training"]),
-                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})))
+                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})),
+                         mapping=dict(data.get("mapping", {})))
     except (KeyError, ValueError, AttributeError, TypeError) as exc:
         raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
                             "re-create it with `neurodeploy train`") from None

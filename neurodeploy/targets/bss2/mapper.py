@@ -77,6 +77,12 @@ def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: TargetSpec) -
     return replace(layer, hw=replace(layer.hw, cadc_per_model_unit=per_unit))
 
 
+def _pinned_potential_scale(layer: LoweredLayer, mapping: dict) -> LoweredLayer:
+    """The CADC-per-model-unit a model was trained in the loop with (its readout's gain), if any."""
+    pinned = mapping.get("cadc_per_model_unit", {}).get(layer.name)
+    return layer if pinned is None else replace(layer, hw=replace(layer.hw, cadc_per_model_unit=float(pinned)))
+
+
 def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec) -> dict:
     """Per-circuit analog settings (physical units): what calibration later turns into codes."""
     n = spec.total_circuits
@@ -143,15 +149,17 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     placement, violations = place(layers, spec, circuit_ok)
     if violations:
         return None, {"warnings": warnings}, violations
+    pinned = model.mapping.get("weight_scale", {})  # scales in-the-loop training kept fixed (`itl`)
     quantised = {layer.name: quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
                                              for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
-                                            weight_scale)
+                                            weight_scale, pinned.get(layer.name))
                  for layer in layers}
     routing, violations = route(layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
     probe = _probe(model, layers, quantised, rate_samples)
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
+    layers = [_pinned_potential_scale(layer, model.mapping) for layer in layers]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
     settings = _circuit_settings(layers, placement, quantised, spec)
     codes, violations = _codes(settings, layers, placement, spec, calibration)
@@ -181,6 +189,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,
                                                          "created": calibration.created},
         "report": report,
+        "trained_on": model.mapping.get("trained_on"),  # the chip `itl` trained the model on, if any
     }
     return Deployment(meta=meta, arrays=arrays), report, []
 
