@@ -5,7 +5,7 @@ same calibration) and run it on the chip; the model trained on the first chip is
 run on every other chip (transfer). One JSON line per measurement, then a markdown table.
 
     python benchmarks/itl_sweep.py MODEL --chips 0 1 2 3 4 --calibrations DIR --epochs 3 \
-        --train-samples 2000 --keep OUTDIR [--uncalibrated]
+        --train-samples 2000 --keep OUTDIR [--transfer-to 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=2000)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--keep", required=True)
-    parser.add_argument("--no-transfer", action="store_true")
+    parser.add_argument("--transfer-to", type=int, nargs="*", help="chips to run the first chip's model on "
+                        "(default: the other --chips)")
     args = parser.parse_args()
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
@@ -48,14 +49,14 @@ def main() -> None:
                "validation_after": summary["validation_accuracy_after"], "alignment": summary["alignment"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    if not args.no_transfer:
-        source = keep / f"{stem}.itl-chip{args.chips[0]}.pt"
-        for chip in args.chips[1:]:
-            deployment = keep / f"{stem}.itl-chip{args.chips[0]}-on-chip{chip}.npz"
-            map_model(source, "bss2", deployment, calibration=cal(chip))
-            result = run(deployment, f"mock:{chip}")
-            print(json.dumps({"transfer_from": args.chips[0], "chip": chip, "accuracy": result["accuracy"],
-                              "warnings": result["warnings"]}), flush=True)
+    # Transfer: the model trained in the loop on the first chip, mapped and run on other chips.
+    source = keep / f"{stem}.itl-chip{args.chips[0]}.pt"
+    for chip in args.chips[1:] if args.transfer_to is None else args.transfer_to:
+        deployment = keep / f"{stem}.itl-chip{args.chips[0]}-on-chip{chip}.npz"
+        map_model(source, "bss2", deployment, calibration=cal(chip))
+        result = run(deployment, f"mock:{chip}")
+        print(json.dumps({"transfer_from": args.chips[0], "chip": chip, "accuracy": result["accuracy"],
+                          "warnings": result["warnings"]}), flush=True)
     print("| chip | after mapping | after itl (in the loop) | after itl (map + run) | kept epoch |")
     print("|---|---|---|---|---|")
     for r in rows:
