@@ -24,9 +24,9 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--chips", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--calibrations", help="folder with mock-N.yaml; omit for uncalibrated chips")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-samples", type=int, default=2000)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--keep", required=True)
     parser.add_argument("--transfer-to", type=int, nargs="*", help="chips to run the first chip's model on "
                         "(default: the other --chips)")

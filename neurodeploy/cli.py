@@ -210,7 +210,7 @@ def _calibration_text(r: dict) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
 @click.option("--epochs", default=2, show_default=True, type=int, help="Epochs over the training samples.")
 @click.option("--train-samples", type=int, help="Use the first N training samples (default: all).")
-@click.option("--learning-rate", default=1e-3, show_default=True, type=float, help="AdamW step size.")
+@click.option("--learning-rate", default=3e-3, show_default=True, type=float, help="AdamW step size (model weight units).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,

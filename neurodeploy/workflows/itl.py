@@ -81,7 +81,7 @@ def _validation(model: ModelFile, train_x: np.ndarray, train_y: np.ndarray, used
 
 def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str = "bss2",
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
-        learning_rate: float = 1e-3, resume: bool = False, seed: int = 0, progress: bool = True) -> dict:
+        learning_rate: float = 3e-3, resume: bool = False, seed: int = 0, progress: bool = True) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary.
 
     Nothing is written before every input has been checked. ``resume`` continues from the
@@ -90,7 +90,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
     if epochs < 1:
         raise NeurodeployError(f"--epochs {epochs} is below 1", "give --epochs 1 or more")
     if not learning_rate > 0:
-        raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 1e-3")
+        raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 3e-3")
     engine = get_backend(backend)
     spec = load_target(target)
     if spec.name != "bss2":
