@@ -166,6 +166,8 @@ def run(deployment: str, backend: str, data: str | None, calibration: str | None
                                              calibration=calibration))
     _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} "
                                      f"samples; events {r['counters']}")
+    for warning in result.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command("calibrate")
@@ -204,6 +206,35 @@ def _calibration_text(r: dict) -> str:
     if r["output"]:
         lines.append(f"wrote {r['output']}")
     return "\n".join(lines)
+
+
+@main.command("itl")
+@click.argument("model", type=click.Path())
+@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0), hxtorch, or software.")
+@click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
+@click.option("--calibration", type=click.Path(), help="Calibration file of the backend's chip.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
+@click.option("--epochs", default=2, show_default=True, type=int, help="Epochs over the training samples.")
+@click.option("--train-samples", type=int, help="Use the first N training samples (default: all).")
+@click.option("--learning-rate", default=3e-3, show_default=True, type=float, help="AdamW step size (model weight units).")
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
+                train_samples: int | None, learning_rate: float, resume: bool, as_json: bool) -> None:
+    """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
+
+    Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
+    """
+    from .workflows.itl import itl
+
+    result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
+                                  epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
+                                  resume=resume, progress=not as_json))
+    _emit(result, as_json, lambda r: (
+        f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
+        f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "
+        f"test accuracy before {_percent(r['test_accuracy_before'])}, after {_percent(r['test_accuracy_after'])}"
+        f" → {r['output']}"))
 
 
 @main.command()

@@ -2,7 +2,10 @@
 
 It loads with ``torch.load(weights_only=True)``, so loading never runs code and never needs the
 user's classes. Contents: format, version, graph, weights (projection → ``[post, pre]``), dt,
-discretisation, encoding, dataset, seed, training settings and metrics, software version.
+discretisation, encoding, dataset, seed, training settings and metrics, software version; after
+in-the-loop training also ``mapping``: the quantisation scales and readout potential scale it was
+trained with (``map`` keeps them), the measured trace alignment and ``trained_on`` (chip, backend,
+calibration checksum).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class ModelFile:
     provenance: dict = field(default_factory=dict)
     delays: dict = field(default_factory=dict)  # delayed projection → float delays [post, pre] in steps
     delay_sigma_steps: dict = field(default_factory=dict)  # delayed projection → σ of its kernel at the end
+    mapping: dict = field(default_factory=dict)  # set by `itl`: pinned scales, alignment, trained_on
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "software_version": __version__,
@@ -52,7 +56,8 @@ class ModelFile:
                 "dataset": self.dataset, "seed": int(self.seed), "training": dict(self.training),
                 "metrics": dict(self.metrics), "provenance": dict(self.provenance),
                 "delays": {k: v.detach().cpu().float().contiguous() for k, v in self.delays.items()},
-                "delay_sigma_steps": {k: float(v) for k, v in self.delay_sigma_steps.items()}}
+                "delay_sigma_steps": {k: float(v) for k, v in self.delay_sigma_steps.items()},
+                **({"mapping": dict(self.mapping)} if self.mapping else {})}
 
 
 def save_model(model: ModelFile, path: str | Path) -> None:
@@ -102,7 +107,8 @@ def load_model(path: str | Path) -> ModelFile:
         return ModelFile(graph=graph, weights=weights, dt_s=float(data["dt_s"]), encoding=dict(data["encoding"]),
                          dataset=str(data["dataset"]), seed=int(data["seed"]), training=dict(data["training"]),
                          metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})),
-                         delays=delays, delay_sigma_steps=dict(data.get("delay_sigma_steps", {})))
+                         delays=delays, delay_sigma_steps=dict(data.get("delay_sigma_steps", {})),
+                         mapping=dict(data.get("mapping", {})))
     except (KeyError, ValueError, AttributeError, TypeError) as exc:
         raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
                             "re-create it with `neurodeploy train`") from None

@@ -226,6 +226,14 @@ def test_cli_map_json_reports_delay_cost_and_refuses_bad_input(tmp_path, trained
     assert not refused.exists()
 
 
+def test_itl_refuses_a_model_with_delays(tmp_path):
+    model_path, out = tmp_path / "delayed.pt", tmp_path / "itl.pt"
+    save_model(_task_model(), model_path)
+    result = CliRunner().invoke(main, ["itl", str(model_path), "--backend", "mock:ideal", "-o", str(out)])
+    assert result.exit_code == 2 and "learned delays" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_kernel_fidelity_per_strategy():
     # delays half a step off the grid: the trained kernel splits the weight over two taps
     errors = {s: plan_delays(_model([[5.5, 10.5, 20.5], [7.5, 12.5, 30.5]]), s, 6, 3).kernel_l1_error

@@ -21,6 +21,7 @@ def _summary_of_model(path: Path) -> dict:
             "populations": [(p["name"], p["kind"], p["size"]) for p in data["graph"]["populations"]],
             "weights": {k: list(v.shape) for k, v in data["weights"].items()},
             "encoding": data["encoding"], "seed": data["seed"], "metrics": data["metrics"],
+            **({"trained_on": data["mapping"].get("trained_on")} if data.get("mapping") else {}),
             "software_version": data["software_version"]}
 
 

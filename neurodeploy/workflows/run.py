@@ -42,6 +42,16 @@ def for_backend(deployment: Deployment, engine, calibration: Optional[str | Path
     return deployment
 
 
+def other_chip_warnings(deployment: Deployment, engine) -> list[str]:
+    """A model trained in the loop on one chip has learned that chip's mismatch; on another it may lose accuracy."""
+    trained = (deployment.meta.get("trained_on") or {}).get("chip")
+    chip = getattr(engine, "chip_id", None)
+    if trained is None or chip is None or trained == chip:
+        return []
+    return [f"this model was trained in the loop on chip {trained}, it runs on chip {chip}: "
+            f"expect lower accuracy (fix: neurodeploy itl on chip {chip})"]
+
+
 def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
         progress: bool = False, calibration: Optional[str | Path] = None) -> dict:
     """Accuracy and event counters of a deployment on a backend."""
@@ -55,7 +65,7 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
         scores.append(readout_scores(deployment, obs))
         for key, value in obs.counters.items():
             counters[key] = counters.get(key, 0) + value
-    return {"accuracy": accuracy(torch.cat(scores), y), "n_samples": int(len(y)), "backend": engine.name,
+    return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine), "n_samples": int(len(y)), "backend": engine.name,
             "target": deployment.target, "dataset": deployment.meta["dataset"], "data": data or "test",
             "chip": getattr(engine, "chip_id", None),
             "counters": counters}

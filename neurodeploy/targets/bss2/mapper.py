@@ -81,6 +81,12 @@ def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: TargetSpec) -
     return replace(layer, hw=replace(layer.hw, cadc_per_model_unit=per_unit))
 
 
+def _pinned_potential_scale(layer: LoweredLayer, mapping: dict) -> LoweredLayer:
+    """The CADC-per-model-unit a model was trained in the loop with (its readout's gain), if any."""
+    pinned = mapping.get("cadc_per_model_unit", {}).get(layer.name)
+    return layer if pinned is None else replace(layer, hw=replace(layer.hw, cadc_per_model_unit=float(pinned)))
+
+
 def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec) -> dict:
     """Per-circuit analog settings (physical units): what calibration later turns into codes."""
     n = spec.total_circuits
@@ -147,9 +153,10 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     placement, violations = place(layers, spec, circuit_ok)
     if violations:
         return None, {"warnings": warnings}, violations
+    pinned = model.mapping.get("weight_scale", {})  # scales in-the-loop training kept fixed (`itl`)
     quantised = {layer.name: quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
                                              for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
-                                            weight_scale)
+                                            weight_scale, pinned.get(layer.name))
                  for layer in layers}
     plan, _, _ = plan_and_check_delays(model, layers, spec, delays)
     quantised.update(quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale))
@@ -158,6 +165,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         return None, {"warnings": warnings}, violations
     probe = _probe(model, layers, quantised, rate_samples)
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
+    layers = [_pinned_potential_scale(layer, model.mapping) for layer in layers]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
     extra_arrays, extra_meta = delay_arrays(plan, model, routing, report)
     settings = _circuit_settings(layers, placement, quantised, spec)
@@ -190,6 +198,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
                                                          "created": calibration.created},
         "report": report,
         **extra_meta,
+        "trained_on": model.mapping.get("trained_on"),  # the chip `itl` trained the model on, if any
     }
     return Deployment(meta=meta, arrays=arrays), report, []
 

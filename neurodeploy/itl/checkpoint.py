@@ -1,0 +1,49 @@
+"""The per-epoch checkpoint of an in-the-loop run, and the fingerprint a resumed run must match.
+
+Written atomically after every epoch (temporary file, then rename), so a run killed at any
+moment, ``kill -9`` included, leaves either the previous checkpoint or the new one: ``--resume``
+loses at most the epoch in progress. Loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..atomic import atomic_path
+from ..errors import FileKindError
+
+FORMAT = "neurodeploy.itl-checkpoint"
+VERSION = 1
+
+
+def checkpoint_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".checkpoint")
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+
+
+def load_checkpoint(path: Path, fingerprint: dict) -> Optional[dict]:
+    """The checkpoint's state, or None if there is none; one of another run is an error."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+        raise FileKindError(f"checkpoint {path} is unreadable ({type(exc).__name__})",
+                            "delete it and run without --resume") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
+        raise FileKindError(f"{path} is not an in-the-loop checkpoint of this version",
+                            "delete it and run without --resume")
+    differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+    if differs:
+        raise FileKindError(f"checkpoint {path} belongs to another run (it differs in {', '.join(differs)})",
+                            "resume with the same model, backend, calibration and settings, or delete the checkpoint")
+    return state
