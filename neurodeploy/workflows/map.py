@@ -47,7 +47,7 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
                                f"use a calibration made with --target {spec.name}")
     deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile,
                                                             weight_scale=weight_scale, calibration=chip,
-                                                            **({"delays": delays} if delays else {}))
+                                                            delays=delays)
     if violations:
         raise DoesNotFitError(spec.name, violations)
     if output is not None:

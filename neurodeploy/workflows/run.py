@@ -65,7 +65,8 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
         scores.append(readout_scores(deployment, obs))
         for key, value in obs.counters.items():
             counters[key] = counters.get(key, 0) + value
-    return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine), "n_samples": int(len(y)), "backend": engine.name,
+    return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine),
+            "n_samples": int(len(y)), "backend": engine.name,
             "target": deployment.target, "dataset": deployment.meta["dataset"], "data": data or "test",
             "chip": getattr(engine, "chip_id", None),
             "counters": counters}

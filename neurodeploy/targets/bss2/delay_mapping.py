@@ -41,11 +41,6 @@ def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: Ta
         raise NeurodeployError(f"unknown delay strategy {strategy!r}", f"use one of {', '.join(STRATEGIES)}")
     graph = model.graph
     source_violations = list(rule_delay_source(graph))
-    undelayed_inputs = [p for p in graph.projections if p.pre == graph.input.name and not p.max_delay_steps]
-    for proj in undelayed_inputs:
-        source_violations.append(DesignRuleViolation(
-            "BSS2-DELAY-SOURCE", proj.post, "undelayed projection from the input beside delayed ones",
-            proj.name, "all input projections delayed", f"give '{proj.post}' a delays: key (max_steps: 1 or more)"))
     if source_violations:
         return None, layers, source_violations
     delayed = {p.post for p in graph.projections if p.max_delay_steps}
@@ -60,7 +55,7 @@ def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: Ta
             fan_in = slots.weights.shape[1]
             layer = replace(layer, fan_in=fan_in, circuits_per_neuron=circuits_per_neuron(fan_in, per_circuit))
         adjusted.append(layer)
-    return plan, adjusted, check_delays(graph, plan, model.dt_s, spec, reserved)
+    return plan, adjusted, check_delays(plan, model.dt_s, spec, reserved)
 
 
 def quantise_delayed(plan: Optional[DelayPlan], weight_max: int, clip_quantile: float, mode: str

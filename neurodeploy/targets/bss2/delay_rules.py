@@ -1,6 +1,6 @@
 """BSS-2 design rules of delay realisations: small named functions, each with an id (numbers from targets/bss2.yaml).
 
-* BSS2-DELAY-SOURCE: delays only on projections from the input (their events pass the FPGA).
+* BSS2-DELAY-SOURCE: delays only on projections from the input (their events pass the FPGA), and on all of them.
 * BSS2-DELAY-RANGE: the longest delayed copy fits the FPGA's delay counter.
 * BSS2-DELAY-CAPACITY: the delayed copies fit the FPGA's table.
 * BSS2-DELAY-LABELS: the copies one input slot (driver) must tell apart fit its label space.
@@ -18,12 +18,18 @@ from .delays import DelayPlan
 
 
 def rule_delay_source(graph: Graph) -> Iterator[DesignRuleViolation]:
-    """BSS2-DELAY-SOURCE: on-chip spikes cannot be delayed without a round trip through the FPGA (not modelled)."""
+    """BSS2-DELAY-SOURCE: on-chip spikes cannot be delayed without a round trip through the FPGA (not modelled),
+    and once the input's events are delayed copies every projection from the input must be delayed."""
+    any_delays = any(p.max_delay_steps for p in graph.projections)
     for proj in graph.projections:
         if proj.max_delay_steps and proj.pre != graph.input.name:
             yield DesignRuleViolation(
                 "BSS2-DELAY-SOURCE", proj.post, "delayed projection from", f"population '{proj.pre}'",
                 f"the input '{graph.input.name}' only", "put delays only on the input projection (the first layer)")
+        elif any_delays and not proj.max_delay_steps and proj.pre == graph.input.name:
+            yield DesignRuleViolation(
+                "BSS2-DELAY-SOURCE", proj.post, "undelayed projection from the input beside delayed ones",
+                proj.name, "all input projections delayed", f"give '{proj.post}' a delays: key (max_steps: 1 or more)")
 
 
 def rule_delay_range(plan: DelayPlan, dt_s: float, spec: TargetSpec) -> Iterator[DesignRuleViolation]:
@@ -69,8 +75,8 @@ def rule_delay_rows(plan: DelayPlan, spec: TargetSpec) -> Iterator[DesignRuleVio
                 needed, available, "use --delays spike-strength or gradient-only (one slot per input)")
 
 
-def check_delays(graph: Graph, plan: DelayPlan, dt_s: float, spec: TargetSpec,
+def check_delays(plan: DelayPlan, dt_s: float, spec: TargetSpec,
                  reserved_labels: int = 0) -> list[DesignRuleViolation]:
-    """All delay rules; every violation, not the first."""
-    return [*rule_delay_source(graph), *rule_delay_range(plan, dt_s, spec), *rule_delay_capacity(plan, spec),
+    """All delay rules that need a plan (BSS2-DELAY-SOURCE comes first: without it no plan can be made)."""
+    return [*rule_delay_range(plan, dt_s, spec), *rule_delay_capacity(plan, spec),
             *rule_delay_labels(plan, reserved_labels), *rule_delay_rows(plan, spec)]

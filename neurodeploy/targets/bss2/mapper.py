@@ -18,6 +18,7 @@ from ..spec import TargetSpec
 from .analog import ChipCodes, nominal_codes, nominal_gain
 from .calibrated import calibrated_codes, check_targets
 from .delay_mapping import delay_arrays, plan_and_check_delays, quantise_delayed, route_delayed
+from .delays import DelayPlan
 from .lower import LoweredLayer, lower
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
@@ -33,11 +34,18 @@ RATE_SAMPLES = 500
 def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None,
           delays: Optional[str] = None) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
     """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py)."""
+    layers, _, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays)
+    return layers, violations, warnings
+
+
+def _lower_and_check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray], delays: Optional[str]
+                     ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
+    """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once."""
     layers = lower(model.graph, spec)
-    _, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
+    plan, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
     available = None if circuit_ok is None else int(np.sum(circuit_ok))
     violations, warnings = check_all(layers, spec, model.dt_s, available)
-    return layers, delay_violations + violations, warnings
+    return layers, plan, delay_violations + violations, warnings
 
 
 class SoftwareProbe(NamedTuple):
@@ -145,7 +153,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     if calibration is not None:
         calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
         circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
-    layers, violations, warnings = check(model, spec, circuit_ok, delays)
+    layers, plan, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays)
     if violations:
         return None, {"warnings": warnings}, violations
     if calibration is not None:
@@ -154,12 +162,12 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     if violations:
         return None, {"warnings": warnings}, violations
     pinned = model.mapping.get("weight_scale", {})  # scales in-the-loop training kept fixed (`itl`)
-    quantised = {layer.name: quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
-                                             for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
-                                            weight_scale, pinned.get(layer.name))
+    delayed = quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale)  # slot by slot
+    quantised = {layer.name: delayed[layer.name] if layer.name in delayed else
+                 quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
+                                 for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,
+                                weight_scale, pinned.get(layer.name))
                  for layer in layers}
-    plan, _, _ = plan_and_check_delays(model, layers, spec, delays)
-    quantised.update(quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale))
     routing, violations = route_delayed(plan, layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
