@@ -92,12 +92,12 @@ def _map_report_text(r: dict) -> str:
     lines = [f"target {r['target']}: circuits {r['circuits_used']}/{r['circuits_available']}, "
              f"synapse rows {r['rows_used']}/{r['rows_available']}, synapses {r['synapses_used']}/{r['synapses_available']}, "
              f"labels per driver <= {r['max_labels_per_driver']}, events per spike <= {r['max_events_per_spike']}",
-             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'scale(med)':>11}{'clipped':>9}"
+             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'copies':>7}{'scale(med)':>11}{'clipped':>9}"
              f"{'rate float':>12}{'rate quant':>12}"]
     for layer in r["layers"]:
         rate = lambda v: "-" if v is None else f"{v:.1f} Hz"  # noqa: E731
         lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
-                     f"{layer['circuits_per_neuron']:>7}{layer['scale']:>11.4f}{_percent(layer['clipped_fraction']):>9}"
+                     f"{layer['circuits_per_neuron']:>7}{layer.get('weight_copies', 1):>7}{layer['scale']:>11.4f}{_percent(layer['clipped_fraction']):>9}"
                      f"{rate(layer['rate_float_hz']):>12}{rate(layer['rate_quantised_hz']):>12}")
     for strategy, cost in r.get("delays", {}).items():
         lines.append(f"delays ({strategy}): rows {cost['rows']}, labels per driver {cost['labels']}/"
@@ -121,9 +121,14 @@ def _map_report_text(r: dict) -> str:
 @click.option("--calibration", type=click.Path(), help="Calibration file of the chip to deploy on (codes, failed circuits).")
 @click.option("--delays", type=click.Choice(["multi-synapse", "spike-strength", "gradient-only"]), default=None,
               help="How trained delays are realised off-chip (default for a model with delays: gradient-only).")
+@click.option("--weight-copies", type=int,
+              help="Spread each weight over up to K synapses on K rows, so that their mismatch averages out "
+                   "(K events per spike); each layer uses as many as its free drivers allow. "
+                   "Default 1, or what `itl` trained the model with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float,
-                weight_scale: str, calibration: str | None, delays: str | None, as_json: bool) -> None:
+                weight_scale: str, calibration: str | None, delays: str | None, weight_copies: int | None,
+                as_json: bool) -> None:
     """Map a model onto a target: quantise, place, route; print the report.
 
     Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
@@ -131,14 +136,14 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
     from .workflows.map import check_model, map_model
 
     if check:
-        result = _guarded(lambda: check_model(model, target, delays))
+        result = _guarded(lambda: check_model(model, target, delays, weight_copies))
         _emit(result, as_json, lambda r: "\n".join(
             [f"{v['rule']}: layer '{v['layer']}' needs {v['needed']} {v['what']}, available {v['available']} "
              f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
     try:
-        result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays)
+        result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays, weight_copies)
     except NeurodeployError as error:
         if as_json and isinstance(error, DoesNotFitError):
             click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
@@ -217,10 +222,13 @@ def _calibration_text(r: dict) -> str:
 @click.option("--epochs", default=2, show_default=True, type=int, help="Epochs over the training samples.")
 @click.option("--train-samples", type=int, help="Use the first N training samples (default: all).")
 @click.option("--learning-rate", default=3e-3, show_default=True, type=float, help="AdamW step size (model weight units).")
+@click.option("--weight-copies", default=1, show_default=True, type=int,
+              help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
-                train_samples: int | None, learning_rate: float, resume: bool, as_json: bool) -> None:
+                train_samples: int | None, learning_rate: float, weight_copies: int, resume: bool,
+                as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
@@ -229,7 +237,7 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
-                                  resume=resume, progress=not as_json))
+                                  weight_copies=weight_copies, resume=resume, progress=not as_json))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "

@@ -46,7 +46,7 @@ class Layout(NamedTuple):
 def fixed_layout(model: ModelFile, spec: TargetSpec, deployment: Deployment,
                  circuit_ok: Optional[np.ndarray]) -> Layout:
     """Re-derive the deployment's layers and placement (deterministic), and read its scales."""
-    layers, _, _ = check(model, spec, circuit_ok)
+    layers, _, _ = check(model, spec, circuit_ok, weight_copies=int(deployment.meta.get("weight_copies", 1)))
     placement, _ = place(layers, spec, circuit_ok)
     if not np.array_equal(placement.neuron_circuits, deployment["neuron_circuits"]):
         raise BackendError("the placement could not be reproduced for in-the-loop updates",

@@ -81,7 +81,8 @@ def _validation(model: ModelFile, train_x: np.ndarray, train_y: np.ndarray, used
 
 def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str = "bss2",
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
-        learning_rate: float = 3e-3, resume: bool = False, seed: int = 0, progress: bool = True) -> dict:
+        learning_rate: float = 3e-3, weight_copies: int = 1, resume: bool = False, seed: int = 0,
+        progress: bool = True) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary.
 
     Nothing is written before every input has been checked. ``resume`` continues from the
@@ -89,6 +90,8 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
     """
     if epochs < 1:
         raise NeurodeployError(f"--epochs {epochs} is below 1", "give --epochs 1 or more")
+    if weight_copies < 1:
+        raise NeurodeployError(f"--weight-copies {weight_copies} is below 1", "use 1 (one synapse per weight) or more")
     if not learning_rate > 0:
         raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 3e-3")
     engine = get_backend(backend)
@@ -109,7 +112,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
     test_x, test_y = load_split(model.dataset, "test")
     fingerprint = {"model_sha256": _sha256(model_path), "backend": engine.name, "target": spec.name,
                    "calibration": None if cal is None else cal.checksum, "train_samples": used,
-                   "learning_rate": float(learning_rate), "seed": int(seed)}
+                   "learning_rate": float(learning_rate), "seed": int(seed), "weight_copies": int(weight_copies)}
     ckpt = checkpoint_path(output)
     state = load_checkpoint(ckpt, fingerprint) if resume else None
     if resume and state is None:
@@ -118,7 +121,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         raise FileKindError(f"checkpoint {ckpt} of an interrupted run exists",
                             "add --resume to continue it, or delete it to start over")
 
-    deployment, _, violations = map_to_bss2(model, spec, calibration=cal)
+    deployment, _, violations = map_to_bss2(model, spec, calibration=cal, weight_copies=weight_copies)
     if violations:
         raise DoesNotFitError(spec.name, violations)
     layout = fixed_layout(model, spec, deployment, None if cal is None else cal.success)
@@ -207,7 +210,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
     mapping = {"weight_scale": {k: v.clone() for k, v in layout.scale.items()},
                "cadc_per_model_unit": {row["name"]: float(row["cadc_per_model_unit"])
                                        for row in deployment.meta["report"]["layers"]},
-               "alignment": alignment.to_dict(), "trained_on": trained_on}
+               "alignment": alignment.to_dict(), "trained_on": trained_on, "weight_copies": int(weight_copies)}
     result = ModelFile(graph=model.graph, weights=best["weights"], dt_s=model.dt_s, encoding=model.encoding,
                        dataset=model.dataset, seed=model.seed, training=model.training,
                        metrics={**model.metrics, "in_the_loop": {k: v for k, v in summary.items() if k != "history"}},

@@ -21,23 +21,34 @@ def _mappers(spec_name: str):
     return MAPPERS[spec_name]
 
 
-def check_model(model_path: str | Path, target: str = "bss2", delays: Optional[str] = None) -> dict:
+def _check_copies(weight_copies: Optional[int]) -> None:
+    if weight_copies is not None and weight_copies < 1:
+        raise NeurodeployError(f"--weight-copies {weight_copies} is below 1", "use 1 (one synapse per weight) or more")
+
+
+def check_model(model_path: str | Path, target: str = "bss2", delays: Optional[str] = None,
+                weight_copies: int = 1) -> dict:
     """All design-rule violations and warnings of a model on a target (``delays``: the delay strategy)."""
+    _check_copies(weight_copies)
     model, spec = load_model(model_path), load_target(target)
-    _, violations, warnings = _mappers(spec.name)[1](model, spec, delays=delays)
+    _, violations, warnings = _mappers(spec.name)[1](model, spec, delays=delays, weight_copies=weight_copies)
     return {"target": spec.name, "fits": not violations, "violations": [v.to_dict() for v in violations],
             "warnings": warnings}
 
 
 def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str | Path] = None,
               clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
-              calibration: Optional[str | Path] = None, delays: Optional[str] = None) -> dict:
+              calibration: Optional[str | Path] = None, delays: Optional[str] = None,
+              weight_copies: Optional[int] = None) -> dict:
     """Map and write the deployment to ``output``; a model that does not fit raises ``DoesNotFitError``.
 
     With ``calibration`` (a calibration file), the deployment carries that chip's codes and avoids
     its failed circuits. ``delays`` chooses how trained delays are realised (multi-synapse,
-    spike-strength, gradient-only; default gradient-only for a model with delays).
+    spike-strength, gradient-only; default gradient-only for a model with delays). ``weight_copies``:
+    the most synapses that share one weight (targets/bss2/lower.py; None: as the model was trained
+    in the loop, else 1).
     """
+    _check_copies(weight_copies)
     if not 0 < clip_quantile <= 1:
         raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
     model, spec = load_model(model_path), load_target(target)
@@ -47,7 +58,7 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
                                f"use a calibration made with --target {spec.name}")
     deployment, report, violations = _mappers(spec.name)[0](model, spec, clip_quantile=clip_quantile,
                                                             weight_scale=weight_scale, calibration=chip,
-                                                            delays=delays)
+                                                            delays=delays, weight_copies=weight_copies)
     if violations:
         raise DoesNotFitError(spec.name, violations)
     if output is not None:

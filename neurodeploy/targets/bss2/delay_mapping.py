@@ -53,7 +53,8 @@ def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: Ta
         slots = plan.layers.get(layer.name)
         if slots is not None:
             fan_in = slots.weights.shape[1]
-            layer = replace(layer, fan_in=fan_in, circuits_per_neuron=circuits_per_neuron(fan_in, per_circuit))
+            layer = replace(layer, fan_in=fan_in, circuits_per_neuron=circuits_per_neuron(fan_in, per_circuit),
+                            weight_copies=1)  # a delayed slot is its own synapse
         adjusted.append(layer)
     return plan, adjusted, check_delays(plan, model.dt_s, spec, reserved)
 

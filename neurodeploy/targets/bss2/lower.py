@@ -5,6 +5,17 @@ Potentials map affinely onto CADC units, :math:`v_{hw} = v^{hw}_{leak} + \\frac{
 exceeds one circuit's 128 inputs merges :math:`k = \\lceil n_{in} / 128 \\rceil` circuits (bss2.md §1.2),
 rounded up to whole columns (a top and a bottom circuit) because merged circuits are shorted
 vertically and then to the right, as hxtorch fills them.
+
+**Weight copies.** A layer whose inputs leave synapse drivers free can spread each integer weight
+:math:`q` over :math:`K` synapses on :math:`K` rows, in parts :math:`q_i` that differ by at most one LSB
+(the source sends one event per row; grenade likewise splits weights above 63 over several
+synapses, bss2.md §1.3). The sum, and so the circuit's synaptic gain and its calibration, are
+unchanged, but each synapse's own gain error :math:`\epsilon_i` now enters as
+:math:`\sum_i q_i \epsilon_i`, whose spread is up to :math:`\sqrt{K}` times smaller than :math:`q\,\epsilon`.
+That holds for a multiplicative error per synapse (a current-mirror mismatch, the mock's model);
+an error per unit of DAC current would not average this way (docs/calibration.md). ``weight_copies``
+is the most a layer may use; it uses as many as its drivers hold,
+:math:`\lfloor 128 / \lceil n_{in}/k \rceil \rfloor`.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ class LoweredLayer:
     circuits_per_neuron: int
     neuron: NeuronParameters
     hw: HardwareNeuron
+    weight_copies: int = 1  # synapses (rows) that share each weight
 
     @property
     def circuits(self) -> int:
@@ -64,15 +76,22 @@ def circuits_per_neuron(fan_in: int, inputs_per_circuit: int) -> int:
     return 1 if needed == 1 else 2 * math.ceil(needed / 2)
 
 
-def lower(graph: Graph, spec: TargetSpec) -> list[LoweredLayer]:
-    """One lowered layer per non-input population, in graph order."""
+def copies_that_fit(fan_in: int, circuits: int, inputs_per_circuit: int, wanted: int) -> int:
+    """Synapses per weight: up to ``wanted``, as many as one circuit's drivers hold for its share of the inputs."""
+    share = max(1, math.ceil(fan_in / circuits))
+    return max(1, min(wanted, inputs_per_circuit // share))
+
+
+def lower(graph: Graph, spec: TargetSpec, weight_copies: int = 1) -> list[LoweredLayer]:
+    """One lowered layer per non-input population, in graph order (``weight_copies``: see the module)."""
     per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
     layers = []
     for pop in graph.populations[1:]:
         inputs = tuple((p.pre, graph.population(p.pre).size) for p in graph.incoming(pop.name))
         fan_in = sum(size for _, size in inputs)
+        circuits = circuits_per_neuron(fan_in, per_circuit)
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
-            circuits_per_neuron=circuits_per_neuron(fan_in, per_circuit), neuron=pop.neuron,
-            hw=hardware_neuron(pop.neuron, pop.kind, spec)))
+            circuits_per_neuron=circuits, neuron=pop.neuron, hw=hardware_neuron(pop.neuron, pop.kind, spec),
+            weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies)))
     return layers

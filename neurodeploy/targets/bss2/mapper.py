@@ -32,20 +32,29 @@ RATE_SAMPLES = 500
 
 
 def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None,
-          delays: Optional[str] = None) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
-    """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py)."""
-    layers, _, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays)
+          delays: Optional[str] = None, weight_copies: Optional[int] = None
+          ) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
+    """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py);
+    ``weight_copies``: the most synapses per weight (lower.py; None: as :func:`map_to_bss2`)."""
+    layers, _, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays,
+                                                       _copies(model, weight_copies))
     return layers, violations, warnings
 
 
-def _lower_and_check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray], delays: Optional[str]
+def _lower_and_check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
+                     weight_copies: int = 1
                      ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
     """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once."""
-    layers = lower(model.graph, spec)
+    layers = lower(model.graph, spec, weight_copies)
     plan, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
     available = None if circuit_ok is None else int(np.sum(circuit_ok))
     violations, warnings = check_all(layers, spec, model.dt_s, available)
     return layers, plan, delay_violations + violations, warnings
+
+
+def _copies(model: ModelFile, weight_copies: Optional[int]) -> int:
+    """The weight copies asked for, else those in-the-loop training used (a model is mapped as trained), else 1."""
+    return int(model.mapping.get("weight_copies", 1)) if weight_copies is None else int(weight_copies)
 
 
 class SoftwareProbe(NamedTuple):
@@ -143,17 +152,18 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
 
 def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
                 circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES,
-                calibration: Optional["Calibration"] = None, delays: Optional[str] = None
-                ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
+                calibration: Optional["Calibration"] = None, delays: Optional[str] = None,
+                weight_copies: Optional[int] = None) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
     Firing rates before and after quantisation, and the readout's range, are measured in software on ``rate_samples`` training
-    samples (0: not measured).
+    samples (0: not measured). ``weight_copies`` None: what in-the-loop training used, else 1.
     """
+    weight_copies = _copies(model, weight_copies)
     if calibration is not None:
         calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
         circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
-    layers, plan, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays)
+    layers, plan, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays, weight_copies)
     if violations:
         return None, {"warnings": warnings}, violations
     if calibration is not None:
@@ -200,7 +210,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
         "readout_layer": layers[-1].name, "readout_neurons": [placement.layer_start[layers[-1].name],
                                                               layers[-1].size],
         "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
-        "weight_scale": weight_scale, "clip_quantile": clip_quantile,
+        "weight_scale": weight_scale, "clip_quantile": clip_quantile, "weight_copies": weight_copies,
         "chip": None if calibration is None else calibration.chip,
         "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,
                                                          "created": calibration.created},
@@ -224,6 +234,7 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
         layer_rows.append({
             "name": layer.name, "kind": layer.kind, "neurons": layer.size, "fan_in": layer.fan_in,
             "circuits_per_neuron": layer.circuits_per_neuron, "circuits": layer.circuits,
+            "weight_copies": layer.weight_copies,
             "cadc_per_model_unit": layer.hw.cadc_per_model_unit, "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
             "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
             "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent)})

@@ -5,7 +5,9 @@ Each synapse driver feeds two rows: the top one excitatory, the bottom one inhib
 event only if its label matches (bss2.md §1.3). A target circuit must receive each of its inputs
 on a different driver, so a layer's inputs are split into one chunk per merged circuit and input
 ``p`` of a chunk goes to driver ``p``. Layers share drivers by using different labels, which is how
-one driver carries up to 64 sources.
+one driver carries up to 64 sources. A layer with weight copies :math:`K` (lower.py) repeats its
+chunk on drivers ``p + j * chunk``, ``j < K``, and spreads each integer weight over them in parts
+that differ by at most one LSB.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class Routing:
         return int((self.row_mode != ROW_DISABLED).sum())
 
 
+def split_weight(w: int, copies: int) -> list[int]:
+    """``w`` as ``copies`` integer parts of one sign that differ by at most one (each within 6 bits)."""
+    base, extra = divmod(abs(w), copies)
+    sign = 1 if w >= 0 else -1
+    return [sign * (base + (j < extra)) for j in range(copies)]
+
+
 def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec,
           input_name: str, slot_inputs: Optional[dict] = None, labels_per_driver: Optional[int] = None
           ) -> tuple[Routing, list[DesignRuleViolation]]:
@@ -68,11 +77,13 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
             keys, matrices = slot_inputs[layer.name]
             source_of = lambda n, p: keys[n][p]  # noqa: E731
             n_slots = matrices.shape[1]
+            copies = 1
         else:
             sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
             matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
             source_of = lambda n, p, sources=sources: sources[p]  # noqa: E731
             n_slots = len(sources)
+            copies = layer.weight_copies
         chunk = math.ceil(n_slots / layer.circuits_per_neuron)
         start = placement.layer_start[layer.name]
         overflow = False
@@ -80,23 +91,24 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
             for j, circuit in enumerate(placement.circuits_of(start + n)):
                 h, col = divmod(int(circuit), columns)
                 for p in range(j * chunk, min((j + 1) * chunk, n_slots)):
-                    driver = p - j * chunk
                     source = source_of(n, p)
                     if source is None:
                         continue
-                    table = labels.setdefault((h, driver), {})
-                    if source not in table:
-                        if len(table) >= label_limit:
-                            overflow = True
-                            continue
-                        table[source] = len(table)
-                    ell, w = table[source], int(matrices[n, p])
-                    exc, inh = 2 * driver, 2 * driver + 1
-                    row_mode[h, exc], row_mode[h, inh] = ROW_EXCITATORY, ROW_INHIBITORY
-                    label[h, exc, col] = label[h, inh, col] = ell
-                    weight[h, exc, col] = max(w, 0)
-                    weight[h, inh, col] = max(-w, 0)
-                    synapses += 2
+                    for copy, w in enumerate(split_weight(int(matrices[n, p]), copies)):
+                        driver = p - j * chunk + copy * chunk
+                        table = labels.setdefault((h, driver), {})
+                        if source not in table:
+                            if len(table) >= label_limit:
+                                overflow = True
+                                continue
+                            table[source] = len(table)
+                        ell = table[source]
+                        exc, inh = 2 * driver, 2 * driver + 1
+                        row_mode[h, exc], row_mode[h, inh] = ROW_EXCITATORY, ROW_INHIBITORY
+                        label[h, exc, col] = label[h, inh, col] = ell
+                        weight[h, exc, col] = max(w, 0)
+                        weight[h, inh, col] = max(-w, 0)
+                        synapses += 2
         if overflow:
             violations.append(DesignRuleViolation(
                 "BSS2-LABELS", layer.name, "sources on one synapse driver", f"more than {label_limit}",
