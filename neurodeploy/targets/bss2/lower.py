@@ -10,12 +10,12 @@ vertically and then to the right, as hxtorch fills them.
 :math:`q` over :math:`K` synapses on :math:`K` rows, in parts :math:`q_i` that differ by at most one LSB
 (the source sends one event per row; grenade likewise splits weights above 63 over several
 synapses, bss2.md §1.3). The sum, and so the circuit's synaptic gain and its calibration, are
-unchanged, but each synapse's own gain error :math:`\epsilon_i` now enters as
-:math:`\sum_i q_i \epsilon_i`, whose spread is up to :math:`\sqrt{K}` times smaller than :math:`q\,\epsilon`.
+unchanged, but each synapse's own gain error :math:`\\epsilon_i` now enters as
+:math:`\\sum_i q_i \\epsilon_i`, whose spread is up to :math:`\\sqrt{K}` times smaller than :math:`q\\,\\epsilon`.
 That holds for a multiplicative error per synapse (a current-mirror mismatch, the mock's model);
 an error per unit of DAC current would not average this way (docs/calibration.md). ``weight_copies``
 is the most a layer may use; it uses as many as its drivers hold,
-:math:`\lfloor 128 / \lceil n_{in}/k \rceil \rfloor`.
+:math:`\\lfloor 128 / \\lceil n_{in}/k \\rceil \\rfloor`.
 """
 
 from __future__ import annotations
