@@ -30,16 +30,17 @@ demo: setup
 	$(ND) evaluate $(OUT)/digits.pt --json > $(OUT)/digits.software.json
 	$(ND) run $(OUT)/digits.npz --backend mock:ideal --json > $(OUT)/digits.mock.json
 	# The chip path: calibrate emulated chip 0, map a hardware-aware model with and without it, run on the chip.
+	# Its 5-input hidden layer spreads each weight over 25 synapses so that their mismatch averages out.
 	$(ND) calibrate --backend mock:0 --target bss2 -o $(OUT)/calibration/mock-0.yaml
 	$(ND) train models/yinyang_hw.yaml -o $(OUT)/yinyang_hw.pt
 	$(ND) evaluate $(OUT)/yinyang_hw.pt --json > $(OUT)/yinyang_hw.software.json
-	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 -o $(OUT)/yinyang_hw.npz
-	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.chip0.npz
+	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 --weight-copies 25 -o $(OUT)/yinyang_hw.npz
+	$(ND) map $(OUT)/yinyang_hw.pt --target bss2 --weight-copies 25 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.chip0.npz
 	$(ND) run $(OUT)/yinyang_hw.npz --backend mock:ideal --json > $(OUT)/yinyang_hw.mock.json
 	$(ND) run $(OUT)/yinyang_hw.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-uncalibrated.json
 	$(ND) run $(OUT)/yinyang_hw.chip0.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-calibrated.json
 	# In-the-loop fine-tuning on chip 0 recovers part of what calibration left (prints accuracy before and after).
-	$(ND) itl $(OUT)/yinyang_hw.pt --target bss2 --backend mock:0 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.itl-chip0.pt --epochs 2 --train-samples 2000
+	$(ND) itl $(OUT)/yinyang_hw.pt --target bss2 --backend mock:0 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.itl-chip0.pt --epochs 2 --train-samples 2000 --weight-copies 25
 	$(ND) map $(OUT)/yinyang_hw.itl-chip0.pt --target bss2 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.itl-chip0.npz
 	$(ND) run $(OUT)/yinyang_hw.itl-chip0.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-itl.json
 	$(BIN)/python scripts/accuracy_table.py $(OUT)

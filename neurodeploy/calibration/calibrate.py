@@ -1,11 +1,12 @@
 """Whole-chip neuron calibration in calix's order (bss2.md §3.2), through the backend interface only.
 
 Order: refractory counters (digital, computed) → MADC against CADC → τ_syn → threshold →
-synaptic input strength (and its slope, the measured weight scale) → leak → τ_mem → reset. Each
-analog step is a noisy binary search over CapMem codes for all 512 circuits at once. Afterwards
-every parameter is measured twice more: at the calibrated codes (residuals, success mask) and
-with every circuit at the median calibrated code (the uncalibrated spread, as calix's hardware
-tests define it).
+synaptic input strength → leak → τ_mem → reset. Each analog step is a noisy binary search over
+CapMem codes for all 512 circuits at once. The time constants then get one refinement step on a
+measurement four times as precise, and each circuit's gain line (the measured weight scale) is
+fitted. Afterwards every parameter is measured twice more: at the calibrated codes (residuals,
+success mask) and with every circuit at the median calibrated code (the uncalibrated spread, as
+calix's hardware tests define it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..backends.base import Backend
 from ..errors import NeurodeployError
 from ..targets.bss2.analog import ChipCodes, nominal_codes, quadrant_of, refractory_codes
 from ..targets.spec import TargetSpec
-from .measure import Meter
+from .measure import PRECISE_TAU_REPEATS, Meter
 from .search import noisy_binary_search
 
 TARGET_KEYS = ("v_leak_cadc", "v_reset_cadc", "v_threshold_cadc", "tau_mem_s", "tau_syn_s", "t_ref_s",
@@ -103,13 +104,10 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
         found, _ = noisy_binary_search(lambda c: measure[name](codes._replace(**{field: c})), targets[name], n, rng,
                                        inverted=inverted, code_max=spec["capmem"]["code_max"])
         codes = codes._replace(**{field: found})
-    # The weight scale, measured: the gain at a second code gives each circuit's line g = s (c - c0).
-    half = np.maximum(codes.i_bias_synin_gm // 2, 1)
-    g_full = measure["synaptic_gain_cadc_per_lsb"](codes)
-    g_half = measure["synaptic_gain_cadc_per_lsb"](codes._replace(i_bias_synin_gm=half))
-    slope = (g_full - g_half) / np.maximum(codes.i_bias_synin_gm - half, 1)
-    offset_code = codes.i_bias_synin_gm - g_full / np.where(slope > 0, slope, np.inf)
-    measured = {name: measure[name](codes) for name in SEARCHED}
+    codes = refine_time_constants(meter, codes, targets, spec["capmem"]["code_max"])
+    precise = {"tau_syn_s": meter.tau_syn(codes, PRECISE_TAU_REPEATS), "tau_mem_s": meter.tau_mem(codes, PRECISE_TAU_REPEATS)}
+    slope, offset_code = gain_line(meter, codes, precise["tau_syn_s"], spec["capmem"]["code_max"])
+    measured = {name: precise[name] if name in precise else measure[name](codes) for name in SEARCHED}
     median = codes._replace(**{SEARCHED[name][0]: np.full(n, int(np.median(getattr(codes, SEARCHED[name][0]))))
                                for name in SEARCHED})
     uncalibrated = {name: measure[name](median) for name in SEARCHED}
@@ -118,6 +116,47 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
                              uncalibrated=uncalibrated, success=success, rounds=meter.rounds,
                              seconds=time.perf_counter() - started, madc_gain=meter.madc_scale.gain,
                              madc_offset=meter.madc_scale.offset)
+
+
+def refine_time_constants(meter: Meter, codes: ChipCodes, targets: dict, code_max: int) -> ChipCodes:
+    r"""One refinement of the τ_syn and τ_mem codes from a measurement with 4× the repeats.
+
+    A search step's measurement scatters by about 1 % (MADC noise), which is what the binary search
+    converges to. A time constant is a capacitance over a conductance that a bias current sets, so to
+    first order :math:`\tau \propto 1/c` (the mock's transfer curve; on silicon this is one Newton step
+    on the measured ratio): :math:`c \leftarrow \mathrm{round}(c\,\tau/\tau^*)`.
+    """
+    for name, field, measure in (("tau_syn_s", "i_bias_syn_tau", meter.tau_syn), ("tau_mem_s", "i_bias_leak", meter.tau_mem)):
+        code = getattr(codes, field)
+        tau = measure(codes, PRECISE_TAU_REPEATS)
+        usable = np.isfinite(tau) & (tau > 0)
+        better = np.clip(np.round(code * np.where(usable, tau, targets[name]) / targets[name]), 0, code_max)
+        codes = codes._replace(**{field: better.astype(code.dtype)})
+    return codes
+
+
+def gain_line(meter: Meter, codes: ChipCodes, tau_syn_s: np.ndarray, code_max: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each circuit's gain line :math:`g = s\,(c - c_0)` in its ``i_bias_synin_gm`` code: ``(s, c_0)``.
+
+    This is the software-to-hardware weight scale: mapping reads the line at each neuron's own
+    gain, anywhere between a few tens and a thousand codes, so it is fitted by least squares to
+    the gain at 1/2, 1, 2 and 4 times the calibrated code. Every point averages 128 synapses per
+    circuit (their mismatch would otherwise scale all of the circuit's weights) in rounds of equal
+    membrane rise (fewer drivers per round at higher codes, so the CADC stays in range), and is the
+    jump per event, computed with each circuit's measured :math:`\tau_{syn}` (``tau_syn_s``), so that
+    :math:`\tau_{syn}`'s residual does not leak into the gain.
+    """
+    points, gains = [], []
+    for factor, drivers in ((0.5, 64), (1, 64), (2, 32), (4, 16)):
+        code = np.clip(np.round(codes.i_bias_synin_gm * factor), 1, code_max).astype(codes.i_bias_synin_gm.dtype)
+        points.append(code.astype(float))
+        gains.append(meter.synaptic_gain(codes._replace(i_bias_synin_gm=code), GAIN_WEIGHT, GAIN_PERIOD_S, tau_syn_s,
+                                         driver_sets=128 // drivers, drivers=drivers))
+    c, g = np.stack(points), np.stack(gains)
+    dc, dg = c - c.mean(0), g - g.mean(0)
+    slope = (dc * dg).sum(0) / np.maximum((dc * dc).sum(0), 1e-12)
+    offset_code = c.mean(0) - g.mean(0) / np.where(slope > 0, slope, np.inf)
+    return slope, offset_code
 
 
 def _success(codes: ChipCodes, measured: dict, targets: dict, spec: TargetSpec) -> np.ndarray:

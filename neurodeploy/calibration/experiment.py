@@ -28,11 +28,12 @@ def step_s(spec: TargetSpec) -> float:
 
 
 def chip_experiment(spec: TargetSpec, codes: ChipCodes, duration_s: float, input_weight: int = 0,
-                    rest_cadc: Optional[np.ndarray] = None, drivers: int = 1) -> Deployment:
+                    rest_cadc: Optional[np.ndarray] = None, drivers: int = 1, first_driver: int = 0) -> Deployment:
     """A deployment that configures every circuit with ``codes`` and feeds input channel 0 to all of them.
 
     The channel reaches each circuit through the excitatory rows of ``drivers`` synapse drivers,
-    so one event crosses that many synapses per circuit (averaging their weight variation).
+    so one event crosses that many synapses per circuit (averaging their weight variation);
+    ``first_driver`` shifts them along each bus (another set of synapses).
     """
     g = spec["geometry"]
     n = spec.total_circuits
@@ -42,7 +43,7 @@ def chip_experiment(spec: TargetSpec, codes: ChipCodes, duration_s: float, input
     row_mode = np.zeros((g["hemispheres"], rows), np.uint8)
     routes = np.zeros((0, 4), np.int64)
     if input_weight > 0:
-        used = spread_drivers(drivers, spec)
+        used = spread_drivers(drivers, spec, first_driver)
         exc_rows = 2 * used  # the top row of each driver
         weight[:, exc_rows, :] = input_weight
         row_mode[:, exc_rows] = 1  # excitatory
@@ -71,12 +72,15 @@ def chip_experiment(spec: TargetSpec, codes: ChipCodes, duration_s: float, input
     return Deployment(meta=meta, arrays=arrays)
 
 
-def spread_drivers(count: int, spec: TargetSpec) -> np.ndarray:
-    """``count`` drivers spread evenly over a hemisphere's buses, so that no bus carries more copies of an event than needed."""
+def spread_drivers(count: int, spec: TargetSpec, first: int = 0) -> np.ndarray:
+    """``count`` drivers spread evenly over a hemisphere's buses, so that no bus carries more copies of an
+    event than needed: drivers ``first, first + 1, ...`` of each bus."""
     g = spec["geometry"]
     buses = min(g["buses_per_hemisphere"], count)
     per_bus = -(-count // buses)
-    return np.array([b * g["drivers_per_bus"] + j for b in range(buses) for j in range(per_bus)][:count])
+    if first + per_bus > g["drivers_per_bus"]:
+        raise ValueError(f"drivers {first}..{first + per_bus - 1} of a bus do not exist ({g['drivers_per_bus']} per bus)")
+    return np.array([b * g["drivers_per_bus"] + first + j for b in range(buses) for j in range(per_bus)][:count])
 
 
 def input_times(spec: TargetSpec, runs: int, at_s: np.ndarray) -> np.ndarray:

@@ -20,7 +20,8 @@ from .experiment import chip_experiment, input_times, step_s, train_experiment
 
 CADC_RUNS = 8
 GAIN_DRIVERS = 64  # synapses per neuron that each gain-measurement event crosses (16 per bus)
-TAU_REPEATS = 32  # MADC runs per neuron for a time constant: noise averages out
+TAU_REPEATS = 32  # MADC runs per neuron for a time constant in a search step: noise averages out
+PRECISE_TAU_REPEATS = 128  # for the final refinement and residuals: about 0.5 % instead of 1 % (std)
 CADC_ONLY = Recording(spikes=False, membrane=True)
 
 
@@ -44,9 +45,9 @@ class Meter:
         self.madc_scale = MadcScale(1.0, 0.0)
 
     def cadc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = np.zeros(0),
-             drivers: int = 1) -> torch.Tensor:
+             drivers: int = 1, first_driver: int = 0) -> torch.Tensor:
         """CADC traces ``[T, runs, 512]`` of all circuits, ``CADC_RUNS`` repetitions."""
-        experiment = chip_experiment(self.spec, codes, duration_s, weight, drivers=drivers)
+        experiment = chip_experiment(self.spec, codes, duration_s, weight, drivers=drivers, first_driver=first_driver)
         times = np.full((CADC_RUNS, 1), np.nan)
         if len(at_s):
             experiment = train_experiment(experiment, len(at_s))
@@ -103,42 +104,48 @@ class Meter:
         v = self.cadc(held, 60e-6)
         return v[v.shape[0] // 4:].flatten(0, 1).median(0).values.numpy()
 
-    def tau_syn(self, codes: ChipCodes) -> np.ndarray:
+    def tau_syn(self, codes: ChipCodes, repeats: int = TAU_REPEATS) -> np.ndarray:
         """Synaptic time constant (s): exponential fit to the synaptic input line after one event (MADC)."""
         quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
         start = 2e-6
-        trace = self.madc(quiet, 40e-6, weight=50, at_s=np.array([start]), source="synaptic_input", repeats=TAU_REPEATS)
+        trace = self.madc(quiet, 40e-6, weight=50, at_s=np.array([start]), source="synaptic_input", repeats=repeats)
         return decay_time_constant(trace, step_s(self.spec), start + step_s(self.spec) * 2)
 
-    def tau_mem(self, codes: ChipCodes) -> np.ndarray:
+    def tau_mem(self, codes: ChipCodes, repeats: int = TAU_REPEATS) -> np.ndarray:
         """Membrane time constant (s): exponential fit to the membrane's return to rest after a burst (MADC).
 
         The synapse is set to its fastest so that the tail is the membrane's own decay.
         """
         fast = codes._replace(threshold_enabled=np.zeros(self.n, bool), i_bias_syn_tau=np.full(self.n, 1022))
         burst = np.arange(6) * 1e-6 + 2e-6
-        trace = self.madc(fast, 90e-6, weight=63, at_s=burst, repeats=TAU_REPEATS)
+        trace = self.madc(fast, 90e-6, weight=63, at_s=burst, repeats=repeats)
         return decay_time_constant(trace, step_s(self.spec), burst[-1] + 7e-6)
 
-    def synaptic_gain(self, codes: ChipCodes, weight: int, period_s: float, tau_syn_s: float) -> np.ndarray:
+    def synaptic_gain(self, codes: ChipCodes, weight: int, period_s: float, tau_syn_s: float | np.ndarray,
+                      driver_sets: int = 1, drivers: int = GAIN_DRIVERS) -> np.ndarray:
         r"""Synaptic input strength (CADC per weight LSB) from the mean rise of the membrane under a regular train (CADC).
 
         At steady state the mean membrane above rest is the mean synaptic input,
         :math:`\bar v - v_{rest} = g\,w / (k\,(1 - \alpha))` with ``k`` steps between events and
-        :math:`\alpha = e^{-\Delta t/\tau_{syn}}` (the calibrated :math:`\tau_{syn}`). Each event crosses
-        ``GAIN_DRIVERS`` synapses of every neuron, so their individual variation averages out.
+        :math:`\alpha = e^{-\Delta t/\tau_{syn}}` (``tau_syn_s``: the target, or each circuit's
+        measured value, which makes :math:`g` the jump per event rather than the charge). Each event
+        crosses ``drivers`` synapses of every neuron, so their individual variation averages out;
+        ``driver_sets`` rounds on disjoint sets of drivers average it over that many times more.
         """
         quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
         dt = step_s(self.spec)
         drive_start, duration = 10e-6, 150e-6
         at = np.arange(drive_start, duration, period_s)
-        v = self.cadc(quiet, duration, weight=weight, at_s=at, drivers=GAIN_DRIVERS)
-        t = (np.arange(v.shape[0]) + 1) * dt
-        rest = v[t < drive_start - 2e-6].mean(dim=(0, 1))
-        driven = v[t > duration - 50e-6].mean(dim=(0, 1))
+        per_bus = drivers // self.spec["geometry"]["buses_per_hemisphere"]
+        rise = 0.0
+        for s in range(driver_sets):
+            v = self.cadc(quiet, duration, weight=weight, at_s=at, drivers=drivers, first_driver=s * per_bus)
+            t = (np.arange(v.shape[0]) + 1) * dt
+            rest = v[t < drive_start - 2e-6].mean(dim=(0, 1))
+            driven = v[t > duration - 50e-6].mean(dim=(0, 1))
+            rise = rise + (driven - rest).numpy() / driver_sets
         k = period_s / dt
-        per_event = (driven - rest).numpy() * k * (1 - np.exp(-dt / tau_syn_s))
-        return per_event / (weight * GAIN_DRIVERS)
+        return rise * k * (1 - np.exp(-dt / np.asarray(tau_syn_s))) / (weight * drivers)
 
 
 def decay_time_constant(trace: torch.Tensor, dt_s: float, fit_from_s: float,
