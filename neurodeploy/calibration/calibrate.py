@@ -2,9 +2,9 @@
 
 Order: refractory counters (digital, computed) → MADC against CADC → τ_syn → threshold →
 synaptic input strength → leak → τ_mem → reset. Each analog step is a noisy binary search over
-CapMem codes for all 512 circuits at once. The time constants then get one refinement step on a
-measurement four times as precise, and each circuit's gain line (the measured weight scale) is
-fitted. Afterwards every parameter is measured twice more: at the calibrated codes (residuals,
+CapMem codes for all 512 circuits at once; a time constant's search ends with one refinement step
+on a measurement with four times the repeats. Then each circuit's gain line (the measured weight
+scale) is fitted. Afterwards every parameter is measured twice more: at the calibrated codes (residuals,
 success mask) and with every circuit at the median calibrated code (the uncalibrated spread, as
 calix's hardware tests define it).
 """
@@ -12,6 +12,7 @@ calix's hardware tests define it).
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -74,6 +75,10 @@ def _measurements(meter: Meter, targets: dict) -> dict[str, Callable[[ChipCodes]
     }
 
 
+# Time constants: measured again with 4x the repeats to refine the search's codes, for the residuals and gain line.
+PRECISE = {"tau_syn_s": lambda m: partial(m.tau_syn, repeats=PRECISE_TAU_REPEATS),
+           "tau_mem_s": lambda m: partial(m.tau_mem, repeats=PRECISE_TAU_REPEATS)}
+
 # The code each parameter is searched in, and whether a larger code gives a smaller value.
 SEARCHED = {"tau_syn_s": ("i_bias_syn_tau", True), "v_threshold_cadc": ("v_threshold", False),
             "synaptic_gain_cadc_per_lsb": ("i_bias_synin_gm", False), "v_leak_cadc": ("v_leak", False),
@@ -104,8 +109,9 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
         found, _ = noisy_binary_search(lambda c: measure[name](codes._replace(**{field: c})), targets[name], n, rng,
                                        inverted=inverted, code_max=spec["capmem"]["code_max"])
         codes = codes._replace(**{field: found})
-    codes = refine_time_constants(meter, codes, targets, spec["capmem"]["code_max"])
-    precise = {"tau_syn_s": meter.tau_syn(codes, PRECISE_TAU_REPEATS), "tau_mem_s": meter.tau_mem(codes, PRECISE_TAU_REPEATS)}
+        if name in PRECISE:
+            codes = refine_time_constant(codes, field, PRECISE[name](meter), targets[name], spec["capmem"]["code_max"])
+    precise = {name: measure_precisely(meter)(codes) for name, measure_precisely in PRECISE.items()}
     slope, offset_code = gain_line(meter, codes, precise["tau_syn_s"], spec["capmem"]["code_max"])
     measured = {name: precise[name] if name in precise else measure[name](codes) for name in SEARCHED}
     median = codes._replace(**{SEARCHED[name][0]: np.full(n, int(np.median(getattr(codes, SEARCHED[name][0]))))
@@ -118,21 +124,20 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
                              madc_offset=meter.madc_scale.offset)
 
 
-def refine_time_constants(meter: Meter, codes: ChipCodes, targets: dict, code_max: int) -> ChipCodes:
-    r"""One refinement of the τ_syn and τ_mem codes from a measurement with 4× the repeats.
+def refine_time_constant(codes: ChipCodes, field: str, measure: Callable[[ChipCodes], np.ndarray], target: float,
+                         code_max: int) -> ChipCodes:
+    r"""One refinement of a time constant's codes from a measurement with 4× the repeats.
 
     A search step's measurement scatters by about 1 % (MADC noise), which is what the binary search
     converges to. A time constant is a capacitance over a conductance that a bias current sets, so to
     first order :math:`\tau \propto 1/c` (the mock's transfer curve; on silicon this is one Newton step
     on the measured ratio): :math:`c \leftarrow \mathrm{round}(c\,\tau/\tau^*)`.
     """
-    for name, field, measure in (("tau_syn_s", "i_bias_syn_tau", meter.tau_syn), ("tau_mem_s", "i_bias_leak", meter.tau_mem)):
-        code = getattr(codes, field)
-        tau = measure(codes, PRECISE_TAU_REPEATS)
-        usable = np.isfinite(tau) & (tau > 0)
-        better = np.clip(np.round(code * np.where(usable, tau, targets[name]) / targets[name]), 0, code_max)
-        codes = codes._replace(**{field: better.astype(code.dtype)})
-    return codes
+    code = getattr(codes, field)
+    tau = measure(codes)
+    usable = np.isfinite(tau) & (tau > 0)
+    better = np.clip(np.round(code * np.where(usable, tau, target) / target), 0, code_max)
+    return codes._replace(**{field: better.astype(code.dtype)})
 
 
 def gain_line(meter: Meter, codes: ChipCodes, tau_syn_s: np.ndarray, code_max: int) -> tuple[np.ndarray, np.ndarray]:
