@@ -22,7 +22,7 @@ potential offset δ        8 LSB      assumption: 3–5× the calibrated 2–4 L
 potential slope ε_k       3 %        assumption
 time constants η          15 %       assumption: 3–5× the calibrated 2–5 % (§2)
 synaptic gain γ           15 %       assumption (calix equalises it: step 7 of §3.2)
-gain offset c_0           8 codes    assumption (why the weight scale is measured at two codes)
+gain offset c_0           8 codes    assumption (why the weight scale is a line fitted over codes)
 quadrant DAC ε_q          5 %        assumption (calix equalises quadrants: step 4 of §3.2)
 synapse weight ε_syn      5 %        §2 suggests 5–10 % per synapse; not calibratable
 membrane noise            1 LSB      §2: trial-to-trial PSP std < 7 LSB; suggested 1–2 LSB
