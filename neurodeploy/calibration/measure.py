@@ -22,6 +22,7 @@ CADC_RUNS = 8
 GAIN_DRIVERS = 64  # synapses per neuron that each gain-measurement event crosses (16 per bus)
 TAU_REPEATS = 32  # MADC runs per neuron for a time constant in a search step: noise averages out
 PRECISE_TAU_REPEATS = 128  # for the final refinement and residuals: about 0.5 % instead of 1 % (std)
+THRESHOLD_DRIVE_CADC = 60.0  # leak above threshold while the threshold is measured
 CADC_ONLY = Recording(spikes=False, membrane=True)
 
 
@@ -78,8 +79,12 @@ class Meter:
         v = self.cadc(codes._replace(threshold_enabled=np.zeros(self.n, bool)), 20e-6)
         return v.mean(dim=(0, 1)).numpy()
 
-    def cross_calibrate_madc(self, codes: ChipCodes, levels: tuple[int, ...] = (250, 400, 550)) -> MadcScale:
-        """Fit the MADC's gain and offset against the CADC with neurons resting at several leak codes."""
+    def cross_calibrate_madc(self, codes: ChipCodes, levels: tuple[int, ...] = (200, 300, 400, 500)) -> MadcScale:
+        """Fit the MADC's gain and offset against the CADC with neurons resting at several leak codes.
+
+        The levels (about 75–200 LSB on nominal curves) stay inside the CADC's reliable range
+        (30–210): one level above it biased the line by up to 1 LSB at the threshold.
+        """
         self.madc_scale = MadcScale(1.0, 0.0)
         cadc, madc = [], []
         quiet = codes._replace(threshold_enabled=np.zeros(self.n, bool))
@@ -92,10 +97,17 @@ class Meter:
         return self.madc_scale
 
     def threshold(self, codes: ChipCodes) -> np.ndarray:
-        """Threshold (CADC): highest membrane value before the resets of a neuron whose leak lies above it."""
-        spiking = codes._replace(threshold_enabled=np.ones(self.n, bool), v_leak=np.full(self.n, 1022),
+        """Threshold (CADC): highest membrane value before the resets of a neuron whose leak lies above it.
+
+        The leak sits about ``THRESHOLD_DRIVE_CADC`` above the threshold (in codes, on the nominal
+        slope): the membrane then creeps up to the threshold, so the last sample below it lies within
+        a fraction of an LSB (a leak at the top of the range overshoots by a step of about 2 LSB).
+        """
+        above = int(round(THRESHOLD_DRIVE_CADC / self.spec["capmem"]["potential_cadc"]["per_code"]))
+        leak = np.minimum(codes.v_threshold.astype(np.int64) + above, self.spec["capmem"]["code_max"])
+        spiking = codes._replace(threshold_enabled=np.ones(self.n, bool), v_leak=leak.astype(codes.v_leak.dtype),
                                  refractory_counter=np.full(self.n, 20), refractory_scaler=np.zeros(4, np.int32))
-        return self.madc(spiking, 40e-6).amax(0).numpy()
+        return self.madc(spiking, 60e-6).amax(0).numpy()
 
     def reset(self, codes: ChipCodes) -> np.ndarray:
         """Reset (CADC): where the membrane is held during long refractory periods (the median CADC sample)."""
