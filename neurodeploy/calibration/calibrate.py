@@ -75,9 +75,10 @@ def _measurements(meter: Meter, targets: dict) -> dict[str, Callable[[ChipCodes]
     }
 
 
-# Time constants: measured again with 4x the repeats to refine the search's codes, for the residuals and gain line.
-PRECISE = {"tau_syn_s": lambda m: partial(m.tau_syn, repeats=PRECISE_TAU_REPEATS),
-           "tau_mem_s": lambda m: partial(m.tau_mem, repeats=PRECISE_TAU_REPEATS)}
+def _precise(meter: Meter) -> dict[str, Callable[[ChipCodes], np.ndarray]]:
+    """Time constants measured with 4x the repeats: each search's last step, the residuals, the gain line."""
+    return {"tau_syn_s": partial(meter.tau_syn, repeats=PRECISE_TAU_REPEATS),
+            "tau_mem_s": partial(meter.tau_mem, repeats=PRECISE_TAU_REPEATS)}
 
 # The code each parameter is searched in, and whether a larger code gives a smaller value.
 SEARCHED = {"tau_syn_s": ("i_bias_syn_tau", True), "v_threshold_cadc": ("v_threshold", False),
@@ -100,7 +101,7 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
                            "synaptic_gain_cadc_per_lsb": full(targets["synaptic_gain_cadc_per_lsb"])}, spec)
     counter, scaler = refractory_codes(full(targets["t_ref_s"]), quadrant, spec)  # step 1: digital, exact
     codes = start._replace(refractory_counter=counter, refractory_scaler=scaler)
-    measure = _measurements(meter, targets)
+    measure, measure_precisely = _measurements(meter, targets), _precise(meter)
     steps = tqdm(list(SEARCHED), desc="calibrate", disable=not progress, unit="parameter")
     meter.cross_calibrate_madc(codes)
     for name in steps:
@@ -109,9 +110,9 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
         found, _ = noisy_binary_search(lambda c: measure[name](codes._replace(**{field: c})), targets[name], n, rng,
                                        inverted=inverted, code_max=spec["capmem"]["code_max"])
         codes = codes._replace(**{field: found})
-        if name in PRECISE:
-            codes = refine_time_constant(codes, field, PRECISE[name](meter), targets[name], spec["capmem"]["code_max"])
-    precise = {name: measure_precisely(meter)(codes) for name, measure_precisely in PRECISE.items()}
+        if name in measure_precisely:
+            codes = refine_time_constant(codes, field, measure_precisely[name], targets[name], spec["capmem"]["code_max"])
+    precise = {name: measure_now(codes) for name, measure_now in measure_precisely.items()}
     slope, offset_code = gain_line(meter, codes, precise["tau_syn_s"], spec["capmem"]["code_max"])
     measured = {name: precise[name] if name in precise else measure[name](codes) for name in SEARCHED}
     median = codes._replace(**{SEARCHED[name][0]: np.full(n, int(np.median(getattr(codes, SEARCHED[name][0]))))
