@@ -102,9 +102,10 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
     counter, scaler = refractory_codes(full(targets["t_ref_s"]), quadrant, spec)  # step 1: digital, exact
     codes = start._replace(refractory_counter=counter, refractory_scaler=scaler)
     measure, measure_precisely = _measurements(meter, targets), _precise(meter)
-    steps = tqdm(list(SEARCHED), desc="calibrate", disable=not progress, unit="parameter")
+    # One tick per searched parameter, then the gain line and the before/after measurements.
+    steps = tqdm(total=len(SEARCHED) + 2, desc="calibrate", disable=not progress, unit="step")
     meter.cross_calibrate_madc(codes)
-    for name in steps:
+    for name in SEARCHED:
         steps.set_postfix_str(name)
         field, inverted = SEARCHED[name]
         found, _ = noisy_binary_search(lambda c: measure[name](codes._replace(**{field: c})), targets[name], n, rng,
@@ -112,12 +113,18 @@ def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 
         codes = codes._replace(**{field: found})
         if name in measure_precisely:
             codes = refine_time_constant(codes, field, measure_precisely[name], targets[name], spec["capmem"]["code_max"])
+        steps.update()
+    steps.set_postfix_str("gain line")
     precise = {name: measure_now(codes) for name, measure_now in measure_precisely.items()}
     slope, offset_code = gain_line(meter, codes, precise["tau_syn_s"], spec["capmem"]["code_max"])
+    steps.update()
+    steps.set_postfix_str("spread before/after")
     measured = {name: precise[name] if name in precise else measure[name](codes) for name in SEARCHED}
     median = codes._replace(**{SEARCHED[name][0]: np.full(n, int(np.median(getattr(codes, SEARCHED[name][0]))))
                                for name in SEARCHED})
     uncalibrated = {name: measure[name](median) for name in SEARCHED}
+    steps.update()
+    steps.close()
     success = _success(codes, measured, targets, spec) & (slope > 0)
     return CalibrationResult(codes=codes, gain_slope=slope, gain_offset_code=offset_code, measured=measured,
                              uncalibrated=uncalibrated, success=success, rounds=meter.rounds,
