@@ -199,6 +199,10 @@ class MockChip:
             delivered, matrix = events, routes.per_source
         elif not self._plan.input_may_drop:  # what deliver() returns when no bus can overflow
             delivered, matrix = events[..., self._plan.input_source], routes.per_route
+        elif neuron is None and _fits_buses(events, routes, bus_capacity(state.dt_s, self._chip.spec)):
+            # deliver() would return the route events unchanged and draw no priority: the same
+            # product, built from the channel events without the wide [T, B, routes] copy.
+            return self._add_noise(_routed_rows_matmul(delay_one_step(events), routes), neuron)
         else:
             route_events = events[..., torch.as_tensor(routes.source)]
             priority = lambda: torch.rand(route_events.shape, generator=self._noise)  # noqa: E731
@@ -357,6 +361,25 @@ class MockChip:
             spikes = torch.zeros(*x.shape[:2], 0) if not record.spikes else spikes
         return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=state.baseline[recorded],
                             time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out)
+
+
+def _fits_buses(events: torch.Tensor, routes: Routes, capacity: int) -> bool:
+    """Whether no bus gets more than ``capacity`` of the channel events ``[T, B, C]`` in any step."""
+    buses, which = np.unique(routes.bus, return_inverse=True)
+    per_channel = np.zeros((events.shape[-1], len(buses)), np.float32)  # routes of each channel on each bus
+    np.add.at(per_channel, (routes.source, which), 1.0)
+    return float((events.reshape(-1, events.shape[-1]) @ torch.as_tensor(per_channel)).max()) <= capacity
+
+
+def _routed_rows_matmul(events: torch.Tensor, routes: Routes) -> torch.Tensor:
+    """:func:`_sparse_rows_matmul` of the route events ``events[..., routes.source]`` and ``routes.per_route``,
+    gathering only the rows that carry an event (the same rows and values, so the same result)."""
+    flat = events.reshape(-1, events.shape[-1])
+    source = torch.as_tensor(routes.source)
+    active = flat[:, torch.unique(source)].any(1).nonzero().squeeze(1)
+    out = torch.zeros(flat.shape[0], routes.per_route.shape[1], dtype=routes.per_route.dtype)
+    out[active] = flat[active][:, source].to(routes.per_route.dtype) @ routes.per_route
+    return out.reshape(*events.shape[:-1], routes.per_route.shape[1])
 
 
 def _sparse_rows_matmul(events: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

@@ -21,11 +21,13 @@ def route_currents(routes: np.ndarray, weight: np.ndarray, label: np.ndarray, ro
     """
     hemispheres, _, columns = weight.shape
     out = np.zeros((len(routes), hemispheres * columns))
-    for k, (_, h, d, ell) in enumerate(routes):
-        for r in (2 * d, 2 * d + 1):
-            sign = ROW_SIGN[row_mode[h, r]]
-            if sign:
-                out[k, h * columns:(h + 1) * columns] += sign * weight[h, r] * (label[h, r] == ell)
+    if len(routes) == 0:
+        return out
+    h, d, ell = (np.asarray(routes[:, i], np.int64) for i in (1, 2, 3))
+    block = h[:, None] * columns + np.arange(columns)  # each route writes its hemisphere's columns
+    for r in (2 * d, 2 * d + 1):  # top row, then bottom row: the order the sums have always had
+        sign = ROW_SIGN[row_mode[h, r]][:, None]
+        out[np.arange(len(routes))[:, None], block] += sign * weight[h, r] * (label[h, r] == ell[:, None])
     return out
 
 
@@ -39,11 +41,24 @@ def membership(neuron_circuits: np.ndarray, n_circuits: int) -> np.ndarray:
 
 def route_matrix(currents: np.ndarray, gain: np.ndarray, member: np.ndarray) -> np.ndarray:
     """``[n_routes, n_neurons]``: membrane-input current (CADC) one event on each route causes."""
-    return (currents * gain) @ member
+    scaled = currents * gain
+    if member.shape[1] and (member.sum(0) == 1).all():  # one circuit per neuron: pick its column
+        return scaled[:, member.argmax(0)]
+    return scaled @ member
 
 
 def source_matrix(routes: np.ndarray, n_sources: int, per_route: np.ndarray) -> np.ndarray:
     """``[n_sources, n_neurons]``: the routes of each source added up (one spike travels all its routes)."""
     per_source = np.zeros((n_sources, per_route.shape[1]))
-    np.add.at(per_source, routes[:, 0], per_route)
+    if len(routes) == 0:
+        return per_source
+    # Each source's routes added in route order, as np.add.at would (same rounding), but the j-th
+    # route of every source at once: a source appears once per pass, so fancy-index += is exact.
+    order = np.argsort(routes[:, 0], kind="stable")
+    source = routes[order, 0]
+    starts = np.flatnonzero(np.r_[True, source[1:] != source[:-1]])
+    rank = np.arange(len(source)) - np.repeat(starts, np.diff(np.r_[starts, len(source)]))
+    for j in range(int(rank.max()) + 1):
+        pick = rank == j
+        per_source[source[pick]] += per_route[order[pick]]
     return per_source
