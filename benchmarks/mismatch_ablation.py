@@ -14,16 +14,13 @@ import argparse
 import json
 from dataclasses import replace
 
-import torch
-
-from neurodeploy.backends.base import readout_scores
 from neurodeploy.backends.mock.chip import MockChip
 from neurodeploy.backends.mock.variation import MockEffects
 from neurodeploy.data.datasets import load_data
 from neurodeploy.data.encoding import encode
 from neurodeploy.deployment import load_deployment
-from neurodeploy.workflows.common import accuracy
-from neurodeploy.workflows.run import BATCH, for_backend
+from neurodeploy.workflows.common import backend_accuracy
+from neurodeploy.workflows.run import for_backend
 
 ALL = MockEffects()
 VARIANTS = {
@@ -36,11 +33,9 @@ VARIANTS = {
 }
 
 
-def test_accuracy(deployment, engine) -> float:
+def chip_accuracy(deployment, engine) -> float:
     x, y = load_data(deployment.meta["dataset"], None)
-    times = encode(x, deployment.meta["encoding"])
-    scores = [readout_scores(deployment, engine.run(deployment, times[s:s + BATCH])) for s in range(0, len(y), BATCH)]
-    return accuracy(torch.cat(scores), y)
+    return backend_accuracy(engine, deployment, encode(x, deployment.meta["encoding"]), y)
 
 
 def main() -> None:
@@ -50,8 +45,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     deployment = for_backend(load_deployment(args.deployment), MockChip(args.chip))  # refuses another chip's
-    rows = {"mock:ideal": test_accuracy(deployment, MockChip("ideal"))}
-    rows.update({name: test_accuracy(deployment, MockChip(args.chip, effects)) for name, effects in VARIANTS.items()})
+    rows = {"mock:ideal": chip_accuracy(deployment, MockChip("ideal"))}
+    rows.update({name: chip_accuracy(deployment, MockChip(args.chip, effects)) for name, effects in VARIANTS.items()})
     if args.json:
         print(json.dumps({"deployment": args.deployment, "chip": args.chip, "accuracy": rows}))
         return

@@ -22,7 +22,7 @@ from ..backends.base import Backend
 from ..errors import NeurodeployError
 from ..targets.bss2.analog import ChipCodes, nominal_codes, quadrant_of, refractory_codes
 from ..targets.spec import TargetSpec
-from .measure import PRECISE_TAU_REPEATS, Meter
+from .measure import GAIN_DRIVERS, PRECISE_TAU_REPEATS, Meter
 from .search import noisy_binary_search
 
 TARGET_KEYS = ("v_leak_cadc", "v_reset_cadc", "v_threshold_cadc", "tau_mem_s", "tau_syn_s", "t_ref_s",
@@ -159,12 +159,14 @@ def gain_line(meter: Meter, codes: ChipCodes, tau_syn_s: np.ndarray, code_max: i
     jump per event, computed with each circuit's measured :math:`\tau_{syn}` (``tau_syn_s``), so that
     :math:`\tau_{syn}`'s residual does not leak into the gain.
     """
+    all_drivers = meter.spec["geometry"]["synapse_drivers_per_hemisphere"]  # 128
     points, gains = [], []
-    for factor, drivers in ((0.5, 64), (1, 64), (2, 32), (4, 16)):
+    for factor in (0.5, 1, 2, 4):
+        drivers = GAIN_DRIVERS // max(1, int(factor))  # equal membrane rise at every code
         code = np.clip(np.round(codes.i_bias_synin_gm * factor), 1, code_max).astype(codes.i_bias_synin_gm.dtype)
         points.append(code.astype(float))
         gains.append(meter.synaptic_gain(codes._replace(i_bias_synin_gm=code), GAIN_WEIGHT, GAIN_PERIOD_S, tau_syn_s,
-                                         driver_sets=128 // drivers, drivers=drivers))
+                                         driver_sets=all_drivers // drivers, drivers=drivers))
     c, g = np.stack(points), np.stack(gains)
     dc, dg = c - c.mean(0), g - g.mean(0)
     slope = (dc * dg).sum(0) / np.maximum((dc * dc).sum(0), 1e-12)

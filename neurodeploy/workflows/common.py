@@ -1,12 +1,15 @@
-"""Pieces several workflows share: scoring a readout."""
+"""Pieces several workflows share: scoring a readout, a backend's accuracy, checking options."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from ..backends.base import Backend, readout_scores
+from ..deployment import Deployment
+from ..errors import NeurodeployError
 from ..models.network import decode
 
 
@@ -22,3 +25,17 @@ def batched_scores(run_batch: Callable[[torch.Tensor], torch.Tensor], spikes: to
 
 def accuracy(scores: torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
     return float((scores.argmax(dim=1) == torch.as_tensor(labels)).float().mean())
+
+
+def backend_accuracy(engine: Backend, deployment: Deployment, input_times_s: np.ndarray, labels: np.ndarray,
+                     batch_size: int = 500) -> float:
+    """Accuracy of ``deployment`` on ``engine`` for encoded inputs ``[N, channels]``, run batch by batch."""
+    scores = [readout_scores(deployment, engine.run(deployment, input_times_s[s:s + batch_size]))
+              for s in range(0, len(labels), batch_size)]
+    return accuracy(torch.cat(scores), labels)
+
+
+def check_weight_copies(weight_copies: Optional[int]) -> None:
+    """``--weight-copies`` must be at least 1 (None: not given)."""
+    if weight_copies is not None and weight_copies < 1:
+        raise NeurodeployError(f"--weight-copies {weight_copies} is below 1", "use 1 (one synapse per weight) or more")

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..backends.base import Backend, readout_scores
+from ..backends.base import Backend
 from ..backends.registry import get_backend
 from ..calibration.file import Calibration, load_calibration
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
-from ..deployment import Deployment
 from ..errors import BackendError, CalibrationError, DoesNotFitError, FileKindError, NeurodeployError
 from ..itl.alignment import Alignment
 from ..itl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
@@ -36,7 +35,7 @@ from ..modelfile import ModelFile, load_model, save_model
 from ..models.network import decode
 from ..targets.bss2.mapper import map_to_bss2
 from ..targets.spec import load_target
-from .common import accuracy
+from .common import backend_accuracy, check_weight_copies
 
 PROBE_SAMPLES = 200
 EVAL_BATCH = 500
@@ -57,12 +56,6 @@ def _checked_calibration(calibration: Optional[str | Path], engine: Backend, tar
         raise CalibrationError(f"calibration {calibration} is for target '{cal.target}', not '{target}'",
                                f"use a calibration made with --target {target}")
     return cal
-
-
-def _chip_accuracy(engine: Backend, deployment: Deployment, times: np.ndarray, labels: np.ndarray) -> float:
-    scores = [readout_scores(deployment, engine.run(deployment, times[s:s + EVAL_BATCH]))
-              for s in range(0, len(labels), EVAL_BATCH)]
-    return accuracy(torch.cat(scores), labels)
 
 
 def _sha256(path: str | Path) -> str:
@@ -90,8 +83,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
     """
     if epochs < 1:
         raise NeurodeployError(f"--epochs {epochs} is below 1", "give --epochs 1 or more")
-    if weight_copies < 1:
-        raise NeurodeployError(f"--weight-copies {weight_copies} is below 1", "use 1 (one synapse per weight) or more")
+    check_weight_copies(weight_copies)
     if not learning_rate > 0:
         raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 3e-3")
     engine = get_backend(backend)
@@ -140,8 +132,8 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         probe = min(PROBE_SAMPLES, used)
         alignment = measure_alignment(engine, deployment, model.graph, chip_weights(weights, layout), neurons,
                                       times["train"][:probe], train_spikes[:, :probe], model.dt_s)
-        before = {"validation": _chip_accuracy(engine, deployment, times["val"], val_y),
-                  "test": _chip_accuracy(engine, deployment, times["test"], test_y)}
+        before = {"validation": backend_accuracy(engine, deployment, times["val"], val_y, EVAL_BATCH),
+                  "test": backend_accuracy(engine, deployment, times["test"], test_y, EVAL_BATCH)}
         history: list[dict] = []
         best = {"validation_accuracy": before["validation"], "epoch": 0,
                 "weights": {k: w.detach().clone() for k, w in weights.items()}}
@@ -184,7 +176,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
             correct += int((scores.argmax(1) == labels[idx]).sum())
             rewritten += changed
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_accuracy_on_chip": correct / used,
-               "validation_accuracy_on_chip": _chip_accuracy(engine, deployment, times["val"], val_y),
+               "validation_accuracy_on_chip": backend_accuracy(engine, deployment, times["val"], val_y, EVAL_BATCH),
                "synapses_rewritten": rewritten}
         history.append(row)
         if row["validation_accuracy_on_chip"] >= best["validation_accuracy"]:
@@ -197,7 +189,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
                                "before": before, "history": history, "best": best})
 
     final, _ = reconfigured(deployment, best["weights"], layout)
-    after_test = _chip_accuracy(engine, final, times["test"], test_y)
+    after_test = backend_accuracy(engine, final, times["test"], test_y, EVAL_BATCH)
     trained_on = {"chip": getattr(engine, "chip_id", None), "backend": engine.name, "target": spec.name,
                   "calibration": None if cal is None else {"chip": cal.chip, "checksum": cal.checksum,
                                                            "created": cal.created, "file": Path(calibration).name}}

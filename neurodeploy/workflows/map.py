@@ -11,6 +11,7 @@ from ..calibration.file import load_calibration
 from ..modelfile import load_model
 from ..targets.bss2.mapper import check as bss2_check, map_to_bss2
 from ..targets.spec import load_target
+from .common import check_weight_copies
 
 MAPPERS = {"bss2": (map_to_bss2, bss2_check)}
 
@@ -21,15 +22,10 @@ def _mappers(spec_name: str):
     return MAPPERS[spec_name]
 
 
-def _check_copies(weight_copies: Optional[int]) -> None:
-    if weight_copies is not None and weight_copies < 1:
-        raise NeurodeployError(f"--weight-copies {weight_copies} is below 1", "use 1 (one synapse per weight) or more")
-
-
 def check_model(model_path: str | Path, target: str = "bss2", delays: Optional[str] = None,
                 weight_copies: int = 1) -> dict:
     """All design-rule violations and warnings of a model on a target (``delays``: the delay strategy)."""
-    _check_copies(weight_copies)
+    check_weight_copies(weight_copies)
     model, spec = load_model(model_path), load_target(target)
     _, violations, warnings = _mappers(spec.name)[1](model, spec, delays=delays, weight_copies=weight_copies)
     return {"target": spec.name, "fits": not violations, "violations": [v.to_dict() for v in violations],
@@ -48,7 +44,7 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
     the most synapses that share one weight (targets/bss2/lower.py; None: as the model was trained
     in the loop, else 1).
     """
-    _check_copies(weight_copies)
+    check_weight_copies(weight_copies)
     if not 0 < clip_quantile <= 1:
         raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
     model, spec = load_model(model_path), load_target(target)
