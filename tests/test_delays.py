@@ -152,8 +152,8 @@ def _train_tiny(tmp_path, recipe_name: str, epochs: int):
 def test_training_moves_delays_and_reports_hardened_accuracy(tmp_path):
     from neurodeploy.modelfile import load_model, read_model_dict
     from neurodeploy.recipe import load_recipe
-    from neurodeploy.workflows.delay_training import initial_delays
-    from neurodeploy.workflows.train import initial_weights
+    from neurodeploy.training.delays import initial_delays
+    from neurodeploy.training.fit import initial_weights
 
     metrics = _train_tiny(tmp_path, "delay_task.yaml", epochs=1)
     assert {"test_accuracy_hardened", "test_accuracy_hardened_quantised"} <= set(metrics)

@@ -83,3 +83,92 @@ def test_surrogate_gradient_flows_and_detach_changes_it():
         assert torch.isfinite(gx).all() and gx.abs().sum() > 0
         grads.append(gx)
     assert not torch.allclose(grads[0], grads[1])
+
+
+# --- lif_step's measured-state injection (in-the-loop training) against the loop it replaced ---------------------
+
+def _old_inject(model_value, measured):
+    """Verbatim copy of neurodeploy.itl.inject.inject before it moved to core (reference)."""
+    if measured is None:
+        return model_value
+    return model_value + (measured.to(model_value.dtype) - model_value).detach()
+
+
+def _old_lif_sequence_injected(x, p, dt_s, *, v_measured=None, z_measured=None, surrogate_steepness=10.0):
+    """Verbatim copy of neurodeploy.itl.inject.lif_sequence_injected before it became a loop over
+    core.lif.lif_step (reference; only ``inject`` renamed to ``_old_inject``)."""
+    from neurodeploy.core.lif import lif_coefficients
+    from neurodeploy.core.surrogate import spike
+
+    c = lif_coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
+    i_syn = torch.zeros_like(x[0])
+    v = c.v_leak.expand_as(i_syn).clone()
+    refractory = torch.zeros(i_syn.shape, dtype=torch.int32)
+    v_steps = [None] * x.shape[0] if v_measured is None else v_measured.unbind(0)
+    z_steps = [None] * x.shape[0] if z_measured is None else z_measured.unbind(0)
+    spikes, membrane = [], []
+    for x_k, v_hw, z_hw in zip(x.unbind(0), v_steps, z_steps):
+        i_syn = c.alpha * i_syn + x_k
+        v_free = c.v_leak + c.beta * (v - c.v_leak) + (1.0 - c.beta) * i_syn
+        v = _old_inject(torch.where(refractory > 0, c.v_reset, v_free), v_hw)
+        z = _old_inject(spike(v - c.v_th, surrogate_steepness), z_hw)
+        if v_hw is None:
+            v = v - z.detach() * (v - c.v_reset)
+        refractory = torch.where(z.detach() > 0, c.n_ref, (refractory - 1).clamp_min(0))
+        spikes.append(z)
+        membrane.append(v)
+    return torch.stack(spikes), torch.stack(membrane)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("measured", ["none", "v", "z", "both"])
+def test_injected_loop_over_lif_step_is_bit_identical_to_the_old_loop(seed, measured):
+    from neurodeploy.itl.inject import lif_sequence_injected
+
+    g = torch.Generator().manual_seed(seed)
+    T, B, N = (int(n) for n in torch.randint(3, 24, (3,), generator=g))
+    dt = 1e-3
+    t_ref = (0.0, 2e-3, 4e-3)[seed % 3]
+    p = LIFParameters(tau_mem_s=float(5e-3 + 15e-3 * torch.rand(1, generator=g)), tau_syn_s=4e-3,
+                      v_leak=0.1, v_th=1.0, v_reset=-0.2, t_ref_s=t_ref)
+    if seed % 2:  # per-neuron parameters, refractory periods of 0..3 steps
+        p = p._replace(v_th=0.7 + 0.6 * torch.rand(N, generator=g),
+                       t_ref_s=torch.randint(0, 4, (N,), generator=g).float() * dt)
+    x_data = torch.randn(T, B, N, generator=g) * 0.8 + 0.3
+    v_meas = 0.3 * torch.randn(T, B, N, generator=g) + 0.5 if measured in ("v", "both") else None
+    z_meas = (torch.rand(T, B, N, generator=g) < 0.2).float() if measured in ("z", "both") else None
+    w_z, w_v = torch.randn(T, B, N, generator=g), torch.randn(T, B, N, generator=g)
+
+    results = []
+    for run in (_old_lif_sequence_injected, lif_sequence_injected):
+        x = x_data.clone().requires_grad_()
+        z, v = run(x, p, dt, v_measured=v_meas, z_measured=z_meas, surrogate_steepness=7.0)
+        (gx,) = torch.autograd.grad((w_z * z).sum() + (w_v * v).sum(), x)
+        results.append((z.detach(), v.detach(), gx))
+    (z_old, v_old, g_old), (z_new, v_new, g_new) = results
+    assert z_old.sum() > 0  # the comparison covers spikes, resets and refractory steps
+    assert torch.equal(z_new, z_old)
+    assert torch.equal(v_new, v_old)
+    assert torch.equal(g_new, g_old)
+    if z_meas is not None:
+        assert torch.equal(z_new, z_meas)
+    if v_meas is not None:  # model + (measured - model): the measurement up to rounding
+        assert torch.allclose(v_new, v_meas, atol=1e-6)
+
+
+def test_lif_step_without_measurement_is_the_model_step_and_inject_is_reexported():
+    from neurodeploy.core.inject import inject as core_inject
+    from neurodeploy.core.lif import initial_state, lif_coefficients, lif_step
+    from neurodeploy.itl.inject import inject
+
+    assert inject is core_inject
+    c = lif_coefficients(LIFParameters(t_ref_s=2e-3), 1e-3, 4)
+    x = torch.rand(3, 4) * 3
+    plain = lif_step(x, initial_state(3, c), c)
+    explicit = lif_step(x, initial_state(3, c), c, v_measured=None, z_measured=None)
+    assert all(torch.equal(a, b) for a, b in zip(plain, explicit))
+    # a measured membrane replaces v and skips the reset; measured spikes set the refractory counter
+    v_hw, z_hw = torch.full((3, 4), 0.25), torch.tensor([[1.0, 0, 0, 0]] * 3)
+    step = lif_step(x, initial_state(3, c), c, v_measured=v_hw, z_measured=z_hw)
+    assert torch.allclose(step.v, v_hw, atol=1e-6) and torch.equal(step.z, z_hw)
+    assert step.refractory_steps.tolist() == [[2, 0, 0, 0]] * 3

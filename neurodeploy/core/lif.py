@@ -8,7 +8,8 @@ Continuous dynamics (BSS-2's LIF mode, ../shared/reference/bss2.md §1.1):
 
 Discretised with the exact exponential decay of each step :math:`\Delta t`
 (:math:`\alpha = e^{-\Delta t/\tau_{syn}}`, :math:`\beta = e^{-\Delta t/\tau_{mem}}`). The
-update order of one step :math:`k`, the same everywhere in neurodeploy (model, fused kernel, mock):
+update order of one step :math:`k`, the same everywhere in neurodeploy (model, in-the-loop
+training via :func:`lif_step`'s injection, fused kernel, mock):
 
 1. synapse: :math:`I_k = \alpha I_{k-1} + x_k` (``x_k``: weighted input events of step k, plus
    the lateral term :math:`L z_{k-1}` when intra-layer feedback is on);
@@ -30,6 +31,7 @@ from typing import NamedTuple, Optional, Union
 
 import torch
 
+from .inject import inject
 from .surrogate import spike
 
 Scalar = Union[float, torch.Tensor]
@@ -94,17 +96,27 @@ def initial_state(batch: int, c: LIFCoefficients) -> LIFState:
 
 def lif_step(x: torch.Tensor, state: LIFState, c: LIFCoefficients, *,
              lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
-             detach_reset: bool = False) -> LIFState:
-    """One time step (update order in the module docstring); ``x`` is ``[B, N]``."""
+             detach_reset: bool = False, v_measured: Optional[torch.Tensor] = None,
+             z_measured: Optional[torch.Tensor] = None) -> LIFState:
+    """One time step (update order in the module docstring); ``x`` is ``[B, N]``.
+
+    ``v_measured`` / ``z_measured`` (``[B, N]``, model units; in-the-loop training) replace the
+    step's membrane after step 2 and its spikes after step 3 by straight-through injection
+    (:func:`neurodeploy.core.inject.inject`): the forward value is the measurement, the gradient
+    goes to the model's value, ``model + (measured - model).detach()``. With a measured membrane
+    the reset of step 4 is skipped (the measured trace already contains it); the refractory
+    counter follows the (injected) spikes. Both None: the model's own step, unchanged.
+    """
     if lateral is not None:
         x = x + state.z @ lateral.t()
     i_syn = c.alpha * state.i_syn + x
     v_free = c.v_leak + c.beta * (state.v - c.v_leak) + (1.0 - c.beta) * i_syn
     refractory = state.refractory_steps > 0
-    v = torch.where(refractory, c.v_reset, v_free)
-    z = spike(v - c.v_th, surrogate_steepness)
-    z_reset = z.detach() if detach_reset else z
-    v = v - z_reset * (v - c.v_reset)
+    v = inject(torch.where(refractory, c.v_reset, v_free), v_measured)
+    z = inject(spike(v - c.v_th, surrogate_steepness), z_measured)
+    if v_measured is None:
+        z_reset = z.detach() if detach_reset else z
+        v = v - z_reset * (v - c.v_reset)
     steps = torch.where(z > 0, c.n_ref, (state.refractory_steps - 1).clamp_min(0))
     return LIFState(i_syn=i_syn, v=v, refractory_steps=steps, z=z)
 

@@ -1,6 +1,6 @@
 """Training pieces for learnable delays: initial delays, their own learning rate, the σ schedule, hardening.
 
-``train`` uses these only when the recipe has a ``delays:`` layer; without one they change nothing.
+``fit`` uses these only when the recipe has a ``delays:`` layer; without one they change nothing.
 """
 
 from __future__ import annotations

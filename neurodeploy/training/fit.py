@@ -1,0 +1,148 @@
+"""``fit``: recipe → trained :class:`~neurodeploy.modelfile.ModelFile` (surrogate-gradient BPTT, AdamW,
+cosine learning rate). Reads and writes no files; the ``train`` verb wraps it."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.datasets import SPLITS, load_split
+from ..data.encoding import encode_dataset
+from ..modelfile import ModelFile
+from ..models.network import SpikingNetwork, decode
+from ..recipe import Recipe
+from ..scoring import accuracy, batched_scores
+from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
+from .loss import task_loss
+
+
+def initial_weights(recipe: Recipe, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    r"""Gaussian initialisation :math:`W = (\mu + \sigma \xi) / \sqrt{n_{pre}}`, with the recipe's μ, σ."""
+    weights = {}
+    for proj in recipe.graph.projections:
+        n_post, n_pre = recipe.graph.population(proj.post).size, recipe.graph.population(proj.pre).size
+        spec = recipe.init[proj.name]
+        xi = torch.randn(n_post, n_pre, generator=generator)
+        weights[proj.name] = (spec["mean"] + spec["std"] * xi) / math.sqrt(n_pre)
+    return weights
+
+
+def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor, settings: dict,
+                 optimiser: torch.optim.Optimizer, schedule, generator: torch.Generator) -> dict:
+    """One pass over the training set in shuffled mini-batches."""
+    order = torch.randperm(len(labels), generator=generator)
+    losses, correct = [], 0
+    for start in range(0, len(order), settings["batch_size"]):
+        idx = order[start:start + settings["batch_size"]]
+        out = net(spikes[:, idx], weights=_perturbed(net, settings["weight_noise"], generator))
+        scores = decode(out.readout_v, settings["loss"])
+        loss = task_loss(scores, labels[idx], out.spikes, net.graph.input.name, settings)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        correct += int((scores.argmax(1) == labels[idx]).sum())
+    return {"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)}
+
+
+def _perturbed(net: SpikingNetwork, relative_std: float, generator: torch.Generator) -> Optional[dict]:
+    r"""Weights with fresh multiplicative noise, :math:`w (1 + \sigma \xi)`, or None (no noise).
+
+    Training through such noise makes a model tolerate a chip's synapse-to-synapse and
+    neuron-to-neuron gain variation that calibration cannot remove (hardware-aware training).
+    """
+    if relative_std <= 0:
+        return None
+    return {name: w * (1 + relative_std * torch.randn(w.shape, generator=generator))
+            for name, w in net.effective_weights().items()}
+
+
+def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, how: str,
+           quantised_levels: Optional[int] = None) -> float:
+    net.quantise_levels = quantised_levels
+    try:
+        return accuracy(batched_scores(lambda s: net(s).readout_v, spikes, how), labels)
+    finally:
+        net.quantise_levels = None
+
+
+def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = None, progress: bool = True,
+        recipe_file: str = "") -> ModelFile:
+    """Train the recipe's network; returns the model file (``.metrics``: test accuracies, timings, ...).
+
+    ``epochs`` and ``seed`` override the recipe's; ``recipe_file`` is recorded in the provenance.
+    Where the dataset has a validation split (Yin-Yang), the weights of the epoch with the best
+    validation accuracy are kept (``training.select_on_validation``); the test set is only scored.
+    """
+    settings = dict(recipe.training)
+    if epochs is not None:
+        settings["epochs"] = int(epochs)
+    if seed is not None:
+        settings["seed"] = int(seed)
+    generator = torch.Generator().manual_seed(settings["seed"])
+    torch.manual_seed(settings["seed"])
+
+    encoded = {split: (encode_dataset(x, recipe.encoding, recipe.dt_s), y)
+               for split in SPLITS[recipe.dataset] for x, y in [load_split(recipe.dataset, split)]}
+    train_spikes, y_train = encoded["train"]
+    labels = torch.as_tensor(y_train)
+    validate = settings["select_on_validation"] and "validation" in encoded
+
+    net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
+                         detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator),
+                         delays=initial_delays(recipe, generator) or None)
+    optimiser = torch.optim.AdamW(parameter_groups(net, recipe, settings["learning_rate"]),
+                                  lr=settings["learning_rate"], weight_decay=float(settings["weight_decay"]))
+    total_steps = settings["epochs"] * math.ceil(len(labels) / settings["batch_size"])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
+    if net.delay_names:  # each group (weights, delays) anneals from its own learning rate; σ shrinks
+        schedule = Schedules(cosine_per_group(optimiser, total_steps, settings["lr_final_fraction"]),
+                             SigmaSchedule(net, recipe, total_steps))
+
+    started = time.perf_counter()
+    history, best = [], (-1.0, -1, None)
+    qat_from = settings["epochs"] - settings["quantisation_aware_epochs"]
+    bar = tqdm(range(settings["epochs"]), desc=f"train {recipe.name}", unit="epoch", disable=not progress)
+    for epoch in bar:
+        # The last epochs see the weights the chip will hold (straight-through fake quantisation).
+        quantise = epoch >= qat_from
+        net.quantise_levels = settings["weight_levels"] if quantise else None
+        history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator))
+        if validate:
+            levels = settings["weight_levels"] if quantise else None
+            history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], settings["loss"], levels)
+            if history[-1]["validation_accuracy"] >= best[0]:
+                best = (history[-1]["validation_accuracy"], epoch, net.weight_dict(), net.delay_dict())
+        bar.set_postfix({k[:9]: f"{v:.3f}" for k, v in history[-1].items()})
+    seconds = time.perf_counter() - started
+    net.quantise_levels = None  # the model file keeps float weights; `map` quantises them
+    if validate:
+        net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
+                             detach_reset=settings["detach_reset"], weights=best[2], delays=best[3] or None,
+                             delay_sigma_steps=net.delay_sigma_steps)
+
+    test_spikes, y_test = encoded["test"]
+    metrics = {"test_accuracy": _score(net, test_spikes, y_test, settings["loss"]),
+               "test_accuracy_quantised": _score(net, test_spikes, y_test, settings["loss"],
+                                                 settings["weight_levels"]),
+               "train_accuracy": history[-1]["train_accuracy"], "final_loss": history[-1]["loss"],
+               "epochs": settings["epochs"], "selected_epoch": best[1] + 1 if validate else settings["epochs"],
+               "validation_accuracy": best[0] if validate else None,
+               "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
+               "n_test": int(len(y_test))}
+    if net.delay_names:  # the chip realises integer delays: accuracy before and after hardening
+        with hardened(net):
+            metrics["test_accuracy_hardened"] = _score(net, test_spikes, y_test, settings["loss"])
+            metrics["test_accuracy_hardened_quantised"] = _score(net, test_spikes, y_test, settings["loss"],
+                                                                 settings["weight_levels"])
+    return ModelFile(graph=recipe.graph, weights=net.weight_dict(), dt_s=recipe.dt_s, encoding=recipe.encoding,
+                     dataset=recipe.dataset, seed=settings["seed"], training=settings, metrics=metrics,
+                     provenance={"recipe": recipe.name, "recipe_file": recipe_file, "history": history},
+                     delays=net.delay_dict(), delay_sigma_steps=dict(net.delay_sigma_steps))
