@@ -19,7 +19,7 @@ from neurodeploy.backends.mock.variation import MockEffects
 from neurodeploy.data.datasets import load_data
 from neurodeploy.data.encoding import encode
 from neurodeploy.deployment import load_deployment
-from neurodeploy.workflows.common import backend_accuracy
+from neurodeploy.scoring import backend_accuracy
 from neurodeploy.workflows.run import for_backend
 
 ALL = MockEffects()

@@ -109,11 +109,11 @@ def rng_bound(deployment: Deployment, batch: int, repeats: int) -> dict:
     in order, so the draws stay serial: :math:`\text{bound} = \text{normals/s} / ((T + S) N)`.
     """
     from neurodeploy.backends.mock.chip import configure
-    from neurodeploy.targets.spec import load_target
+    from neurodeploy.targets.bss2.spec import load_bss2_spec
 
     state = configure(deployment)
     steps, neurons = state.steps, len(state.baseline)
-    every = max(1, round(load_target(deployment.meta["target"])["readout"]["cadc"]["period_s"] / state.dt_s))
+    every = max(1, round(load_bss2_spec()["readout"]["cadc"]["period_s"] / state.dt_s))
     samples_cadc = len(range(every - 1, steps, every))
     generator = torch.Generator().manual_seed(0)
     buffer = torch.empty(steps, batch, neurons)

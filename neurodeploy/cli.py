@@ -44,7 +44,7 @@ def _percent(x: float) -> str:
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Spiking networks from PyTorch training to BrainScaleS-2 and its emulator.
+    """Spiking networks from PyTorch training to neuromorphic chips (BrainScaleS-2, Xylo) and their emulators.
 
     \b
     neurodeploy train models/yinyang.yaml -o yinyang.pt
@@ -156,7 +156,8 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 @main.command()
 @click.argument("deployment", type=click.Path())
 @click.option("--backend", default="mock:ideal", show_default=True,
-              help="software, mock:ideal, mock:CHIP (e.g. mock:0, mock:0:noise=off) or hxtorch.")
+              help="software (any target), a BSS-2 one (mock:ideal, mock:CHIP e.g. mock:0 or mock:0:noise=off, "
+                   "hxtorch) or another target's (`neurodeploy targets` lists them).")
 @click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
 @click.option("--calibration", type=click.Path(), help="Use this chip calibration's codes (must be the backend's chip).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -269,10 +270,9 @@ def targets(as_json: bool) -> None:
     from .workflows.targets import list_targets
 
     rows = _guarded(list_targets)
-    _emit({"targets": rows}, as_json, lambda r: "\n".join(
-        f"{t['name']}: {t['description']}; {t['circuits']} neuron circuits, {t['synapse_rows']} synapse rows, "
-        f"{t['synapses']} synapses, {t['weight_bits']}-bit weights, fan-in <= {t['max_signed_fan_in']}, "
-        f"{t['speedup']:g}x speed-up, on-chip delays: {'yes' if t['on_chip_delays'] else 'no'}" for t in r["targets"]))
+    _emit({"targets": rows}, as_json, lambda r: "\n\n".join(
+        f"{t['name']}: {t['description']}\n" + "\n".join(f"  {k}: {v}" for k, v in t["limits"].items())
+        + f"\n  backends: {', '.join(t['backends'])}" for t in r["targets"]))
 
 
 @main.command()

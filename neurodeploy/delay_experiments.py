@@ -214,18 +214,17 @@ def spike_times_on_chip(result: LearningResult, strategy: str) -> dict:
     """
     import numpy as np
 
-    from .backends.mock.chip import MockChip
-    from .backends.software import SoftwareBackend
-    from .targets.bss2.mapper import map_to_bss2
-    from .targets.spec import load_target
+    from .backends.registry import get_backend
+    from .targets.base import MapOptions
+    from .targets.registry import get_target
 
     model = experiment_model(result, INPUTS_B, 1.2, 60, 100)
-    deployment, report, violations = map_to_bss2(model, load_target("bss2"), rate_samples=0, delays=strategy)
-    if violations:
+    deployment, report, violations = get_target("bss2").map(model, MapOptions(delays=strategy))
+    if violations or deployment is None:
         raise RuntimeError("; ".join(v.one_line() for v in violations))
     times = np.array([INPUTS_B], np.float64) * DT_S
     first = lambda spikes: [int(torch.nonzero(spikes[:, 0, n])[0]) if spikes[:, 0, n].any() else None  # noqa: E731
                             for n in range(spikes.shape[-1])]
-    mock = MockChip("ideal").run(deployment, times)
-    software = SoftwareBackend().run(deployment, times)
+    mock = get_backend("mock:ideal").run(deployment, times)
+    software = get_backend("software").run(deployment, times)
     return {"mock": first(mock.spikes), "software": first(software.spikes), "cost": report["delays"][strategy]}

@@ -10,18 +10,19 @@ import yaml
 from neurodeploy.backends.mock.chip import MockChip
 from neurodeploy.backends.mock.variation import realise
 from neurodeploy.calibration.calibrate import calibrate, calibration_targets, spread
-from neurodeploy.calibration.file import load_calibration
+from neurodeploy.targets.bss2.calibration_file import load_calibration
 from neurodeploy.calibration.measure import Meter
 from neurodeploy.errors import CalibrationError, FileKindError, NeurodeployError
 from neurodeploy.targets.bss2.analog import nominal_codes
-from neurodeploy.targets.spec import load_target
+from neurodeploy.targets.bss2.spec import load_bss2_spec
 from neurodeploy.modelfile import load_model
 from neurodeploy.targets.bss2.mapper import map_to_bss2
-from neurodeploy.workflows.calibrate import calibrate_chip, calibration_from_result
+from neurodeploy.calibration.session import calibration_from_result
+from neurodeploy.workflows.calibrate import calibrate_chip
 from neurodeploy.workflows.map import map_model
 from neurodeploy.workflows.run import run
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 DEAD = (3, 300)
 
 
@@ -90,7 +91,7 @@ def test_dead_circuits_fail_calibration_and_map_avoids_them(calibrated, trained_
     assert not result.success[list(DEAD)].any()
     assert result.success.sum() >= SPEC.total_circuits - 10
     calibration = calibration_from_result(result, chip, SPEC, calibration_targets(SPEC))
-    deployment, _, violations = map_to_bss2(load_model(trained_model), SPEC, calibration=calibration, rate_samples=0)
+    deployment, _, violations = map_to_bss2(load_model(trained_model), SPEC, calibration=calibration)
     assert not violations
     used = deployment["neuron_circuits"]
     assert used.max() > DEAD[0] and not np.isin(used, DEAD).any()

@@ -44,7 +44,7 @@ def test_evaluate_map_run_inspect(trained_model, tmp_path):
 
 
 def test_targets_and_doctor():
-    assert json.loads(invoke("targets", "--json").stdout)["targets"][0]["circuits"] == 512
+    assert json.loads(invoke("targets", "--json").stdout)["targets"][0]["limits"]["neuron circuits"] == 512
     assert "kernel" in json.loads(invoke("doctor", "--json").stdout)
 
 

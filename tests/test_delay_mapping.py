@@ -23,9 +23,9 @@ from neurodeploy.targets.bss2.delay_rules import (rule_delay_capacity, rule_dela
                                                   rule_delay_rows, rule_delay_source)
 from neurodeploy.targets.bss2.delays import plan_delays, strength_factor, synapse_taps
 from neurodeploy.targets.bss2.mapper import map_to_bss2
-from neurodeploy.targets.spec import TargetSpec, load_target
+from neurodeploy.targets.bss2.spec import BSS2Spec, load_bss2_spec
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 # Output 1 and 2 share input 0's delay (5.5: two equal taps at 5 and 6), differ on input 1, share input 2.
 DELAYS = [[5.5, 10.0, 20.0], [5.5, 12.0, 20.0]]
 
@@ -38,7 +38,7 @@ def _model(delays=DELAYS, max_delay=60, sigma=0.23) -> ModelFile:
 
 
 def _cost(strategy: str) -> dict:
-    deployment, report, violations = map_to_bss2(_model(), SPEC, rate_samples=0, delays=strategy)
+    deployment, report, violations = map_to_bss2(_model(), SPEC, delays=strategy)
     assert not violations
     return report["delays"][strategy], deployment
 
@@ -128,7 +128,7 @@ def test_mock_follows_software_per_strategy(strategy):
 
 def test_gradient_only_mock_equals_hardened_software():
     model = _model([[30.4, 26.4, 21.7], [50.2, 46.0, 41.5]])
-    deployment, _, _ = map_to_bss2(model, SPEC, rate_samples=0, delays="gradient-only")
+    deployment, _, _ = map_to_bss2(model, SPEC, delays="gradient-only")
     hard = copy.deepcopy(deployment)
     hard.meta["delays"]["sigma_steps"] = {"input->output": 0.0}
     times = np.array([[0.0, 0.005, 0.010]])
@@ -141,7 +141,7 @@ def test_rule_delay_range_and_capacity():
     plan = plan_delays(_model([[290.0, 1.0, 1.0], [1.0, 1.0, 1.0]], max_delay=300), "gradient-only", 6, 3)
     violation = list(rule_delay_range(plan, 1e-3, SPEC))[0]
     assert violation.rule_id == "BSS2-DELAY-RANGE" and "290 us" in violation.one_line()
-    small = TargetSpec(SPEC.name, "", copy.deepcopy(dict(SPEC.raw)))
+    small = BSS2Spec(SPEC.name, "", copy.deepcopy(dict(SPEC.raw)))
     small.raw["delays"]["off_chip"]["copies"] = 2
     assert list(rule_delay_capacity(plan, small))[0].rule_id == "BSS2-DELAY-CAPACITY"
     assert not list(rule_delay_capacity(plan, SPEC))
@@ -149,7 +149,7 @@ def test_rule_delay_range_and_capacity():
 
 def test_rule_delay_rows():
     plan = plan_delays(_model(), "multi-synapse", 6, 3)
-    tiny = TargetSpec(SPEC.name, "", copy.deepcopy(dict(SPEC.raw)))
+    tiny = BSS2Spec(SPEC.name, "", copy.deepcopy(dict(SPEC.raw)))
     tiny.raw["synapse"]["signed_inputs_per_circuit"] = 2
     tiny.raw["merging"]["max_circuits_per_neuron"] = 2
     violation = list(rule_delay_rows(plan, tiny))[0]
@@ -167,7 +167,7 @@ def test_rule_delay_source_and_map_refuses():
                       dt_s=1e-3, encoding=_model().encoding, dataset="temporal_patterns", seed=0,
                       delays={"input->hidden": torch.ones(2, 2), "hidden->out": torch.ones(2, 2)},
                       delay_sigma_steps={"input->hidden": 0.23, "hidden->out": 0.23})
-    deployment, _, violations = map_to_bss2(model, SPEC, rate_samples=0, delays="multi-synapse")
+    deployment, _, violations = map_to_bss2(model, SPEC, delays="multi-synapse")
     assert deployment is None and [v.rule_id for v in violations] == ["BSS2-DELAY-SOURCE"]
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from neurodeploy.backends.base import Observations
 from neurodeploy.backends.software import SoftwareBackend
 from neurodeploy.calibration.calibrate import calibration_targets
-from neurodeploy.calibration.file import Calibration, save_calibration
+from neurodeploy.targets.bss2.calibration_file import Calibration, save_calibration
 from neurodeploy.cli import main
 from neurodeploy.core.lif import li_sequence
 from neurodeploy.data.datasets import load_split
@@ -32,12 +32,12 @@ from neurodeploy.itl.measure import measure_alignment
 from neurodeploy.modelfile import load_model
 from neurodeploy.models.network import SpikingNetwork, decode, delay_one_step
 from neurodeploy.targets.bss2.analog import nominal_codes
-from neurodeploy.targets.spec import load_target
+from neurodeploy.targets.bss2.spec import load_bss2_spec
 from neurodeploy.workflows.itl import itl
 from neurodeploy.workflows.map import map_model
 from neurodeploy.workflows.run import run
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 
 
 class DistortedReadout:

@@ -11,10 +11,10 @@ from neurodeploy.graph import Graph, NeuronParameters, Population, Projection
 from neurodeploy.modelfile import ModelFile, load_model, save_model
 from neurodeploy.targets.bss2.mapper import map_to_bss2
 from neurodeploy.targets.bss2.quantise import quantise_layer
-from neurodeploy.targets.spec import load_target
+from neurodeploy.targets.bss2.spec import load_bss2_spec
 from neurodeploy.workflows.map import check_model, map_model
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 ENCODING = {"kind": "time_to_spike", "t_early_s": 2e-3, "t_late_s": 26e-3, "t_bias_s": 2e-3, "duration_s": 40e-3}
 
 
@@ -70,7 +70,7 @@ def test_check_reports_every_violation(tmp_path):
 
 def test_merged_neurons_use_whole_columns_and_fit_large_fan_in(tmp_path):
     model = make_model([300, 20, 3])
-    deployment, report, violations = map_to_bss2(model, SPEC, rate_samples=0)
+    deployment, report, violations = map_to_bss2(model, SPEC)
     assert not violations
     assert report["layers"][0]["circuits_per_neuron"] == 4  # ceil(300/128) = 3, rounded to 2 columns
     circuits = deployment["neuron_circuits"][:20]
@@ -81,7 +81,7 @@ def test_merged_neurons_use_whole_columns_and_fit_large_fan_in(tmp_path):
 def test_dead_circuits_are_never_used():
     ok = np.ones(512, bool)
     ok[[0, 256, 3, 300]] = False
-    deployment, _, violations = map_to_bss2(make_model([5, 40, 3]), SPEC, circuit_ok=ok, rate_samples=0)
+    deployment, _, violations = map_to_bss2(make_model([5, 40, 3]), SPEC, circuit_ok=ok)
     used = deployment["neuron_circuits"]
     assert not violations and not np.isin(used[used >= 0], np.flatnonzero(~ok)).any()
 

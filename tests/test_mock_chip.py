@@ -16,9 +16,9 @@ from neurodeploy.calibration.experiment import chip_experiment
 from neurodeploy.deployment import load_deployment
 from neurodeploy.errors import BackendError
 from neurodeploy.targets.bss2.analog import nominal_codes
-from neurodeploy.targets.spec import load_target
+from neurodeploy.targets.bss2.spec import load_bss2_spec
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 
 
 def _codes():

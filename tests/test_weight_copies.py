@@ -13,14 +13,14 @@ from neurodeploy.backends.mock.chip import Chip, MockChip, configure
 from neurodeploy.backends.mock.variation import MockEffects, draw_variation
 from neurodeploy.cli import main
 from neurodeploy.deployment import load_deployment
-from neurodeploy.itl.reconfigure import fixed_layout, reconfigured
+from neurodeploy.targets.bss2.itl_layout import fixed_layout, reconfigured
 from neurodeploy.modelfile import load_model
 from neurodeploy.targets.bss2.lower import copies_that_fit
 from neurodeploy.targets.bss2.mapper import map_to_bss2
 from neurodeploy.targets.bss2.route import split_weight
-from neurodeploy.targets.spec import load_target
+from neurodeploy.targets.bss2.spec import load_bss2_spec
 
-SPEC = load_target("bss2")
+SPEC = load_bss2_spec()
 
 
 @given(st.integers(-63, 63), st.integers(1, 40))
@@ -39,7 +39,7 @@ def test_a_layer_uses_as_many_copies_as_its_drivers_hold():
 
 
 def _mapped(model_path, copies):
-    deployment, report, violations = map_to_bss2(load_model(model_path), SPEC, weight_copies=copies, rate_samples=0)
+    deployment, report, violations = map_to_bss2(load_model(model_path), SPEC, weight_copies=copies)
     assert not violations
     return deployment, report
 
@@ -88,7 +88,7 @@ def test_in_the_loop_updates_keep_the_copies(trained_model):
     assert changed == 0 and np.array_equal(same["synapse_weight"], deployment["synapse_weight"])
     # A model trained in the loop with copies is mapped with them unless told otherwise.
     pinned = dataclasses.replace(model, mapping={"weight_copies": 8})
-    _, report, _ = map_to_bss2(pinned, SPEC, rate_samples=0)
+    _, report, _ = map_to_bss2(pinned, SPEC)
     assert [layer["weight_copies"] for layer in report["layers"]] == [8, min(8, 128 // hidden)]
 
 

@@ -39,7 +39,13 @@ class Observations(NamedTuple):
 
 
 class Backend(Protocol):
-    name: str
+    """What every backend declares and does; workflows read these fields, they never probe."""
+
+    name: str  # as the user typed it, e.g. "mock:0"
+    target: Optional[str]  # the target whose deployments it executes; None: any target's (software)
+    chip_id: Optional[str]  # the unique identity of the chip behind it; None: no particular chip
+    uses_codes: bool  # runs per-chip analog codes: a deployment calibrated for one chip is wrong on another
+    capabilities: frozenset[str]  # optional readouts it offers beyond spikes and membrane, e.g. "madc"
 
     def run(self, deployment: Deployment, input_times_s: np.ndarray,
             record: Optional[Recording] = None) -> Observations:

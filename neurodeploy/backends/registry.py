@@ -1,31 +1,31 @@
-"""Backend lookup by the name users type: ``software``, ``mock:ideal``, ``mock:CHIP[:EFFECT=off,...]``, ``hxtorch``."""
+"""Backend lookup by the name users type: ``software`` here, every other name from the targets.
+
+Each target provides its own backends (BSS-2: ``mock:ideal``, ``mock:CHIP``, ``hxtorch``; Xylo:
+``xylo-sim``), so adding a target adds its backends without touching this module.
+"""
 
 from __future__ import annotations
-
-import importlib.util
 
 from ..errors import BackendError
 from .base import Backend
 
-KNOWN = ("software", "mock:ideal", "mock:CHIP (e.g. mock:0)", "hxtorch")
-
 
 def get_backend(name: str) -> Backend:
+    """The backend called ``name``; an unknown name is a ``BackendError`` listing the known ones."""
     if name == "software":
         from .software import SoftwareBackend
         return SoftwareBackend()
-    if name == "mock" or name.startswith("mock:"):
-        from .mock.chip import MockChip, parse_chip
-        try:
-            chip, _, effects = parse_chip(name)
-        except ValueError:
-            raise BackendError(f"mock chip '{name}' is not a chip number",
-                               "use mock:ideal or mock:N with N an integer, e.g. mock:0") from None
-        return MockChip(chip, effects)
-    if name == "hxtorch":
-        if importlib.util.find_spec("hxtorch") is None:
-            raise BackendError("backend 'hxtorch' needs the hxtorch package (BrainScaleS-2 software), "
-                               "which is not installed here", "run on a BSS-2 system, or use --backend mock:ideal")
-        raise BackendError("hxtorch is installed but the hxtorch backend is not implemented in this version",
-                           "use --backend mock:ideal")
-    raise BackendError(f"unknown backend '{name}'", f"use one of {list(KNOWN)}")
+    from ..targets.registry import all_targets
+    targets = all_targets()
+    for target in targets:
+        engine = target.backend(name)
+        if engine is not None:
+            return engine
+    known = ["software"] + [n for target in targets for n in target.backend_names()]
+    raise BackendError(f"unknown backend '{name}'", f"use one of {known}")
+
+
+def backend_names() -> list[str]:
+    """Every backend name this installation offers (patterns such as ``mock:CHIP`` included)."""
+    from ..targets.registry import all_targets
+    return ["software"] + [n for target in all_targets() for n in target.backend_names()]

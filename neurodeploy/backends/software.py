@@ -19,6 +19,10 @@ class SoftwareBackend:
     """Runs the deployment's float weights with the model's own discretisation (no quantisation)."""
 
     name = "software"
+    target = None  # any target's deployment: it runs the float weights every deployment carries
+    chip_id = None
+    uses_codes = False
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self._built: tuple[int, SpikingNetwork] | None = None

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..backends.base import Backend
 from ..errors import NeurodeployError
 from ..targets.bss2.analog import ChipCodes, nominal_codes, quadrant_of, refractory_codes
-from ..targets.spec import TargetSpec
+from ..targets.bss2.spec import BSS2Spec
 from .measure import GAIN_DRIVERS, PRECISE_TAU_REPEATS, Meter
 from .search import noisy_binary_search
 
@@ -34,7 +34,7 @@ TOLERANCE = {"v_leak_cadc": 3.0, "v_reset_cadc": 3.0, "v_threshold_cadc": 3.0, "
 RELATIVE = ("tau_mem_s", "tau_syn_s", "synaptic_gain_cadc_per_lsb")
 
 
-def calibration_targets(spec: TargetSpec, overrides: Optional[dict] = None) -> dict:
+def calibration_targets(spec: BSS2Spec, overrides: Optional[dict] = None) -> dict:
     """The spec's calibration targets with ``overrides`` (hardware units); unknown keys and bad values are errors."""
     targets = {k: float(v) for k, v in spec["calibration"].items()}
     for key, value in (overrides or {}).items():
@@ -86,7 +86,7 @@ SEARCHED = {"tau_syn_s": ("i_bias_syn_tau", True), "v_threshold_cadc": ("v_thres
             "tau_mem_s": ("i_bias_leak", True), "v_reset_cadc": ("v_reset", False)}
 
 
-def calibrate(backend: Backend, spec: TargetSpec, targets: dict, *, seed: int = 0,
+def calibrate(backend: Backend, spec: BSS2Spec, targets: dict, *, seed: int = 0,
               progress: bool = True) -> CalibrationResult:
     """Calibrate every neuron circuit of the chip behind ``backend`` to ``targets``."""
     started = time.perf_counter()
@@ -174,7 +174,7 @@ def gain_line(meter: Meter, codes: ChipCodes, tau_syn_s: np.ndarray, code_max: i
     return slope, offset_code
 
 
-def _success(codes: ChipCodes, measured: dict, targets: dict, spec: TargetSpec) -> np.ndarray:
+def _success(codes: ChipCodes, measured: dict, targets: dict, spec: BSS2Spec) -> np.ndarray:
     ok = np.ones(len(codes.v_leak), bool)
     for name, (field, _) in SEARCHED.items():
         code = getattr(codes, field)

@@ -16,18 +16,18 @@ import numpy as np
 from ..deployment import Deployment
 from ..targets.bss2.analog import ChipCodes, nominal_gain, nominal_potential_cadc, nominal_tau_s, quadrant_of
 from ..targets.bss2.analog import refractory_time_s
-from ..targets.spec import TargetSpec
+from ..targets.bss2.spec import BSS2Spec
 
 
 MADC_CLOCK_SCALE = 1  # the MADC's clock scaling divides its rate by 2 (scale + 1) (bss2.md §1.6): 7.5 MSa/s
 
 
-def step_s(spec: TargetSpec) -> float:
+def step_s(spec: BSS2Spec) -> float:
     """The experiments' time step (hardware seconds): one MADC sample at the scaled rate (133 ns)."""
     return 2 * (MADC_CLOCK_SCALE + 1) / float(spec["readout"]["madc"]["sample_rate_hz"])
 
 
-def chip_experiment(spec: TargetSpec, codes: ChipCodes, duration_s: float, input_weight: int = 0,
+def chip_experiment(spec: BSS2Spec, codes: ChipCodes, duration_s: float, input_weight: int = 0,
                     rest_cadc: Optional[np.ndarray] = None, drivers: int = 1, first_driver: int = 0) -> Deployment:
     """A deployment that configures every circuit with ``codes`` and feeds input channel 0 to all of them.
 
@@ -72,7 +72,7 @@ def chip_experiment(spec: TargetSpec, codes: ChipCodes, duration_s: float, input
     return Deployment(meta=meta, arrays=arrays)
 
 
-def spread_drivers(count: int, spec: TargetSpec, first: int = 0) -> np.ndarray:
+def spread_drivers(count: int, spec: BSS2Spec, first: int = 0) -> np.ndarray:
     """``count`` drivers spread evenly over a hemisphere's buses, so that no bus carries more copies of an
     event than needed: drivers ``first, first + 1, ...`` of each bus."""
     g = spec["geometry"]
@@ -83,7 +83,7 @@ def spread_drivers(count: int, spec: TargetSpec, first: int = 0) -> np.ndarray:
     return np.array([b * g["drivers_per_bus"] + first + j for b in range(buses) for j in range(per_bus)][:count])
 
 
-def input_times(spec: TargetSpec, runs: int, at_s: np.ndarray) -> np.ndarray:
+def input_times(spec: BSS2Spec, runs: int, at_s: np.ndarray) -> np.ndarray:
     """``[runs, 1]``-shaped spike times (model seconds) for one input channel firing at hardware times ``at_s``.
 
     A channel carries one spike per run in the deployment format, so a train is sent as several

@@ -15,7 +15,7 @@ import torch
 
 from ..backends.base import Backend, Recording
 from ..targets.bss2.analog import ChipCodes
-from ..targets.spec import TargetSpec
+from ..targets.bss2.spec import BSS2Spec
 from .experiment import chip_experiment, input_times, step_s, train_experiment
 
 CADC_RUNS = 8
@@ -39,7 +39,7 @@ class MadcScale(NamedTuple):
 class Meter:
     """Runs chip experiments on a backend and counts the measurement rounds."""
 
-    def __init__(self, backend: Backend, spec: TargetSpec) -> None:
+    def __init__(self, backend: Backend, spec: BSS2Spec) -> None:
         self.backend, self.spec = backend, spec
         self.n = spec.total_circuits
         self.rounds = 0

@@ -4,8 +4,10 @@
   LIF/LI time loops that carry measured state.
 - :mod:`.alignment`: how CADC samples map onto model potentials (offset, scale, time shift), measured.
 - :mod:`.forward`: the network's forward pass with a backend's observations injected.
-- :mod:`.reconfigure`: fixed-scale quantisation and the deployment after a weight update.
+- :mod:`.loop`: the run's data and one epoch, as steps over objects.
 - :mod:`.checkpoint`: the per-epoch checkpoint that ``--resume`` continues from.
 
-The workflow that ties them to a backend is :mod:`neurodeploy.workflows.itl`.
+The target supplies the deployment and the fixed-scale weight handling (``Target.itl_session``;
+BSS-2's is ``neurodeploy.targets.bss2.itl_layout``). The verb that ties them together, with the
+fingerprint, checkpoints and output, is :mod:`neurodeploy.workflows.itl`.
 """

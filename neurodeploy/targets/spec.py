@@ -1,4 +1,9 @@
-"""Target specs (``targets/NAME.yaml``) loaded into a typed, validated object."""
+"""Target spec files (``targets/NAME.yaml``): the envelope every target shares.
+
+A spec file carries ``format: neurodeploy.target``, a ``version``, the target's ``name`` and a
+``description``; everything else is the target's own limits as data, each value with its source,
+and only the target that owns the file reads and validates those sections.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from ..errors import FileKindError, TargetSpecError
 
 FORMAT = "neurodeploy.target"
 VERSION = 1
-REQUIRED = ("geometry", "synapse", "merging", "time", "neuron", "readout", "delays")
 
 
 def targets_dir() -> Path:
@@ -23,67 +27,45 @@ def targets_dir() -> Path:
 
 @dataclass(frozen=True)
 class TargetSpec:
+    """A target's limits as loaded: its name, description and the raw sections of its file."""
+
     name: str
     description: str
     raw: Mapping[str, Any]
+    path: str = ""
 
-    def __getitem__(self, section: str) -> Mapping[str, Any]:
+    def __getitem__(self, section: str) -> Any:
         return self.raw[section]
 
-    @property
-    def total_circuits(self) -> int:
-        g = self.raw["geometry"]
-        return g["hemispheres"] * g["circuits_per_hemisphere"]
-
-    @property
-    def total_rows(self) -> int:
-        g = self.raw["geometry"]
-        return g["hemispheres"] * g["synapse_drivers_per_hemisphere"] * g["rows_per_driver"]
-
-    @property
-    def total_synapses(self) -> int:
-        g = self.raw["geometry"]
-        return self.total_rows * g["circuits_per_hemisphere"]
-
-    @property
-    def weight_max(self) -> int:
-        return 2 ** self.raw["synapse"]["weight_bits"] - 1
-
-    @property
-    def labels_per_driver(self) -> int:
-        return 2 ** self.raw["synapse"]["label_bits"]
-
-    @property
-    def speedup(self) -> float:
-        return float(self.raw["time"]["speedup"])
+    def require(self, sections: tuple[str, ...]) -> None:
+        """Raise ``TargetSpecError`` naming the sections a target needs that the file lacks."""
+        missing = [key for key in sections if key not in self.raw]
+        if missing:
+            raise TargetSpecError(f"target spec {self.path or self.name} lacks sections {missing}",
+                                  f"add them (see targets/{self.name}.yaml)")
 
 
-def available_targets() -> list[str]:
-    return sorted(p.stem for p in targets_dir().glob("*.yaml"))
-
-
-def load_target(name_or_path: str | Path) -> TargetSpec:
-    """A target by name (``bss2``) or by path to its YAML file."""
+def spec_path(name_or_path: str | Path) -> Path:
+    """A target name (``bss2``) → its file in :func:`targets_dir`; a path stays a path."""
     path = Path(name_or_path)
-    if not path.suffix:
-        path = targets_dir() / f"{name_or_path}.yaml"
+    return path if path.suffix else targets_dir() / f"{name_or_path}.yaml"
+
+
+def load_spec(path: str | Path) -> TargetSpec:
+    """Read a spec file and check its envelope (format, version, name); not its target's sections."""
+    path = Path(path)
     if not path.is_file():
-        raise TargetSpecError(f"unknown target '{name_or_path}'",
-                              f"use one of {available_targets()} (see `neurodeploy targets`)")
+        raise TargetSpecError(f"target spec file {path} does not exist", "give a target name (see `neurodeploy targets`)"
+                              " or the path of a spec file")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TargetSpecError(f"target file {path} is not valid YAML ({exc.__class__.__name__})", "fix its syntax") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FileKindError(f"{path} is not a neurodeploy target spec", f"it must start with 'format: {FORMAT}'")
     if data.get("version") != VERSION:
         raise FileKindError(f"{path} has target version {data.get('version')}, this neurodeploy reads {VERSION}",
                             "update the file or neurodeploy")
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise TargetSpecError(f"target spec {path} lacks sections {missing}", "add them (see targets/bss2.yaml)")
-    g = data["geometry"]
-    if g["synapse_drivers_per_hemisphere"] != g["buses_per_hemisphere"] * g["drivers_per_bus"]:
-        raise TargetSpecError(f"{path}: drivers per hemisphere != buses x drivers per bus",
-                              "make the geometry consistent")
-    return TargetSpec(name=str(data["name"]), description=str(data.get("description", "")), raw=data)
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        raise TargetSpecError(f"target spec {path} has no name", "add 'name: TARGET' to it")
+    return TargetSpec(name=data["name"], description=str(data.get("description", "")), raw=data, path=str(path))

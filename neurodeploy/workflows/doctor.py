@@ -9,7 +9,8 @@ import shutil
 import torch
 
 from .. import __version__
-from ..targets.spec import available_targets
+from ..backends.registry import backend_names
+from ..targets.registry import target_names
 
 
 def _kernel() -> dict:
@@ -24,11 +25,8 @@ def doctor() -> dict:
     return {
         "neurodeploy": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available(),
-        "nvcc": shutil.which("nvcc"), "kernel": _kernel(), "targets": available_targets(),
-        "backends": {
-            "software": "available",
-            "mock:ideal": "available",
-            "hxtorch": "installed" if importlib.util.find_spec("hxtorch") else
-                       "not installed (BrainScaleS-2 software; not on PyPI)",
-        },
+        "nvcc": shutil.which("nvcc"), "kernel": _kernel(), "targets": target_names(),
+        "backends": {name: ("installed, not driven by this version" if importlib.util.find_spec("hxtorch") else
+                            "not installed (BrainScaleS-2 software; not on PyPI)") if name == "hxtorch" else "available"
+                     for name in backend_names()},
     }

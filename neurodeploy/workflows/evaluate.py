@@ -10,7 +10,7 @@ from ..data.datasets import load_data
 from ..data.encoding import encode_dataset
 from ..modelfile import load_model
 from ..models.delayed import network_from_model
-from .common import accuracy, batched_scores
+from ..scoring import accuracy, batched_scores
 
 
 def evaluate(model_path: str | Path, data: Optional[str] = None) -> dict:

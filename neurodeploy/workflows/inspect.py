@@ -7,12 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from ..calibration.file import load_calibration
 from ..deployment import load_deployment
 from ..errors import FileKindError
 from ..modelfile import read_model_dict
 from ..recipe import load_recipe
-from ..targets.spec import load_target
+from ..targets.registry import all_targets, get_target
 
 
 def _summary_of_model(path: Path) -> dict:
@@ -28,10 +27,9 @@ def _summary_of_model(path: Path) -> dict:
 def _summary_of_deployment(path: Path) -> dict:
     dep = load_deployment(path)
     report = dep.meta["report"]
+    usage = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != "target"}
     return {"kind": "deployment", "version": dep.meta["version"], "target": dep.target,
-            "dataset": dep.meta["dataset"], "dt_s": dep.meta["dt_s"],
-            **{k: report[k] for k in ("circuits_used", "circuits_available", "rows_used", "rows_available",
-                                      "synapses_used", "synapses_available")},
+            "dataset": dep.meta["dataset"], "dt_s": dep.meta["dt_s"], **usage,
             "chip": dep.meta.get("chip"), "layers": report["layers"], "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
             "software_version": dep.meta["software_version"]}
 
@@ -48,15 +46,11 @@ def _summary_of_yaml(path: Path) -> dict:
                 "populations": [(p.name, p.kind, p.size) for p in recipe.graph.populations],
                 "training": recipe.training}
     if fmt == "neurodeploy.target":
-        spec = load_target(path)
-        return {"kind": "target", "name": spec.name, "description": spec.description,
-                "circuits": spec.total_circuits, "rows": spec.total_rows, "synapses": spec.total_synapses}
-    if fmt == "neurodeploy.calibration":
-        cal = load_calibration(path)
-        return {"kind": "calibration", "chip": cal.chip, "backend": cal.backend, "target": cal.target,
-                "created": cal.created, "software_version": cal.software_version, "targets": cal.targets,
-                "calibrated": int(cal.success.sum()), "neurons": int(len(cal.success)),
-                "spread": cal.spread, "seconds": cal.seconds, "measurement_rounds": cal.measurement_rounds}
+        target = get_target(path)
+        return {"kind": "target", "name": target.name, "description": target.description, **target.limits()}
+    for target in all_targets():  # file kinds a target owns (BSS-2: calibration files)
+        if fmt in target.file_formats:
+            return target.file_formats[fmt](path)
     raise FileKindError(f"{path} is YAML but not a neurodeploy file (format {fmt!r})",
                         "give a recipe, target spec, model or deployment")
 

@@ -8,44 +8,31 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
-from ..backends.base import readout_scores
+from ..backends.base import Backend, readout_scores
 from ..backends.registry import get_backend
 from ..data.datasets import load_data
 from ..data.encoding import encode
-from ..calibration.file import load_calibration
 from ..deployment import Deployment, load_deployment
-from ..errors import CalibrationError
-from ..targets.bss2.calibrated import apply_calibration
-from ..targets.spec import load_target
-from .common import accuracy
+from ..errors import BackendError
+from ..targets.registry import get_target
+from ..scoring import accuracy
 
 BATCH = 500
 
 
-def for_backend(deployment: Deployment, engine, calibration: Optional[str | Path] = None) -> Deployment:
-    """The deployment as the chip behind ``engine`` needs it.
-
-    With ``calibration``, the codes are that chip's (its identity must be the backend's). Without,
-    a deployment calibrated for one chip is refused on another: its codes would be wrong there.
-    """
-    chip = getattr(engine, "chip_id", None)
-    if calibration is not None:
-        cal = load_calibration(calibration)
-        if chip is not None and cal.chip != chip:
-            raise CalibrationError(f"calibration {calibration} is of chip {cal.chip}, the backend is chip {chip}",
-                                   f"calibrate this chip: neurodeploy calibrate --backend {engine.name} -o FILE")
-        return apply_calibration(deployment, cal, load_target(deployment.target), source=str(calibration))
-    wanted = deployment.meta.get("chip")
-    if wanted is not None and chip is not None and getattr(engine, "uses_codes", True) and wanted != chip:
-        raise CalibrationError(f"the deployment was calibrated for chip {wanted}, the backend is chip {chip}",
-                               f"run it with --calibration FILE of chip {chip}, or map again with that calibration")
-    return deployment
+def for_backend(deployment: Deployment, engine: Backend, calibration: Optional[str | Path] = None) -> Deployment:
+    """The deployment as the chip behind ``engine`` needs it (its target decides; e.g. a calibration's codes)."""
+    if engine.target is not None and engine.target != deployment.target:
+        raise BackendError(f"backend '{engine.name}' runs target '{engine.target}' deployments, this one is for "
+                           f"'{deployment.target}'", f"map the model with --target {engine.target}, or choose a "
+                           f"backend of target '{deployment.target}'")
+    return get_target(deployment.target).for_backend(deployment, engine, calibration)
 
 
-def other_chip_warnings(deployment: Deployment, engine) -> list[str]:
+def other_chip_warnings(deployment: Deployment, engine: Backend) -> list[str]:
     """A model trained in the loop on one chip has learned that chip's mismatch; on another it may lose accuracy."""
     trained = (deployment.meta.get("trained_on") or {}).get("chip")
-    chip = getattr(engine, "chip_id", None)
+    chip = engine.chip_id
     if trained is None or chip is None or trained == chip:
         return []
     return [f"this model was trained in the loop on chip {trained}, it runs on chip {chip}: "
@@ -68,5 +55,4 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine),
             "n_samples": int(len(y)), "backend": engine.name,
             "target": deployment.target, "dataset": deployment.meta["dataset"], "data": data or "test",
-            "chip": getattr(engine, "chip_id", None),
-            "counters": counters}
+            "chip": engine.chip_id, "counters": counters}

@@ -29,7 +29,7 @@ from ...data.encoding import n_steps
 from ...deployment import Deployment
 from ...models.network import delay_one_step
 from ...targets.bss2.analog import ChipCodes
-from ...targets.spec import TargetSpec, load_target
+from ...targets.bss2.spec import BSS2Spec, load_bss2_spec
 from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .delay_lines import fpga_delayed_times, input_route_currents
@@ -72,7 +72,7 @@ class Chip(NamedTuple):
 
     variation: ChipVariation
     effects: MockEffects
-    spec: TargetSpec
+    spec: BSS2Spec
     dead: np.ndarray  # circuits that do not work (fault injection for tests)
 
 
@@ -85,7 +85,7 @@ def run_steps(meta: dict) -> int:
 
 
 def _routes(routes: np.ndarray, n_sources: int, weight: np.ndarray, a: dict, gain: np.ndarray,
-            member: np.ndarray, spec: TargetSpec, meta: Optional[dict] = None) -> Routes:
+            member: np.ndarray, spec: BSS2Spec, meta: Optional[dict] = None) -> Routes:
     # FPGA routes (meta given) may carry a delay strategy's strength bits in their labels.
     currents = (route_currents(routes, weight, a["synapse_label"], a["row_mode"]) if meta is None
                 else input_route_currents(routes, weight, a, meta))
@@ -98,7 +98,7 @@ def _routes(routes: np.ndarray, n_sources: int, weight: np.ndarray, a: dict, gai
 def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
     """Load a deployment into the emulated chip (``chip`` None: the ideal one)."""
     a, meta = deployment.arrays, deployment.meta
-    spec = chip.spec if chip is not None else load_target(meta["target"])
+    spec = chip.spec if chip is not None else load_bss2_spec()
     neuron_circuits = a["neuron_circuits"]
     enabled = a["circuit_enabled"]
     member = membership(neuron_circuits, len(enabled))
@@ -152,17 +152,20 @@ def parse_chip(name: str) -> tuple[str, Optional[int], MockEffects]:
 class MockChip:
     """One emulated chip. ``chip``: ``"ideal"`` or an integer id that seeds its fixed pattern."""
 
+    target = "bss2"
+    capabilities = frozenset({"madc"})
+
     def __init__(self, chip: str | int = "ideal", effects: Optional[MockEffects] = None, seed: int = 0,
                  dead_circuits: tuple[int, ...] = ()) -> None:
         self.chip = str(chip)
         self.effects = effects or MockEffects()
         off = [k for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
         self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off) if off and self.chip != "ideal" else "")
-        self.chip_id = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
+        self.chip_id: Optional[str] = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
         self.uses_codes = self.chip != "ideal"  # the ideal chip realises the requested settings, not codes
         self._chip: Optional[Chip] = None
         if self.chip != "ideal":
-            spec = load_target("bss2")
+            spec = load_bss2_spec()
             self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec,
                               np.asarray(dead_circuits, np.int64))
         self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))

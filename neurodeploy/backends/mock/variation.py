@@ -41,7 +41,7 @@ import numpy as np
 
 from ...errors import BackendError
 from ...targets.bss2.analog import ChipCodes, quadrant_of, refractory_time_s
-from ...targets.spec import TargetSpec
+from ...targets.bss2.spec import BSS2Spec
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ChipVariation(NamedTuple):
 POTENTIALS = ("v_leak", "v_reset", "v_threshold")
 
 
-def draw_variation(chip: int, spec: TargetSpec, effects: MockEffects) -> ChipVariation:
+def draw_variation(chip: int, spec: BSS2Spec, effects: MockEffects) -> ChipVariation:
     """The fixed pattern of chip ``chip``: the same id always gives the same chip."""
     rng = np.random.default_rng(np.random.SeedSequence([0x6E64, chip]))
     g = spec["geometry"]
@@ -135,7 +135,7 @@ class CircuitPhysics(NamedTuple):
     gain_cadc_per_lsb: np.ndarray
 
 
-def realise(codes: ChipCodes, variation: ChipVariation, spec: TargetSpec,
+def realise(codes: ChipCodes, variation: ChipVariation, spec: BSS2Spec,
             dead: np.ndarray = np.zeros(0, np.int64)) -> CircuitPhysics:
     """Per-circuit physical parameters that ``codes`` produce on this chip.
 

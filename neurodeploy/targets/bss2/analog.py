@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 
 NEURON_CODES = ("v_leak", "v_reset", "v_threshold", "i_bias_leak", "i_bias_syn_tau", "i_bias_synin_gm")
 QUADRANT_CODES = ("synapse_dac_bias", "refractory_scaler")
@@ -56,7 +56,7 @@ class ChipCodes(NamedTuple):
         return ChipCodes(**fields)
 
 
-def quadrant_of(n_circuits: int, spec: TargetSpec) -> np.ndarray:
+def quadrant_of(n_circuits: int, spec: BSS2Spec) -> np.ndarray:
     """Quadrant of each circuit (``circuit = hemisphere * 256 + column``; 128 columns per quadrant)."""
     columns = spec["geometry"]["circuits_per_hemisphere"]
     per_row = spec["capmem"]["quadrants"] // spec["geometry"]["hemispheres"]
@@ -64,40 +64,40 @@ def quadrant_of(n_circuits: int, spec: TargetSpec) -> np.ndarray:
     return (circuit // columns) * per_row + (circuit % columns) // (columns // per_row)
 
 
-def clip_code(code: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def clip_code(code: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     return np.clip(np.round(code), 0, spec["capmem"]["code_max"]).astype(np.int32)
 
 
 # Nominal curves and their inverses ------------------------------------------------------------
 
-def nominal_potential_cadc(code: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def nominal_potential_cadc(code: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     c = spec["capmem"]["potential_cadc"]
     return c["offset"] + c["per_code"] * np.asarray(code, float)
 
 
-def nominal_potential_code(v_cadc: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def nominal_potential_code(v_cadc: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     c = spec["capmem"]["potential_cadc"]
     return (np.asarray(v_cadc, float) - c["offset"]) / c["per_code"]
 
 
-def nominal_tau_s(code: np.ndarray, spec: TargetSpec, which: str) -> np.ndarray:
+def nominal_tau_s(code: np.ndarray, spec: BSS2Spec, which: str) -> np.ndarray:
     return spec["capmem"][f"{which}_s_times_code"] / np.maximum(np.asarray(code, float), 1.0)
 
 
-def nominal_tau_code(tau_s: np.ndarray, spec: TargetSpec, which: str) -> np.ndarray:
+def nominal_tau_code(tau_s: np.ndarray, spec: BSS2Spec, which: str) -> np.ndarray:
     return spec["capmem"][f"{which}_s_times_code"] / np.asarray(tau_s, float)
 
 
-def nominal_gain(code: np.ndarray, dac_code: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def nominal_gain(code: np.ndarray, dac_code: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     c = spec["capmem"]
     return c["synaptic_gain_per_code"] * np.asarray(code, float) * np.asarray(dac_code, float) / c["synapse_dac_bias"]
 
 
-def refractory_time_s(counter: np.ndarray, scaler: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def refractory_time_s(counter: np.ndarray, scaler: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     return np.asarray(counter, float) * (np.asarray(scaler, float) + 1.0) / spec["refractory"]["clock_hz"]
 
 
-def refractory_codes(t_ref_s: np.ndarray, quadrant: np.ndarray, spec: TargetSpec) -> tuple[np.ndarray, np.ndarray]:
+def refractory_codes(t_ref_s: np.ndarray, quadrant: np.ndarray, spec: BSS2Spec) -> tuple[np.ndarray, np.ndarray]:
     """Counter per circuit and the smallest scaler per quadrant that fits its longest period (exact, digital)."""
     r = spec["refractory"]
     cycles = np.asarray(t_ref_s, float) * r["clock_hz"]
@@ -111,7 +111,7 @@ def refractory_codes(t_ref_s: np.ndarray, quadrant: np.ndarray, spec: TargetSpec
     return counter, scaler
 
 
-def nominal_codes(settings: dict[str, np.ndarray], spec: TargetSpec) -> ChipCodes:
+def nominal_codes(settings: dict[str, np.ndarray], spec: BSS2Spec) -> ChipCodes:
     """Codes that give the requested physical ``settings`` on an average circuit (no calibration).
 
     ``settings`` are per-circuit arrays: ``v_leak_cadc``, ``v_reset_cadc``, ``v_th_cadc`` (``inf``:

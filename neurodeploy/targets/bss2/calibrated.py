@@ -8,17 +8,14 @@ parameters are its targets; circuits that failed calibration are never used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ...deployment import Deployment
 from ...errors import CalibrationError
-from ..spec import TargetSpec
+from .spec import BSS2Spec
+from .calibration_file import Calibration
 from .analog import ChipCodes, clip_code, nominal_codes
 
-if TYPE_CHECKING:  # the calibration package sits above the targets layer; only its data type is used
-    from ...calibration.file import Calibration
 
 # Layer setting (lower.HardwareNeuron) → calibration target, and which layer kinds use it.
 MATCHED = (("tau_mem_s", "tau_mem_s", ("lif", "li")), ("tau_syn_s", "tau_syn_s", ("lif", "li")),
@@ -26,7 +23,7 @@ MATCHED = (("tau_mem_s", "tau_mem_s", ("lif", "li")), ("tau_syn_s", "tau_syn_s",
            ("v_reset_cadc", "v_reset_cadc", ("lif",)), ("t_ref_s", "t_ref_s", ("lif",)))
 
 
-def check_targets(layers: list, calibration: "Calibration", source: str = "the calibration") -> None:
+def check_targets(layers: list, calibration: Calibration, source: str = "the calibration") -> None:
     """Raise when a layer needs neuron parameters the chip was not calibrated for."""
     for layer in layers:
         for setting, target, kinds in MATCHED:
@@ -39,8 +36,8 @@ def check_targets(layers: list, calibration: "Calibration", source: str = "the c
                     f"calibrate for the model: neurodeploy calibrate --backend BACKEND --target bss2 --set {target}={need:g}")
 
 
-def calibrated_codes(settings: dict[str, np.ndarray], calibration: "Calibration",
-                     spec: TargetSpec) -> tuple[ChipCodes, np.ndarray]:
+def calibrated_codes(settings: dict[str, np.ndarray], calibration: Calibration,
+                     spec: BSS2Spec) -> tuple[ChipCodes, np.ndarray]:
     """Codes for per-circuit ``settings`` on the calibrated chip, and the unclipped gain codes (to check range)."""
     nominal = nominal_codes(settings, spec)
     cal = calibration.codes
@@ -54,7 +51,7 @@ def calibrated_codes(settings: dict[str, np.ndarray], calibration: "Calibration"
     return codes, gain_code
 
 
-def gain_code_limit(spec: TargetSpec) -> int:
+def gain_code_limit(spec: BSS2Spec) -> int:
     return int(spec["capmem"]["code_max"])
 
 
@@ -65,7 +62,7 @@ def settings_of(deployment: Deployment) -> dict[str, np.ndarray]:
     return {name: deployment[f"circuit_{name}"] for name in names}
 
 
-def apply_calibration(deployment: Deployment, calibration: "Calibration", spec: TargetSpec,
+def apply_calibration(deployment: Deployment, calibration: Calibration, spec: BSS2Spec,
                       source: str = "the calibration") -> Deployment:
     """The same deployment with the codes of the chip ``calibration`` describes."""
     used = deployment["circuit_enabled"]

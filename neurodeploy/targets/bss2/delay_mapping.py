@@ -13,7 +13,7 @@ import numpy as np
 
 from ...errors import DesignRuleViolation, NeurodeployError
 from ...modelfile import ModelFile
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 from .delay_rules import check_delays, rule_delay_source
 from .delays import STRATEGIES, DelayPlan, delay_report, expand_input_routes, plan_delays
 from .lower import LoweredLayer, circuits_per_neuron
@@ -28,7 +28,7 @@ def _has_delays(model: ModelFile) -> bool:
     return any(p.max_delay_steps for p in model.graph.projections)
 
 
-def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: TargetSpec, strategy: Optional[str]
+def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: BSS2Spec, strategy: Optional[str]
                           ) -> tuple[Optional[DelayPlan], list[LoweredLayer], list[DesignRuleViolation]]:
     """The plan, the layers with their on-chip fan-in (input slots), and the delay rules' violations."""
     if not _has_delays(model):
@@ -69,7 +69,7 @@ def quantise_delayed(plan: Optional[DelayPlan], weight_max: int, clip_quantile: 
 
 
 def route_delayed(plan: Optional[DelayPlan], layers: list[LoweredLayer], placement: Placement, quantised: dict,
-                  spec: TargetSpec, input_name: str) -> tuple[Routing, list[DesignRuleViolation]]:
+                  spec: BSS2Spec, input_name: str) -> tuple[Routing, list[DesignRuleViolation]]:
     """``route()``, with delayed layers' slots and the strategy's label space; input routes per FPGA copy."""
     if plan is None:
         return route(layers, placement, quantised, spec, input_name)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ...errors import DesignRuleViolation
 from ...graph import Graph
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 from .delays import DelayPlan
 
 
@@ -32,7 +32,7 @@ def rule_delay_source(graph: Graph) -> Iterator[DesignRuleViolation]:
                 proj.name, "all input projections delayed", f"give '{proj.post}' a delays: key (max_steps: 1 or more)")
 
 
-def rule_delay_range(plan: DelayPlan, dt_s: float, spec: TargetSpec) -> Iterator[DesignRuleViolation]:
+def rule_delay_range(plan: DelayPlan, dt_s: float, spec: BSS2Spec) -> Iterator[DesignRuleViolation]:
     """BSS2-DELAY-RANGE: longest copy delay (hardware time) ≤ the FPGA's delay counter."""
     limit_s = spec["delays"]["off_chip"]["max_delay_s"]
     longest = int(plan.virtual[:, 1].max(initial=0))
@@ -43,7 +43,7 @@ def rule_delay_range(plan: DelayPlan, dt_s: float, spec: TargetSpec) -> Iterator
             f"{limit_s * 1e6:.4g} us", f"lower delays.max_steps to {int(limit_s * spec.speedup / dt_s)} or dt_s")
 
 
-def rule_delay_capacity(plan: DelayPlan, spec: TargetSpec) -> Iterator[DesignRuleViolation]:
+def rule_delay_capacity(plan: DelayPlan, spec: BSS2Spec) -> Iterator[DesignRuleViolation]:
     """BSS2-DELAY-CAPACITY: delayed copies (channel, delay, strength) ≤ the FPGA table's entries."""
     available = spec["delays"]["off_chip"]["copies"]
     if len(plan.virtual) > available:
@@ -64,7 +64,7 @@ def rule_delay_labels(plan: DelayPlan, reserved_labels: int = 0) -> Iterator[Des
                 "use --delays multi-synapse or gradient-only (64 labels), or fewer neurons with distinct delays")
 
 
-def rule_delay_rows(plan: DelayPlan, spec: TargetSpec) -> Iterator[DesignRuleViolation]:
+def rule_delay_rows(plan: DelayPlan, spec: BSS2Spec) -> Iterator[DesignRuleViolation]:
     """BSS2-DELAY-ROWS: input slots per neuron (taps × inputs, each an exc + inh row pair) fit a (merged) neuron."""
     available = spec["synapse"]["signed_inputs_per_circuit"] * spec["merging"]["max_circuits_per_neuron"]
     for layer, slots in plan.layers.items():
@@ -75,7 +75,7 @@ def rule_delay_rows(plan: DelayPlan, spec: TargetSpec) -> Iterator[DesignRuleVio
                 needed, available, "use --delays spike-strength or gradient-only (one slot per input)")
 
 
-def check_delays(plan: DelayPlan, dt_s: float, spec: TargetSpec,
+def check_delays(plan: DelayPlan, dt_s: float, spec: BSS2Spec,
                  reserved_labels: int = 0) -> list[DesignRuleViolation]:
     """All delay rules that need a plan (BSS2-DELAY-SOURCE comes first: without it no plan can be made)."""
     return [*rule_delay_range(plan, dt_s, spec), *rule_delay_capacity(plan, spec),

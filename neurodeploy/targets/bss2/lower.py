@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 from ...graph import Graph, NeuronParameters
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class LoweredLayer:
         return self.size * self.circuits_per_neuron
 
 
-def hardware_neuron(neuron: NeuronParameters, kind: str, spec: TargetSpec) -> HardwareNeuron:
+def hardware_neuron(neuron: NeuronParameters, kind: str, spec: BSS2Spec) -> HardwareNeuron:
     potentials = spec["neuron"]["default_potentials_cadc"]
     leak = float(spec["neuron"]["readout_leak_cadc"] if kind == "li" else potentials["leak"])
     swing = float(potentials["threshold"] - potentials["leak"])
@@ -82,7 +82,7 @@ def copies_that_fit(fan_in: int, circuits: int, inputs_per_circuit: int, wanted:
     return max(1, min(wanted, inputs_per_circuit // share))
 
 
-def lower(graph: Graph, spec: TargetSpec, weight_copies: int = 1) -> list[LoweredLayer]:
+def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredLayer]:
     """One lowered layer per non-input population, in graph order (``weight_copies``: see the module)."""
     per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
     layers = []

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 
-from ...data.datasets import load_split
-from ...data.encoding import encode_dataset
 from ...deployment import Deployment
 from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile
 from ...models.network import SpikingNetwork
-from ..spec import TargetSpec
+from .spec import BSS2Spec
+from .calibration_file import Calibration
 from .analog import ChipCodes, nominal_codes, nominal_gain
 from .calibrated import calibrated_codes, check_targets
 from .delay_mapping import delay_arrays, plan_and_check_delays, quantise_delayed, route_delayed
@@ -25,13 +24,8 @@ from .quantise import QuantisedLayer, quantise_layer
 from .route import Routing
 from .rules import check_all
 
-if TYPE_CHECKING:
-    from ...calibration.file import Calibration
 
-RATE_SAMPLES = 500
-
-
-def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None,
+def check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray] = None,
           delays: Optional[str] = None, weight_copies: Optional[int] = None
           ) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
     """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py);
@@ -41,7 +35,7 @@ def check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray] =
     return layers, violations, warnings
 
 
-def _lower_and_check(model: ModelFile, spec: TargetSpec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
+def _lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
                      weight_copies: int = 1
                      ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
     """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once."""
@@ -65,12 +59,11 @@ class SoftwareProbe(NamedTuple):
 
 
 def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer],
-           samples: int) -> SoftwareProbe:
-    """Firing rates with float and quantised weights, and how far the readout rises (never the test set)."""
-    if samples <= 0:
+           spikes: Optional[torch.Tensor]) -> SoftwareProbe:
+    """Firing rates with float and quantised weights, and how far the readout rises, on ``spikes``
+    (encoded training samples ``[T, B, C]``, never the test set; None: not measured)."""
+    if spikes is None or spikes.shape[1] == 0:
         return SoftwareProbe({}, None)
-    x, _ = load_split(model.dataset, "train")
-    spikes = encode_dataset(x[:samples], model.encoding, model.dt_s)
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights, delays=model.delays or None,
                          delay_sigma_steps=model.delay_sigma_steps)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
@@ -85,7 +78,7 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)))
 
 
-def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: TargetSpec) -> LoweredLayer:
+def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: BSS2Spec) -> LoweredLayer:
     """Scale a readout's potentials so that its typical peak stays inside the CADC's reliable range.
 
     Decoding takes the maximum over time, so the top of the range is what must not clip; the
@@ -104,7 +97,7 @@ def _pinned_potential_scale(layer: LoweredLayer, mapping: dict) -> LoweredLayer:
     return layer if pinned is None else replace(layer, hw=replace(layer.hw, cadc_per_model_unit=float(pinned)))
 
 
-def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec) -> dict:
+def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: BSS2Spec) -> dict:
     """Per-circuit analog settings (physical units): what calibration later turns into codes."""
     n = spec.total_circuits
     settings = {name: np.zeros(n, np.float64) for name in
@@ -123,8 +116,8 @@ def _circuit_settings(layers: list[LoweredLayer], placement: Placement, quantise
     return {**{f"circuit_{k}": v for k, v in settings.items()}, "circuit_enabled": enabled}
 
 
-def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spec: TargetSpec,
-           calibration: Optional["Calibration"]) -> tuple[ChipCodes, list[DesignRuleViolation]]:
+def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spec: BSS2Spec,
+           calibration: Optional[Calibration]) -> tuple[ChipCodes, list[DesignRuleViolation]]:
     """CapMem codes for the requested settings (nominal curves, or the chip's calibration).
 
     BSS2-GAIN: a circuit whose requested synaptic gain lies beyond its code range.
@@ -150,14 +143,15 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
     return codes, violations
 
 
-def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
-                circuit_ok: Optional[np.ndarray] = None, rate_samples: int = RATE_SAMPLES,
-                calibration: Optional["Calibration"] = None, delays: Optional[str] = None,
+def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
+                circuit_ok: Optional[np.ndarray] = None, probe_inputs: Optional[torch.Tensor] = None,
+                calibration: Optional[Calibration] = None, delays: Optional[str] = None,
                 weight_copies: Optional[int] = None) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
-    Firing rates before and after quantisation, and the readout's range, are measured in software on ``rate_samples`` training
-    samples (0: not measured). ``weight_copies`` None: what in-the-loop training used, else 1.
+    Firing rates before and after quantisation, and the readout's range, are measured in software on
+    ``probe_inputs`` (encoded training samples ``[T, B, C]``; None: not measured, and the readout
+    keeps its nominal range). ``weight_copies`` None: what in-the-loop training used, else 1.
     """
     weight_copies = _copies(model, weight_copies)
     if calibration is not None:
@@ -181,7 +175,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
     routing, violations = route_delayed(plan, layers, placement, quantised, spec, model.graph.input.name)
     if violations:
         return None, {"warnings": warnings}, violations
-    probe = _probe(model, layers, quantised, rate_samples)
+    probe = _probe(model, layers, quantised, probe_inputs)
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
     layers = [_pinned_potential_scale(layer, model.mapping) for layer in layers]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
@@ -222,7 +216,7 @@ def map_to_bss2(model: ModelFile, spec: TargetSpec, *, clip_quantile: float = 1.
 
 
 def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, routing: Routing, rates: dict,
-            spec: TargetSpec, warnings: list[str]) -> dict:
+            spec: BSS2Spec, warnings: list[str]) -> dict:
     layer_rows = []
     for layer in layers:
         q = quantised[layer.name]

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ...errors import DesignRuleViolation
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 from .lower import LoweredLayer
 
 
@@ -28,13 +28,13 @@ class Placement:
         return row[row >= 0]
 
 
-def fill_order(spec: TargetSpec) -> np.ndarray:
+def fill_order(spec: BSS2Spec) -> np.ndarray:
     g = spec["geometry"]
     columns, hemispheres = g["circuits_per_hemisphere"], g["hemispheres"]
     return np.array([h * columns + c for c in range(columns) for h in range(hemispheres)])
 
 
-def place(layers: list[LoweredLayer], spec: TargetSpec, circuit_ok: Optional[np.ndarray] = None
+def place(layers: list[LoweredLayer], spec: BSS2Spec, circuit_ok: Optional[np.ndarray] = None
           ) -> tuple[Optional[Placement], list[DesignRuleViolation]]:
     """Assign circuits to every neuron; a layer that finds no room is a BSS2-NEURONS violation."""
     order = fill_order(spec)

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ...errors import DesignRuleViolation
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 from .lower import LoweredLayer
 from .place import Placement
 from .quantise import QuantisedLayer
@@ -49,7 +49,7 @@ def split_weight(w: int, copies: int) -> list[int]:
     return [sign * (base + (j < extra)) for j in range(copies)]
 
 
-def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: TargetSpec,
+def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: BSS2Spec,
           input_name: str, slot_inputs: Optional[dict] = None, labels_per_driver: Optional[int] = None
           ) -> tuple[Routing, list[DesignRuleViolation]]:
     """Build the synapse arrays and event routes; labels overflowing a driver are BSS2-LABELS.

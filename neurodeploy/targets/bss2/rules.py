@@ -11,10 +11,10 @@ import math
 from typing import Callable, Iterable, Optional
 
 from ...errors import DesignRuleViolation
-from ..spec import TargetSpec
+from .spec import BSS2Spec
 from .lower import LoweredLayer
 
-Rule = Callable[[list[LoweredLayer], TargetSpec, list[str], Optional[int]], Iterable[DesignRuleViolation]]
+Rule = Callable[[list[LoweredLayer], BSS2Spec, list[str], Optional[int]], Iterable[DesignRuleViolation]]
 
 
 def rule_fanin(layers, spec, warnings, available_circuits):
@@ -86,7 +86,7 @@ RULES: tuple[Rule, ...] = (rule_fanin, rule_circuits, rule_tau_mem, rule_tau_syn
                            rule_potentials)
 
 
-def check_time_grid(dt_s: float, spec: TargetSpec, warnings: list[str]) -> list[DesignRuleViolation]:
+def check_time_grid(dt_s: float, spec: BSS2Spec, warnings: list[str]) -> list[DesignRuleViolation]:
     """BSS2-DT: the hardware step (model step / speed-up) spans at least one 8 ns clock cycle.
 
     A step that is not a whole number of cycles only moves events by less than half a cycle when
@@ -102,7 +102,7 @@ def check_time_grid(dt_s: float, spec: TargetSpec, warnings: list[str]) -> list[
     return []
 
 
-def check_all(layers: list[LoweredLayer], spec: TargetSpec, dt_s: float,
+def check_all(layers: list[LoweredLayer], spec: BSS2Spec, dt_s: float,
               available_circuits: Optional[int] = None) -> tuple[list[DesignRuleViolation], list[str]]:
     """Run every rule; return all violations and all warnings."""
     warnings: list[str] = []

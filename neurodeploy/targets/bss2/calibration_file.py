@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .. import __version__
-from ..atomic import atomic_path
-from ..errors import CalibrationError, FileKindError
-from ..targets.bss2.analog import ChipCodes
+from ... import __version__
+from ...atomic import atomic_path
+from ...errors import CalibrationError, FileKindError
+from .analog import ChipCodes
 
 FORMAT = "neurodeploy.calibration"
 VERSION = 1

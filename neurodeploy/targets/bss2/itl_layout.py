@@ -18,16 +18,16 @@ from typing import Mapping, NamedTuple, Optional
 import numpy as np
 import torch
 
-from ..core.quantise import fake_quantise
-from ..deployment import Deployment
-from ..errors import BackendError
-from ..modelfile import ModelFile
-from ..targets.bss2.lower import LoweredLayer
-from ..targets.bss2.mapper import check
-from ..targets.bss2.place import Placement, place
-from ..targets.bss2.quantise import QuantisedLayer, quantise_layer
-from ..targets.bss2.route import route
-from ..targets.spec import TargetSpec
+from ...core.quantise import fake_quantise
+from ...deployment import Deployment
+from ...errors import BackendError
+from ...modelfile import ModelFile
+from .lower import LoweredLayer
+from .mapper import check
+from .place import Placement, place
+from .quantise import QuantisedLayer, quantise_layer
+from .route import route
+from .spec import BSS2Spec
 
 
 class Layout(NamedTuple):
@@ -35,7 +35,7 @@ class Layout(NamedTuple):
 
     layers: list[LoweredLayer]
     placement: Placement
-    spec: TargetSpec
+    spec: BSS2Spec
     input_name: str
     scale: dict  # layer name → [post] model units per LSB
 
@@ -43,7 +43,7 @@ class Layout(NamedTuple):
         return [f"{pre}->{layer.name}" for pre, _ in layer.inputs]
 
 
-def fixed_layout(model: ModelFile, spec: TargetSpec, deployment: Deployment,
+def fixed_layout(model: ModelFile, spec: BSS2Spec, deployment: Deployment,
                  circuit_ok: Optional[np.ndarray]) -> Layout:
     """Re-derive the deployment's layers and placement (deterministic), and read its scales."""
     layers, _, _ = check(model, spec, circuit_ok, weight_copies=int(deployment.meta.get("weight_copies", 1)))

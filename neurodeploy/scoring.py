@@ -1,4 +1,4 @@
-"""Pieces several workflows share: scoring a readout, a backend's accuracy, checking options."""
+"""Scoring: a readout's accuracy, batch by batch in software or on a backend; an option check the verbs share."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..backends.base import Backend, readout_scores
-from ..deployment import Deployment
-from ..errors import NeurodeployError
-from ..models.network import decode
+from .backends.base import Backend, readout_scores
+from .deployment import Deployment
+from .errors import NeurodeployError
+from .models.network import decode
 
 
 def batched_scores(run_batch: Callable[[torch.Tensor], torch.Tensor], spikes: torch.Tensor,

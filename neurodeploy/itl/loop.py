@@ -1,0 +1,98 @@
+r"""In-the-loop training as steps over objects: the data, one epoch, the record of the run.
+
+Each mini-batch runs on the backend through the deployment; its spikes and membrane samples
+(aligned to the model by :mod:`.alignment`) are injected into the model's forward pass
+(:mod:`.forward`), so the loss is the chip's and the gradient is the model's surrogate gradient
+on the chip's trajectory. AdamW updates float shadow weights; the target's
+:class:`~neurodeploy.targets.base.ItlSession` re-quantises them with the first mapping's fixed
+scales and rewrites only the synapses that changed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..backends.base import Backend
+from ..data.datasets import SPLITS, load_split
+from ..data.encoding import encode, encode_dataset
+from ..deployment import Deployment
+from ..errors import BackendError, NeurodeployError
+from ..modelfile import ModelFile
+from ..models.network import decode
+from ..targets.base import ItlSession
+from ..training.loss import task_loss
+from .alignment import Alignment
+from .forward import injected_forward, measured_per_layer
+
+
+class ItlData(NamedTuple):
+    """The samples of one run: encoded for the chip (times) and for the model (spikes)."""
+
+    train_times: np.ndarray  # [N, channels] spike times, model seconds
+    train_spikes: torch.Tensor  # [T, N, channels]
+    labels: torch.Tensor  # [N]
+    val_times: np.ndarray
+    val_labels: np.ndarray
+    test_times: np.ndarray
+    test_labels: np.ndarray
+
+
+def itl_data(model: ModelFile, train_samples: int | None) -> ItlData:
+    """The first ``train_samples`` training samples (None: all), the validation split, the test split.
+
+    A dataset without a validation split validates on the training samples itl does not use.
+    """
+    train_x, train_y = load_split(model.dataset, "train")
+    used = len(train_y) if train_samples is None else int(train_samples)
+    if not 0 < used <= len(train_y):
+        raise NeurodeployError(f"--train-samples {train_samples} is outside 1..{len(train_y)}",
+                               f"the '{model.dataset}' training set has {len(train_y)} samples")
+    if "validation" in SPLITS[model.dataset]:
+        val_x, val_y = load_split(model.dataset, "validation")
+    elif used >= len(train_y):
+        raise NeurodeployError(f"dataset '{model.dataset}' has no validation split and all {len(train_y)} training "
+                               "samples are used for training", f"use --train-samples below {len(train_y)}")
+    else:
+        val_x, val_y = train_x[used:], train_y[used:]
+    test_x, test_y = load_split(model.dataset, "test")
+    return ItlData(encode(train_x[:used], model.encoding), encode_dataset(train_x[:used], model.encoding, model.dt_s),
+                   torch.as_tensor(train_y[:used]), encode(val_x, model.encoding), val_y,
+                   encode(test_x, model.encoding), test_y)
+
+
+def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, weights: dict[str, torch.nn.Parameter],
+                optimiser: torch.optim.Optimizer, data: ItlData, model: ModelFile, alignment: Alignment,
+                neurons: dict[str, np.ndarray], order: torch.Tensor) -> tuple[Deployment, dict]:
+    """One pass over the training samples in ``order``; returns the deployment holding the new weights and
+    the epoch's loss, accuracy on the chip and synapses rewritten."""
+    settings = model.training
+    losses, correct, rewritten = [], 0, 0
+    for start in range(0, len(order), settings["batch_size"]):
+        idx = order[start:start + settings["batch_size"]]
+        obs = engine.run(deployment, data.train_times[idx.numpy()])
+        if obs.spikes.shape[0] not in (0, data.train_spikes.shape[0]):
+            raise BackendError(f"backend {engine.name} returned {obs.spikes.shape[0]} steps, the model has "
+                               f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
+        measured = measured_per_layer(obs, model.graph, neurons, alignment)
+        out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
+                               measured, settings["surrogate_steepness"])
+        scores = decode(out.readout_v, settings["loss"])
+        loss = task_loss(scores, data.labels[idx], out.spikes, model.graph.input.name, settings)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        session.clamp(weights)
+        deployment, changed = session.reconfigured(deployment, weights)
+        losses.append(loss.item())
+        correct += int((scores.argmax(1) == data.labels[idx]).sum())
+        rewritten += changed
+    return deployment, {"loss": float(np.mean(losses)), "train_accuracy_on_chip": correct / len(order),
+                        "synapses_rewritten": rewritten}
+
+
+def snapshot(weights: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    """Detached copies of the shadow weights (for the best epoch and the checkpoint)."""
+    return {k: w.detach().clone() for k, w in weights.items()}

@@ -1,0 +1,163 @@
+"""The target interface: what a substrate (BSS-2, Xylo, ...) gives the verbs.
+
+A target is its limits as data (``targets/NAME.yaml``), its design rules, its mapping (lower,
+quantise, place, route) into its own deployment schema, the delay strategies it realises, the
+backends that execute its deployments, and optional hooks for calibration and in-the-loop
+training. Verbs find targets through :mod:`neurodeploy.targets.registry` and talk to them only
+through this class; nothing generic imports a target's internals.
+
+A new target subclasses :class:`Target`, sets ``name``, implements :meth:`Target.check`,
+:meth:`Target.map`, :meth:`Target.limits` and :meth:`Target.backend`, and overrides the optional
+hooks it supports; the defaults of the optional hooks raise an error that says the target does
+not offer them.
+
+Every deployment, whatever its target, carries in ``meta``: ``target``, ``graph``, ``dt_s``,
+``encoding``, ``dataset``, ``layers``, ``layer_kinds``, ``readout_neurons`` (first logical id,
+count), ``training`` (loss), ``report`` and ``chip`` (None unless bound to one chip); and the
+float weights as ``float_weight:PROJECTION`` arrays, so that the ``software`` backend runs any
+target's deployment as the ideal reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional
+
+import torch
+
+from ..backends.base import Backend
+from ..deployment import Deployment
+from ..errors import DesignRuleViolation, NeurodeployError
+from ..modelfile import ModelFile
+from .spec import TargetSpec, load_spec, spec_path
+
+
+class MapOptions(NamedTuple):
+    """How to map; a target names the options it honours in ``Target.options``."""
+
+    clip_quantile: float = 1.0  # quantile of |w| that maps to the largest integer weight (1.0: no clipping)
+    weight_scale: str = "per-neuron"  # one quantisation scale per target neuron, or "per-projection"
+    calibration: Optional[str | Path] = None  # a calibration file of the chip to deploy on
+    delays: Optional[str] = None  # how trained delays are realised (one of Target.delay_strategies)
+    weight_copies: Optional[int] = None  # synapses that share one weight (None: as the model was trained)
+    probe_inputs: Optional[torch.Tensor] = None  # encoded training samples [T, B, C] for the rate diagnostics
+
+
+DEFAULT_OPTIONS = MapOptions()
+
+
+class CheckResult(NamedTuple):
+    """Every design rule a model breaks on a target, and the warnings (fidelity, ranges)."""
+
+    violations: list[DesignRuleViolation]
+    warnings: list[str]
+
+
+class MapResult(NamedTuple):
+    """A deployment (None when rules are broken), its report, and every violation."""
+
+    deployment: Optional[Deployment]
+    report: dict
+    violations: list[DesignRuleViolation]
+
+
+class ItlSession:
+    """What in-the-loop training needs from a target for one model on one chip.
+
+    The deployment is made once; afterwards only weights change: :meth:`chip_weights` gives the
+    weights as the chip holds them (forward) with identity gradient (backward), :meth:`clamp`
+    keeps the float shadow weights where quantisation still sees them, :meth:`reconfigured`
+    writes new weights into the deployment and says how many synapses changed, and
+    :meth:`mapping_record` is what the output model keeps so that ``map`` reproduces the scales.
+    """
+
+    deployment: Deployment
+
+    def chip_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def clamp(self, weights: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def reconfigured(self, deployment: Deployment, weights: dict[str, torch.Tensor]) -> tuple[Deployment, int]:
+        raise NotImplementedError
+
+    def mapping_record(self, deployment: Deployment) -> dict:
+        raise NotImplementedError
+
+
+class Target:
+    """Base class of targets; see the module docstring for the contract."""
+
+    name: str = ""
+    options: frozenset[str] = frozenset()  # MapOptions fields honoured beyond their defaults
+    delay_strategies: tuple[str, ...] = ()  # realisations of learned delays; () means none
+    file_formats: dict[str, Callable[[Path], dict]] = {}  # YAML formats it owns → summary for `inspect`
+
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def load(cls, path: Optional[str | Path] = None) -> "Target":
+        """The target with its spec file (default ``targets/NAME.yaml``)."""
+        return cls(load_spec(spec_path(path if path is not None else cls.name)))
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    # -- required -----------------------------------------------------------------------------
+    def limits(self) -> dict[str, Any]:
+        """The limits a user compares a model against, as ``{name: value}`` (for ``neurodeploy targets``)."""
+        raise NotImplementedError
+
+    def check(self, model: ModelFile, options: MapOptions = DEFAULT_OPTIONS) -> CheckResult:
+        """Run every design rule (nothing is written)."""
+        raise NotImplementedError
+
+    def map(self, model: ModelFile, options: MapOptions = DEFAULT_OPTIONS) -> MapResult:
+        """Lower, check, quantise, place and route ``model``."""
+        raise NotImplementedError
+
+    def backend(self, name: str) -> Optional[Backend]:
+        """The backend called ``name`` if this target provides it, else None."""
+        raise NotImplementedError
+
+    def backend_names(self) -> list[str]:
+        """The backend names this target provides, as a user types them (for help texts)."""
+        return []
+
+    # -- optional hooks -----------------------------------------------------------------------
+    def for_backend(self, deployment: Deployment, engine: Backend,
+                    calibration: Optional[str | Path] = None) -> Deployment:
+        """The deployment as ``engine``'s chip needs it (default: unchanged; a calibration is refused)."""
+        if calibration is not None:
+            raise NeurodeployError(f"target '{self.name}' takes no calibration file",
+                                   "run without --calibration")
+        return deployment
+
+    def calibrate(self, engine: Backend, sets: dict[str, float], *, output: Optional[str | Path] = None,
+                  seed: int = 0, plot_dir: Optional[str | Path] = None, progress: bool = True) -> dict:
+        """Calibrate the chip behind ``engine`` and write ``output``; returns the summary."""
+        raise NeurodeployError(f"target '{self.name}' has no calibration (nothing on it is analog)",
+                               "run its deployments without calibrating")
+
+    def itl_session(self, model: ModelFile, engine: Backend, calibration: Optional[str | Path],
+                    weight_copies: int, probe_inputs: Optional[torch.Tensor] = None) -> ItlSession:
+        """The deployment and weight handling of in-the-loop training (see :class:`ItlSession`)."""
+        raise NeurodeployError(f"target '{self.name}' does not support in-the-loop training",
+                               "use a target that does (see `neurodeploy targets`)")
+
+    def calibration_identity(self, calibration: str | Path) -> dict:
+        """``{"chip", "checksum", "created"}`` of a calibration file of this target (for itl's fingerprint)."""
+        raise NeurodeployError(f"target '{self.name}' takes no calibration file", "run without --calibration")
+
+    def check_options(self, options: MapOptions) -> None:
+        """Refuse options this target does not honour, naming them."""
+        for field in MapOptions._fields:
+            if field == "probe_inputs":
+                continue
+            if getattr(options, field) != getattr(DEFAULT_OPTIONS, field) and field not in self.options:
+                flag = "--" + field.replace("_", "-")
+                raise NeurodeployError(f"target '{self.name}' does not support {flag}",
+                                       f"leave {flag} out for target '{self.name}'")
