@@ -89,16 +89,18 @@ def evaluate(model: str, data: str | None, as_json: bool) -> None:
 
 
 def _map_report_text(r: dict) -> str:
-    lines = [f"target {r['target']}: circuits {r['circuits_used']}/{r['circuits_available']}, "
-             f"synapse rows {r['rows_used']}/{r['rows_available']}, synapses {r['synapses_used']}/{r['synapses_available']}, "
-             f"labels per driver <= {r['max_labels_per_driver']}, events per spike <= {r['max_events_per_spike']}",
-             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'circ/n':>7}{'copies':>7}{'scale(med)':>11}{'clipped':>9}"
-             f"{'rate float':>12}{'rate quant':>12}"]
+    """The mapping report as text: resources used of available, then one row per layer."""
+    usage = [f"{key[:-5].replace('_', ' ')} {r[key]}/{r[key[:-5] + '_available']}"
+             for key in r if key.endswith("_used") and key[:-5] + "_available" in r]
+    usage += [f"{key.replace('_', ' ')} {value}" for key, value in r.items() if isinstance(value, int)
+              and not key.endswith(("_used", "_available"))]
+    lines = [f"target {r['target']}: " + ", ".join(usage),
+             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'clipped':>9}{'rate float':>12}{'rate chip':>12}  placement"]
     for layer in r["layers"]:
         rate = lambda v: "-" if v is None else f"{v:.1f} Hz"  # noqa: E731
         lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
-                     f"{layer['circuits_per_neuron']:>7}{layer.get('weight_copies', 1):>7}{layer['scale']:>11.4f}{_percent(layer['clipped_fraction']):>9}"
-                     f"{rate(layer['rate_float_hz']):>12}{rate(layer['rate_quantised_hz']):>12}")
+                     f"{_percent(layer['clipped_fraction']):>9}{rate(layer['rate_float_hz']):>12}"
+                     f"{rate(layer['rate_quantised_hz']):>12}  {layer.get('detail', '')}")
     for strategy, cost in r.get("delays", {}).items():
         lines.append(f"delays ({strategy}): rows {cost['rows']}, labels per driver {cost['labels']}/"
                      f"{cost['labels_available']}, events per input spike <= {cost['events_per_spike']}, "
@@ -119,8 +121,9 @@ def _map_report_text(r: dict) -> str:
 @click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
               show_default=True, help="One quantisation scale per target neuron, or one per layer.")
 @click.option("--calibration", type=click.Path(), help="Calibration file of the chip to deploy on (codes, failed circuits).")
-@click.option("--delays", type=click.Choice(["multi-synapse", "spike-strength", "gradient-only"]), default=None,
-              help="How trained delays are realised off-chip (default for a model with delays: gradient-only).")
+@click.option("--delays", default=None, metavar="STRATEGY",
+              help="How trained delays are realised, one of the target's strategies (`neurodeploy targets`; "
+                   "bss2: multi-synapse, spike-strength, gradient-only, the default).")
 @click.option("--weight-copies", type=int,
               help="Spread each weight over up to K synapses on K rows, so that their mismatch averages out "
                    "(K events per spike); each layer uses as many as its free drivers allow. "

@@ -231,7 +231,9 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
             "weight_copies": layer.weight_copies,
             "cadc_per_model_unit": layer.hw.cadc_per_model_unit, "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
             "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
-            "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent)})
+            "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent),
+            "detail": f"{layer.circuits_per_neuron} circuit(s)/neuron, {layer.weight_copies} weight copies, "
+                      f"scale {float(q.scale.median()):.4f}"})
     hemispheres = spec["geometry"]["hemispheres"]
     per_bus = spec["geometry"]["drivers_per_bus"]
     drivers_used = [sorted(d for (h, d) in routing.labels_per_driver if h == hemi) for hemi in range(hemispheres)]
