@@ -1,5 +1,5 @@
-// CPU launcher of the fused LIF time loop (OpenMP), and the PyTorch operators
-// torch.ops.neurodeploy_lif.{lif_forward, lif_backward} for CPU (and CUDA when built with it).
+// CPU launcher of the fused LIF time loop (OpenMP); the operators that call it
+// (torch.ops.neurodeploy_lif.{lif_forward, lif_backward}) are in lif_ops.cpp.
 //
 // Without feedback every neuron is independent: one OpenMP task is a chunk of neurons of one
 // batch row, and the time loop runs inside it with the state in stack arrays, so nothing is
@@ -12,34 +12,20 @@
 // code, same inputs) before walking it backwards. With feedback, forward keeps v_pre (see
 // lif_core.h), and backward cannot be event-driven (the surrogate is dense): it is one GEMM per
 // step, gI_k L, from the BLAS that PyTorch ships.
-#include <ATen/Dispatch.h>
+#include "lif_cpu.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <ATen/EmptyTensor.h>
-#include <c10/core/CPUAllocator.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <omp.h>
-#include <torch/library.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include <algorithm>
-#include <cstdlib>
-#include <mutex>
-#include <tuple>
+#include <cstdint>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "lif_core.h"
-
-#ifdef NEURODEPLOY_WITH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
 namespace neurodeploy {
 namespace {
@@ -79,101 +65,6 @@ ND_INLINE void prefetch_step(const T* p, int64_t len) {
     __builtin_prefetch(p + j, kWrite, 3);
 }
 
-// A fresh [T, B, N] output is mapped page by page on first touch: with 4 KiB pages the faults
-// cost several times the writing itself (13 MB here: 4.8 ms vs 0.5 ms), and glibc hands freed
-// blocks of this size back to the kernel, so every call paid again, plus the kernel's zeroing of
-// each new page. Large outputs therefore get their own 2 MiB-aligned mapping, advised as huge
-// pages (THP mode "madvise", as c10 does under THP_MEM_ALLOC_ENABLE=1), and a freed mapping is
-// kept for the next output of the same size (a training loop repeats its shapes) while the pool
-// holds less than $NEURODEPLOY_KERNEL_POOL_MB (default 1024; 0 disables keeping).
-class MappingPool {
- public:
-  static MappingPool& get() {
-    static MappingPool* pool = new MappingPool();  // never destroyed: tensors may outlive exit
-    return *pool;
-  }
-  void* take(size_t len) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (size_t i = 0; i < free_.size(); ++i) {
-      if (free_[i].second != len) continue;
-      void* p = free_[i].first;
-      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
-      held_ -= len;
-      return p;
-    }
-    return nullptr;
-  }
-  void give(void* p, size_t len) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (held_ + len <= limit_) {
-        free_.emplace_back(p, len);
-        held_ += len;
-        return;
-      }
-    }
-    munmap(p, len);
-  }
-
- private:
-  MappingPool() {
-    const char* mb = std::getenv("NEURODEPLOY_KERNEL_POOL_MB");
-    limit_ = (mb ? std::strtoull(mb, nullptr, 10) : 1024ull) << 20;
-  }
-  std::mutex mutex_;
-  std::vector<std::pair<void*, size_t>> free_;
-  size_t held_ = 0, limit_ = 0;
-};
-
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-// A c10::Allocator (not at::from_blob), so that the tensors' storage stays an ordinary resizable
-// one: a failed resize_ of a from_blob tensor leaves it with sizes beyond its memory.
-struct PooledCpuAllocator final : c10::Allocator {
-  static constexpr size_t kHuge = size_t(2) << 20;
-  struct Block {
-    void* data;
-    size_t len;
-  };
-  static void release(void* ctx) {
-    const Block* block = static_cast<Block*>(ctx);
-    MappingPool::get().give(block->data, block->len);
-    delete block;
-  }
-  c10::DataPtr allocate(size_t bytes) override {
-    if (bytes < 2 * kHuge) return c10::GetCPUAllocator()->allocate(bytes);
-    const size_t len = (bytes + kHuge - 1) & ~(kHuge - 1);
-    void* p = MappingPool::get().take(len);
-    if (p == nullptr) {
-      void* raw = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-      if (raw == MAP_FAILED) return c10::GetCPUAllocator()->allocate(bytes);
-      const uintptr_t base = reinterpret_cast<uintptr_t>(raw);  // keep the aligned [p, p + len)
-      const uintptr_t aligned = (base + kHuge - 1) & ~uintptr_t(kHuge - 1);
-      if (aligned > base) munmap(raw, aligned - base);
-      if (base + kHuge > aligned)
-        munmap(reinterpret_cast<void*>(aligned + len), base + kHuge - aligned);
-      p = reinterpret_cast<void*>(aligned);
-      madvise(p, len, MADV_HUGEPAGE);  // advice: fine if refused
-    }
-    return {p, new Block{p, len}, &release, c10::Device(c10::DeviceType::CPU)};
-  }
-  void copy_data(void* dest, const void* src, std::size_t count) const override {
-    default_copy_data(dest, src, count);
-  }
-};
-#endif
-
-at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& opts) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (opts.device().is_cpu()) {
-    static PooledCpuAllocator allocator;
-    return at::detail::empty_generic(sizes, &allocator, c10::DispatchKeySet(c10::DispatchKey::CPU),
-                                     opts.dtype().toScalarType(), c10::nullopt);
-  }
-#endif
-  return at::empty(sizes, opts);
-}
-
 // ---- forward and recompute over a range of steps -----------------------------------------------
 
 // kInfer writes z and v; kTrain also what backward needs (checkpoints; with feedback v_pre and
@@ -181,25 +72,20 @@ at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& opts) {
 // row t - t0 of a segment buffer (for backward).
 enum class Mode { kInfer, kTrain, kRecompute };
 
-// State before step t0 of neurons [n0, n0+len) of row b: rest, or the checkpoint.
+// State before step t0 of neurons [n0, n0+len) of row b: rest, or the checkpoint (lif_core.h's
+// load_checkpoint / store_checkpoint, one neuron at a time, into the chunk's stack arrays).
 template <typename T>
 void load_state(const ForwardArgs<T>& a, int64_t b, int64_t n0, int64_t len, int64_t t0,
                 T* __restrict__ i_syn, T* __restrict__ v, int32_t* __restrict__ ref) {
-  if (t0 == 0) {
-    for (int64_t j = 0; j < len; ++j) {
-      i_syn[j] = T(0);
-      v[j] = a.v_leak[n0 + j];
-      ref[j] = 0;
-    }
-    return;
-  }
-  const T* c_i = a.checkpoint + checkpoint_offset(t0, 0, b, a.batch, a.neurons) + n0;
-  const T* c_v = a.checkpoint + checkpoint_offset(t0, 1, b, a.batch, a.neurons) + n0;
-  const T* c_r = a.checkpoint + checkpoint_offset(t0, 2, b, a.batch, a.neurons) + n0;
+  const T* __restrict__ v_leak = a.v_leak + n0;
+  const T* const checkpoint = a.checkpoint;  // locals, not `a.`: see run_chunk
+  const int64_t batch = a.batch, neurons = a.neurons;
   for (int64_t j = 0; j < len; ++j) {
-    i_syn[j] = c_i[j];
-    v[j] = c_v[j];
-    ref[j] = static_cast<int32_t>(c_r[j]);
+    const NeuronState<T> s =
+        load_checkpoint<T>(checkpoint, t0, b, n0 + j, batch, neurons, v_leak[j]);
+    i_syn[j] = s.i_syn;
+    v[j] = s.v;
+    ref[j] = s.refractory_steps;
   }
 }
 
@@ -207,14 +93,11 @@ template <typename T>
 void store_state(const ForwardArgs<T>& a, int64_t b, int64_t n0, int64_t len, int64_t t0,
                  const T* __restrict__ i_syn, const T* __restrict__ v,
                  const int32_t* __restrict__ ref) {
-  T* c_i = a.checkpoint + checkpoint_offset(t0, 0, b, a.batch, a.neurons) + n0;
-  T* c_v = a.checkpoint + checkpoint_offset(t0, 1, b, a.batch, a.neurons) + n0;
-  T* c_r = a.checkpoint + checkpoint_offset(t0, 2, b, a.batch, a.neurons) + n0;
-  for (int64_t j = 0; j < len; ++j) {
-    c_i[j] = i_syn[j];
-    c_v[j] = v[j];
-    c_r[j] = static_cast<T>(ref[j]);  // a step count: exact in float up to 2^24
-  }
+  T* const checkpoint = a.checkpoint;
+  const int64_t batch = a.batch, neurons = a.neurons;
+  for (int64_t j = 0; j < len; ++j)
+    store_checkpoint<T>(checkpoint, t0, b, n0 + j, batch, neurons,
+                        NeuronState<T>{i_syn[j], v[j], ref[j]});
 }
 
 // Steps [t0, t1) of neurons [n0, n0+len) of row b, no feedback; state in stack arrays.
@@ -519,189 +402,23 @@ void backward_cpu(const BackwardArgs<T>& a, const at::Tensor& grad_x, const at::
   });
 }
 
-// ---- operators ---------------------------------------------------------------------------------
-
-void check_sequence(const at::Tensor& t, const at::Tensor& like, const char* what) {
-  TORCH_CHECK(t.sizes() == like.sizes() && t.is_contiguous() && t.device() == like.device() &&
-                  t.scalar_type() == like.scalar_type(),
-              "neurodeploy_lif: ", what, " must be contiguous [T, B, N] like x");
-}
-
-// Checks x and the parameters; returns L transposed (or an undefined tensor).
-at::Tensor check_inputs(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& beta,
-                        const at::Tensor& v_leak, const at::Tensor& v_th,
-                        const at::Tensor& v_reset, const at::Tensor& n_ref,
-                        const c10::optional<at::Tensor>& lateral) {
-  TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "neurodeploy_lif: x must be contiguous [T, B, N]");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-              "neurodeploy_lif: x must be float32 or float64");
-  const int64_t n_all = x.size(2);
-  for (const at::Tensor* p : {&alpha, &beta, &v_leak, &v_th, &v_reset})
-    TORCH_CHECK(p->dim() == 1 && p->size(0) == n_all && p->is_contiguous() &&
-                    p->scalar_type() == x.scalar_type() && p->device() == x.device(),
-                "neurodeploy_lif: parameters must be contiguous [N] vectors like x");
-  TORCH_CHECK(n_ref.dim() == 1 && n_ref.size(0) == n_all && n_ref.is_contiguous() &&
-                  n_ref.scalar_type() == at::kInt && n_ref.device() == x.device(),
-              "neurodeploy_lif: n_ref must be a contiguous int32 [N] vector");
-  if (!lateral.has_value()) return at::Tensor();
-  TORCH_CHECK(lateral->dim() == 2 && lateral->size(0) == n_all && lateral->size(1) == n_all &&
-                  lateral->scalar_type() == x.scalar_type() && lateral->device() == x.device(),
-              "neurodeploy_lif: lateral must be [N, N] with the dtype and device of x");
-  return lateral->t().contiguous();  // column j of L becomes contiguous row j
-}
-
-bool any_refractory(const at::Tensor& n_ref) {
-  return n_ref.numel() > 0 && n_ref.max().item<int32_t>() > 0;
-}
-
-// What forward keeps for backward (both undefined-free; empty when unused): `state` holds the
-// checkpoints [S - 1, 3, B, N] without feedback, v_pre [T, B, N] with it; `refractory` the
-// flags [T, B, N] (uint8) with feedback when some neuron has a refractory period.
-template <typename T>
-ForwardArgs<T> forward_args(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& beta,
-                            const at::Tensor& v_leak, const at::Tensor& v_th,
-                            const at::Tensor& v_reset, const at::Tensor& n_ref,
-                            const at::Tensor& lateral_t, const at::Tensor& z,
-                            const at::Tensor& v, const at::Tensor& state,
-                            const at::Tensor& refractory, bool any_ref) {
-  const bool feedback = lateral_t.defined(), has_state = state.numel() > 0;
-  return {x.size(0),
-          x.size(1),
-          x.size(2),
-          x.data_ptr<T>(),
-          alpha.data_ptr<T>(),
-          beta.data_ptr<T>(),
-          v_leak.data_ptr<T>(),
-          v_th.data_ptr<T>(),
-          v_reset.data_ptr<T>(),
-          n_ref.data_ptr<int32_t>(),
-          feedback ? lateral_t.data_ptr<T>() : nullptr,
-          any_ref,
-          z.data_ptr<T>(),
-          v.defined() ? v.data_ptr<T>() : nullptr,
-          has_state && !feedback ? state.data_ptr<T>() : nullptr,
-          has_state && feedback ? state.data_ptr<T>() : nullptr,
-          refractory.numel() ? refractory.data_ptr<uint8_t>() : nullptr};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_forward(
-    const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& v_leak,
-    const at::Tensor& v_th, const at::Tensor& v_reset, const at::Tensor& n_ref,
-    const c10::optional<at::Tensor>& lateral, bool need_trace) {
-  const at::Tensor lateral_t = check_inputs(x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral);
-  const int64_t steps = x.size(0), batch = x.size(1), n_all = x.size(2);
-  const bool feedback = lateral_t.defined(), any_ref = any_refractory(n_ref);
-  at::Tensor z = empty_output(x.sizes(), x.options()), v = empty_output(x.sizes(), x.options());
-  at::Tensor state, refractory;
-  if (need_trace && feedback) {
-    state = empty_output(x.sizes(), x.options());
-    refractory = empty_output(any_ref ? x.sizes() : at::IntArrayRef{0},
-                              x.options().dtype(at::kByte));
-  } else {
-    const int64_t n_ckpt = need_trace ? std::max<int64_t>(num_segments(steps) - 1, 0) : 0;
-    state = empty_output({n_ckpt, 3, batch, n_all}, x.options());
-    refractory = at::empty({0}, x.options().dtype(at::kByte));
-  }
-  if (x.numel() == 0) return {z, v, state, refractory};
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neurodeploy_lif_forward", [&] {
-    const ForwardArgs<scalar_t> a = forward_args<scalar_t>(
-        x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral_t, z, v, state, refractory, any_ref);
-#ifdef NEURODEPLOY_WITH_CUDA
-    if (x.is_cuda()) {
-      const c10::cuda::CUDAGuard guard(x.device());
-      lif_forward_cuda(a, c10::cuda::getCurrentCUDAStream().stream());
-      return;
-    }
-#endif
-    forward_cpu(a);
-  });
-  return {z, v, state, refractory};
-}
-
-std::tuple<at::Tensor, at::Tensor> lif_backward(
-    const c10::optional<at::Tensor>& grad_z, const c10::optional<at::Tensor>& grad_v,
-    const at::Tensor& x, const at::Tensor& z, const at::Tensor& state,
-    const at::Tensor& refractory, const at::Tensor& alpha, const at::Tensor& beta,
-    const at::Tensor& v_leak, const at::Tensor& v_th, const at::Tensor& v_reset,
-    const at::Tensor& n_ref, const c10::optional<at::Tensor>& lateral, double steepness,
-    bool detach_reset, bool need_grad_lateral) {
-  const at::Tensor lateral_t = check_inputs(x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral);
-  check_sequence(z, x, "z");
-  if (grad_z.has_value()) check_sequence(*grad_z, x, "grad_z");
-  if (grad_v.has_value()) check_sequence(*grad_v, x, "grad_v");
-  const int64_t steps = x.size(0), batch = x.size(1), n_all = x.size(2);
-  const bool has_lateral = lateral.has_value(), any_ref = any_refractory(n_ref);
-  if (has_lateral) {
-    check_sequence(state, x, "v_pre (state, with feedback)");
-    TORCH_CHECK(!any_ref || (refractory.sizes() == x.sizes() && refractory.is_contiguous()),
-                "neurodeploy_lif: refractory flags missing (was state made by lif_forward?)");
-  } else {
-    TORCH_CHECK(state.is_contiguous() && state.dim() == 4 &&
-                    state.size(0) == std::max<int64_t>(num_segments(steps) - 1, 0) &&
-                    state.size(1) == 3 && state.size(2) == batch && state.size(3) == n_all,
-                "neurodeploy_lif: checkpoints do not match x (was state made by lif_forward?)");
-  }
-  const at::Tensor lat = has_lateral ? lateral->contiguous() : at::Tensor();
-  at::Tensor grad_x = empty_output(x.sizes(), x.options());
-  at::Tensor grad_lateral;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "neurodeploy_lif_backward", [&] {
-    const BackwardArgs<scalar_t> a{
-        forward_args<scalar_t>(x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral_t, z,
-                               at::Tensor(), state, any_ref ? refractory : at::Tensor(), any_ref),
-        grad_z.has_value() ? grad_z->data_ptr<scalar_t>() : nullptr,
-        grad_v.has_value() ? grad_v->data_ptr<scalar_t>() : nullptr,
-        has_lateral ? lat.data_ptr<scalar_t>() : nullptr,
-        static_cast<scalar_t>(steepness),
-        detach_reset,
-        grad_x.data_ptr<scalar_t>()};
-    if (x.is_cuda()) {
-#ifdef NEURODEPLOY_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(x.device());
-      if (x.numel()) lif_backward_cuda(a, c10::cuda::getCurrentCUDAStream().stream());
-      if (has_lateral && need_grad_lateral) {
-        // On the GPU one GEMM over all steps beats scattered atomics: sum_k gI_k^T z_{k-1}.
-        const int64_t m = std::max<int64_t>(steps - 1, 0);
-        grad_lateral = at::mm(grad_x.narrow(0, 1, m).reshape({-1, n_all}).t(),
-                              z.narrow(0, 0, m).reshape({-1, n_all}));
-      }
-      return;
-#endif
-    }
-    if (x.numel()) backward_cpu(a, grad_x, lat);
-    if (has_lateral && need_grad_lateral) {
-      at::Tensor g_lt = at::zeros({n_all, n_all}, x.options());
-      if (x.numel()) lateral_grad_cpu(a, g_lt.data_ptr<scalar_t>());
-      grad_lateral = g_lt.t().contiguous();
-    }
-  });
-  if (!grad_lateral.defined()) grad_lateral = at::empty({0}, x.options());
-  return {grad_x, grad_lateral};
-}
-
 }  // namespace
+
+void lif_forward_cpu(const ForwardArgs<float>& a) { forward_cpu(a); }
+void lif_forward_cpu(const ForwardArgs<double>& a) { forward_cpu(a); }
+
+void lif_backward_cpu(const BackwardArgs<float>& a, const at::Tensor& grad_x,
+                      const at::Tensor& lateral) {
+  backward_cpu(a, grad_x, lateral);
+}
+void lif_backward_cpu(const BackwardArgs<double>& a, const at::Tensor& grad_x,
+                      const at::Tensor& lateral) {
+  backward_cpu(a, grad_x, lateral);
+}
+
+void lif_lateral_grad_cpu(const BackwardArgs<float>& a, float* g_lt) { lateral_grad_cpu(a, g_lt); }
+void lif_lateral_grad_cpu(const BackwardArgs<double>& a, double* g_lt) {
+  lateral_grad_cpu(a, g_lt);
+}
+
 }  // namespace neurodeploy
-
-TORCH_LIBRARY(neurodeploy_lif, m) {
-  m.def(
-      "lif_forward(Tensor x, Tensor alpha, Tensor beta, Tensor v_leak, Tensor v_th, "
-      "Tensor v_reset, Tensor n_ref, Tensor? lateral, bool need_trace) "
-      "-> (Tensor, Tensor, Tensor, Tensor)");
-  m.def(
-      "lif_backward(Tensor? grad_z, Tensor? grad_v, Tensor x, Tensor z, Tensor state, "
-      "Tensor refractory, Tensor alpha, Tensor beta, Tensor v_leak, Tensor v_th, "
-      "Tensor v_reset, Tensor n_ref, "
-      "Tensor? lateral, float steepness, bool detach_reset, bool need_grad_lateral) "
-      "-> (Tensor, Tensor)");
-}
-
-TORCH_LIBRARY_IMPL(neurodeploy_lif, CPU, m) {
-  m.impl("lif_forward", &neurodeploy::lif_forward);
-  m.impl("lif_backward", &neurodeploy::lif_backward);
-}
-
-#ifdef NEURODEPLOY_WITH_CUDA
-TORCH_LIBRARY_IMPL(neurodeploy_lif, CUDA, m) {
-  m.impl("lif_forward", &neurodeploy::lif_forward);
-  m.impl("lif_backward", &neurodeploy::lif_backward);
-}
-#endif

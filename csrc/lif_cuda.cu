@@ -1,7 +1,7 @@
 // CUDA launcher of the fused LIF time loop: a thread per neuron, the time loop inside it, the
 // neuron's state in registers; the per-neuron arithmetic is lif_core.h, shared with the CPU.
 //
-// Needs no PyTorch headers (lif_cpu.cpp's operators call it with raw pointers and a stream), so
+// Needs no PyTorch headers (lif_ops.cpp's operators call it with raw pointers and a stream), so
 // CI can compile it with nvcc alone. No machine of this project has a GPU: this file has been
 // compiled, never run (csrc/README.md).
 //
@@ -37,26 +37,6 @@ __device__ __forceinline__ NeuronCoeffs<T> coeffs_of(const ForwardArgs<T>& a, in
   return {a.alpha[n], a.beta[n], a.v_leak[n], a.v_th[n], a.v_reset[n], a.n_ref[n]};
 }
 
-// State before step t0 of neuron n of row b: rest, or the forward's checkpoint.
-template <typename T>
-__device__ __forceinline__ NeuronState<T> state_at(const ForwardArgs<T>& a, int64_t t0,
-                                                   int64_t b, int64_t n, T v_leak) {
-  if (t0 == 0) return {T(0), v_leak, 0};
-  const T* c = a.checkpoint + n;
-  return {c[checkpoint_offset(t0, 0, b, a.batch, a.neurons)],
-          c[checkpoint_offset(t0, 1, b, a.batch, a.neurons)],
-          static_cast<int32_t>(c[checkpoint_offset(t0, 2, b, a.batch, a.neurons)])};
-}
-
-template <typename T>
-__device__ __forceinline__ void store_state(const ForwardArgs<T>& a, int64_t t, int64_t b,
-                                            int64_t n, const NeuronState<T>& s) {
-  T* c = a.checkpoint + n;
-  c[checkpoint_offset(t, 0, b, a.batch, a.neurons)] = s.i_syn;
-  c[checkpoint_offset(t, 1, b, a.batch, a.neurons)] = s.v;
-  c[checkpoint_offset(t, 2, b, a.batch, a.neurons)] = static_cast<T>(s.refractory_steps);
-}
-
 // ---- without feedback: one thread per (row, neuron) --------------------------------------------
 
 template <typename T>
@@ -68,7 +48,8 @@ __global__ void forward_independent(const ForwardArgs<T> a) {
   const NeuronCoeffs<T> c = coeffs_of(a, n);
   NeuronState<T> s{T(0), c.v_leak, 0};
   for (int64_t t = 0; t < a.steps; ++t) {
-    if (a.checkpoint != nullptr && t > 0 && t % kSegment == 0) store_state(a, t, b, n, s);
+    if (a.checkpoint != nullptr && t > 0 && t % kSegment == 0)
+      store_checkpoint(a.checkpoint, t, b, n, a.batch, a.neurons, s);
     const int64_t off = t * stride + idx;
     T p;
     bool r;
@@ -94,7 +75,7 @@ __global__ void backward_independent(const BackwardArgs<T> a) {
   for (int64_t s = num_segments(f.steps) - 1; s >= 0; --s) {
     const int64_t t0 = s * kSegment;
     const int64_t t1 = t0 + kSegment < f.steps ? t0 + kSegment : f.steps;
-    NeuronState<T> st = state_at(f, t0, b, n, c.v_leak);
+    NeuronState<T> st = load_checkpoint(f.checkpoint, t0, b, n, f.batch, f.neurons, c.v_leak);
     for (int64_t t = t0; t < t1; ++t)
       lif_forward_step(f.x[t * stride + idx], st, c, v_pre[t - t0], refractory[t - t0]);
     for (int64_t t = t1 - 1; t >= t0; --t) {

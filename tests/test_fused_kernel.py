@@ -303,7 +303,7 @@ def test_cuda_launcher_compiles(tmp_path: Path) -> None:
 
 
 def test_cuda_operator_branch_compiles(tmp_path: Path) -> None:
-    """lif_cpu.cpp's CUDA branch (NEURODEPLOY_WITH_CUDA) compiles, syntax only, against the CUDA
+    """lif_ops.cpp's CUDA branch (NEURODEPLOY_WITH_CUDA) compiles, syntax only, against the CUDA
     toolkit's and torch's headers."""
     from torch.utils.cpp_extension import include_paths
 
@@ -322,6 +322,6 @@ def test_cuda_operator_branch_compiles(tmp_path: Path) -> None:
     args = [os.environ.get("CXX", "c++"), "-fsyntax-only", "-std=c++17", "-fopenmp",
             "-DNEURODEPLOY_WITH_CUDA", f"-I{CSRC}", f"-I{tmp_path / 'stub'}",
             f"-isystem{cuda_include}", *(f"-isystem{p}" for p in torch_includes),
-            str(CSRC / "lif_cpu.cpp")]
+            str(CSRC / "lif_ops.cpp")]
     run = subprocess.run(args, capture_output=True, text=True)
-    assert run.returncode == 0, f"CUDA branch of lif_cpu.cpp failed:\n{run.stderr[-4000:]}"
+    assert run.returncode == 0, f"CUDA branch of lif_ops.cpp failed:\n{run.stderr[-4000:]}"

@@ -36,6 +36,13 @@ _EXTENSION_NAME = "neurodeploy_lif"
 # repository root in a checkout.
 _SOURCE_DIRS = (Path(__file__).resolve().parents[1] / "_csrc",
                 Path(__file__).resolve().parents[2] / "csrc")
+# Compiled for every build (the operators, the CPU launcher, the output pool); lif_cuda.cu is added
+# when CUDA is. The headers they include (lif_core.h, lif_cpu.h, output_pool.h) sit beside them.
+_SOURCES = ("lif_ops.cpp", "lif_cpu.cpp", "output_pool.cpp")
+_CUDA_SOURCE = "lif_cuda.cu"
+# What the source hash covers: every file of the directory with one of these suffixes, i.e.
+# everything compiled or included, so that a change to any of them gives a new build.
+_HASHED_SUFFIXES = (".h", ".cpp", ".cu")
 # -O3: cpp_extension.load adds no optimisation flag. -ffp-contract=off: no fused multiply-add,
 # so every float operation rounds like PyTorch's unfused ops and the spikes match the twin.
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]
@@ -84,15 +91,20 @@ def _isa_flags() -> list[str]:
 
 def _source_dir() -> Path:
     for d in _SOURCE_DIRS:
-        if (d / "lif_cpu.cpp").is_file():
+        if all((d / name).is_file() for name in _SOURCES):
             return d
     raise FileNotFoundError(f"fused LIF sources not found in {', '.join(map(str, _SOURCE_DIRS))}")
 
 
 def _source_digest(src: Path) -> str:
-    """Eight hex digits of the kernel sources' hash."""
+    """Eight hex digits of the hash of every source and header in ``src`` (names and contents).
+
+    The digest is part of the extension's name, which keys the build cache (see ``_compile``):
+    it must change with every file that is compiled or included, headers too.
+    """
     digest = hashlib.sha256()
-    for path in sorted(src.glob("lif_*")):
+    for path in sorted(p for p in src.iterdir() if p.suffix in _HASHED_SUFFIXES and p.is_file()):
+        digest.update(path.name.encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 
@@ -102,7 +114,7 @@ def _compile() -> tuple[Any, bool]:
     from torch.utils import cpp_extension
 
     src = _source_dir()
-    sources = [str(src / "lif_cpu.cpp")]
+    sources = [str(src / name) for name in _SOURCES]
     isa = _isa_flags()
     cflags = _CFLAGS + isa
     # The name keys the build cache: an AVX2 build must never be loaded on a CPU without AVX2,
@@ -110,7 +122,7 @@ def _compile() -> tuple[Any, bool]:
     name = _EXTENSION_NAME + ("_avx2" if isa else "") + "_" + _source_digest(src)
     with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
     if with_cuda:  # untested here: no machine of this project has a GPU
-        sources.append(str(src / "lif_cuda.cu"))
+        sources.append(str(src / _CUDA_SOURCE))
         cflags.append("-DNEURODEPLOY_WITH_CUDA")
         name += "_cuda"
     cpp_extension.load(name=name, sources=sources,
