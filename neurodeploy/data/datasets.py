@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, RecipeError
-from .digits import load_digits_split
+from .digits import load_digits_4x4_split, load_digits_split
 from .temporal_patterns import CHANNELS, CLASSES, load_temporal_patterns
 from .yinyang import load_yinyang
 
-N_FEATURES = {"yinyang": 4, "digits": 64, "temporal_patterns": CHANNELS}
-N_CLASSES = {"yinyang": 3, "digits": 10, "temporal_patterns": CLASSES}
-SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"),
+N_FEATURES = {"yinyang": 4, "digits": 64, "digits_4x4": 16, "temporal_patterns": CHANNELS}
+N_CLASSES = {"yinyang": 3, "digits": 10, "digits_4x4": 10, "temporal_patterns": CLASSES}
+SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"), "digits_4x4": ("train", "test"),
           "temporal_patterns": ("train", "test")}
 
 
@@ -30,6 +30,8 @@ def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
                         f"use one of {list(SPLITS[name])}")
     if name == "temporal_patterns":
         return load_temporal_patterns(split)
+    if name == "digits_4x4":
+        return load_digits_4x4_split(split)
     return load_yinyang(split) if name == "yinyang" else load_digits_split(split)
 
 

@@ -93,14 +93,15 @@ class Target:
     options: frozenset[str] = frozenset()  # MapOptions fields honoured beyond their defaults
     delay_strategies: tuple[str, ...] = ()  # realisations of learned delays; () means none
     file_formats: dict[str, Callable[[Path], dict]] = {}  # YAML formats it owns → summary for `inspect`
+    spec_file: Optional[Path] = None  # its spec file; None: targets/NAME.yaml (a plug-in ships its own)
 
     def __init__(self, spec: TargetSpec) -> None:
         self.spec = spec
 
     @classmethod
     def load(cls, path: Optional[str | Path] = None) -> "Target":
-        """The target with its spec file (default ``targets/NAME.yaml``)."""
-        return cls(load_spec(spec_path(path if path is not None else cls.name)))
+        """The target with its spec file (default :attr:`spec_file`, else ``targets/NAME.yaml``)."""
+        return cls(load_spec(spec_path(path if path is not None else cls.spec_file or cls.name)))
 
     @property
     def description(self) -> str:
