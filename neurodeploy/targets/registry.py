@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "neurodeploy.targets"
 
 BUILTIN: dict[str, str] = {
     "bss2": "neurodeploy.targets.bss2.target:BSS2Target",
+    "xylo": "neurodeploy.targets.xylo.target:XyloTarget",
 }
 
 

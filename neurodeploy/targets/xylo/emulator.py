@@ -94,7 +94,7 @@ def check_config(config: XyloConfig) -> None:
         raise _bad("weights_in", f"has shape {w_in.shape}, not (n_in, n_hidden, 2) with n_in, n_hidden >= 1",
                    "give input weights as [pre, post, synapse]")
     n_in, n_hid = w_in.shape[:2]
-    n_out = w_out.shape[1] if w_out.ndim == 2 and w_out.shape[1] > 0 else -1
+    n_out = w_out.shape[1] if w_out.ndim == 2 else -1  # 0 outputs: a readout on hidden neurons
     shapes = {"weights_in": (n_in, n_hid, 2), "weights_rec": (n_hid, n_hid, 2), "weights_out": (n_hid, n_out),
               "dash_mem": (n_hid,), "dash_syn": (n_hid, 2), "threshold": (n_hid,), "bias": (n_hid,),
               "dash_mem_out": (n_out,), "dash_syn_out": (n_out,), "threshold_out": (n_out,), "bias_out": (n_out,)}
@@ -103,7 +103,7 @@ def check_config(config: XyloConfig) -> None:
         if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
             raise _bad(name, f"has dtype {arr.dtype}, not an integer dtype", "quantise the network to integers")
         if arr.shape != shape:
-            want = str(shape).replace("-1", "n_out >= 1")
+            want = str(shape).replace("-1", "n_out >= 0")
             raise _bad(name, f"has shape {arr.shape}, expected {want}", "make the config's shapes consistent")
         lo, hi = next(r for key, r in _RANGES.items() if name.startswith(key))
         if arr.size and (arr.min() < lo or arr.max() > hi):
