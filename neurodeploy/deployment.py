@@ -9,7 +9,6 @@ without the model file and without any user code.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +16,13 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import FileKindError
+from .fileformat import Envelope, read_envelope
 
 FORMAT = "neurodeploy.deployment"
 VERSION = 2  # 2: delay realisations (``delay_copies``, ``float_delay:*``, meta ``delays``)
 READABLE_VERSIONS = (1, 2)  # a version-1 deployment is one without delays
+ENVELOPE = Envelope("deployment", FORMAT, READABLE_VERSIONS,
+                    "map a model with `neurodeploy map MODEL --target TARGET -o OUT`")
 
 
 @dataclass
@@ -48,23 +49,14 @@ def save_deployment(deployment: Deployment, path: str | Path) -> None:
             np.savez_compressed(handle, **payload)
 
 
+def _read_archive(path: Path, arrays: dict) -> dict:
+    """The archive's JSON ``meta``; its named arrays go into ``arrays``."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays.update({name: archive[name] for name in archive.files})
+    return json.loads(arrays.pop("meta").tobytes().decode())
+
+
 def load_deployment(path: str | Path) -> Deployment:
-    path = Path(path)
-    if not path.is_file():
-        raise FileKindError(f"deployment {path} does not exist",
-                            "create one with `neurodeploy map MODEL --target bss2 -o OUT`")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise FileKindError(f"{path} is not a readable deployment: truncated, corrupted or another kind "
-                            f"({type(exc).__name__})", "re-create it with `neurodeploy map`") from None
-    if meta.get("format") != FORMAT:
-        raise FileKindError(f"{path} is not a neurodeploy deployment (format {meta.get('format')!r})",
-                            "give a file written by `neurodeploy map`")
-    if meta.get("version") not in READABLE_VERSIONS:
-        raise FileKindError(f"{path} has deployment version {meta.get('version')}, this neurodeploy reads "
-                            f"{', '.join(map(str, READABLE_VERSIONS))}",
-                            "map the model again with this version")
+    arrays: dict = {}
+    meta = read_envelope(path, ENVELOPE, lambda p: _read_archive(p, arrays))
     return Deployment(meta=meta, arrays=arrays)

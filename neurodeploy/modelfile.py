@@ -10,7 +10,6 @@ calibration checksum).
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,14 @@ import torch
 from . import __version__
 from .atomic import atomic_path
 from .errors import FileKindError
+from .fileformat import Envelope, read_envelope
 from .graph import Graph
 
 FORMAT = "neurodeploy.model"
 VERSION = 2  # 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``)
 READABLE_VERSIONS = (1, 2)  # a version-1 file is a model without delays
+ENVELOPE = Envelope("model file", FORMAT, READABLE_VERSIONS,
+                    "train one with `neurodeploy train RECIPE -o MODEL`")
 DISCRETISATION = {
     "integration": "exact exponential decay per step",
     "update_order": ["synapse", "membrane (clamped while refractory)", "spike", "reset", "refractory counter"],
@@ -68,26 +70,7 @@ def save_model(model: ModelFile, path: str | Path) -> None:
 
 def read_model_dict(path: str | Path) -> dict:
     """Load and check the envelope only (format and version)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileKindError(f"model file {path} does not exist", "train one with `neurodeploy train RECIPE -o MODEL`")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise FileKindError(f"{path} is not a readable model file: truncated, corrupted or another kind "
-                            f"({type(exc).__name__})", "re-create it with `neurodeploy train`") from None
-    except Exception as exc:  # e.g. pickle.UnpicklingError of a foreign pickle
-        raise FileKindError(f"{path} is not a neurodeploy model file ({type(exc).__name__})",
-                            "give a file written by `neurodeploy train`") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        kind = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise FileKindError(f"{path} is not a neurodeploy model file (it holds {kind!r})",
-                            "give a file written by `neurodeploy train`")
-    if data.get("version") not in READABLE_VERSIONS:
-        raise FileKindError(f"{path} has model format version {data.get('version')}, this neurodeploy reads "
-                            f"{', '.join(map(str, READABLE_VERSIONS))}",
-                            "re-train the model with this version of neurodeploy")
-    return data
+    return read_envelope(path, ENVELOPE, lambda p: torch.load(p, map_location="cpu", weights_only=True))
 
 
 def load_model(path: str | Path) -> ModelFile:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 
 from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
 from .data.encoding import n_channels, validate_encoding
 from .errors import FileKindError, RecipeError
+from .fileformat import Envelope, check_envelope
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
+ENVELOPE = Envelope("recipe", FORMAT, (VERSION,),
+                    "start from a shipped recipe, e.g. models/yinyang.yaml")
 TOP_KEYS = {"format", "version", "name", "description", "dataset", "dt_s", "encoding", "layers",
             "training"}
 LAYER_KEYS = {"name", "size", "kind", "neuron", "init", "delays"}
@@ -95,12 +99,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
     """Validate a parsed recipe and build its graph."""
     if not isinstance(data, Mapping):
         raise RecipeError(f"{source} is not a YAML mapping", "see models/yinyang.yaml for the layout")
-    if data.get("format") != FORMAT:
-        raise FileKindError(f"{source} is not a neurodeploy recipe (format {data.get('format')!r})",
-                            f"a recipe starts with 'format: {FORMAT}'")
-    if data.get("version") != VERSION:
-        raise FileKindError(f"{source} has recipe version {data.get('version')!r}, this neurodeploy reads {VERSION}",
-                            "update the recipe or neurodeploy")
+    check_envelope(dict(data), ENVELOPE, source)
     _require(data, TOP_KEYS, "the recipe's top level")
     for key in ("dataset", "dt_s", "encoding", "layers"):
         if key not in data:

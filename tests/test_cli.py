@@ -61,7 +61,7 @@ def test_missing_and_foreign_files(tmp_path, trained_model):
     _one_line_error(invoke("evaluate", tmp_path / "nope.pt"), "does not exist")
     _one_line_error(invoke("run", trained_model), "not a readable deployment")
     recipe_as_model = Path(__file__).parents[1] / "models" / "yinyang.yaml"
-    _one_line_error(invoke("map", recipe_as_model, "-o", tmp_path / "x.npz"), "not a neurodeploy model file")
+    _one_line_error(invoke("map", recipe_as_model, "-o", tmp_path / "x.npz"), "not a readable model file")
     _one_line_error(invoke("run", trained_model, "--backend", "mock:ideal"), "deployment")
     _one_line_error(invoke("inspect", tmp_path / "nope"), "does not exist")
     assert not (tmp_path / "x.npz").exists()

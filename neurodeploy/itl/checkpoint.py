@@ -7,7 +7,6 @@ loses at most the epoch in progress. Loads with ``torch.load(weights_only=True)`
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +14,12 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import FileKindError
+from ..fileformat import Envelope, read_envelope
 
 FORMAT = "neurodeploy.itl-checkpoint"
 VERSION = 1
+ENVELOPE = Envelope("in-the-loop checkpoint", FORMAT, (VERSION,),
+                    "delete it and run itl without --resume")
 
 
 def checkpoint_path(output: str | Path) -> Path:
@@ -34,14 +36,7 @@ def load_checkpoint(path: Path, fingerprint: dict) -> Optional[dict]:
     """The checkpoint's state, or None if there is none; one of another run is an error."""
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-        raise FileKindError(f"checkpoint {path} is unreadable ({type(exc).__name__})",
-                            "delete it and run without --resume") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
-        raise FileKindError(f"{path} is not an in-the-loop checkpoint of this version",
-                            "delete it and run without --resume")
+    state = read_envelope(path, ENVELOPE, lambda p: torch.load(p, map_location="cpu", weights_only=True))
     differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
     if differs:
         raise FileKindError(f"checkpoint {path} belongs to another run (it differs in {', '.join(differs)})",

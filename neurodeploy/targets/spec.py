@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 
-from ..errors import FileKindError, TargetSpecError
+from ..errors import TargetSpecError
+from ..fileformat import Envelope, read_envelope
 
 FORMAT = "neurodeploy.target"
 VERSION = 1
+ENVELOPE = Envelope("target spec", FORMAT, (VERSION,),
+                    "start from a shipped spec, e.g. targets/xylo.yaml")
 
 
 def targets_dir() -> Path:
@@ -55,17 +59,9 @@ def load_spec(path: str | Path) -> TargetSpec:
     """Read a spec file and check its envelope (format, version, name); not its target's sections."""
     path = Path(path)
     if not path.is_file():
-        raise TargetSpecError(f"target spec file {path} does not exist", "give a target name (see `neurodeploy targets`)"
-                              " or the path of a spec file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TargetSpecError(f"target file {path} is not valid YAML ({exc.__class__.__name__})", "fix its syntax") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise FileKindError(f"{path} is not a neurodeploy target spec", f"it must start with 'format: {FORMAT}'")
-    if data.get("version") != VERSION:
-        raise FileKindError(f"{path} has target version {data.get('version')}, this neurodeploy reads {VERSION}",
-                            "update the file or neurodeploy")
+        raise TargetSpecError(f"target spec file {path} does not exist",
+                              "give a target name (see `neurodeploy targets`) or the path of a spec file")
+    data = read_envelope(path, ENVELOPE, lambda p: yaml.safe_load(p.read_text()))
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise TargetSpecError(f"target spec {path} has no name", "add 'name: TARGET' to it")
     return TargetSpec(name=data["name"], description=str(data.get("description", "")), raw=data, path=str(path))

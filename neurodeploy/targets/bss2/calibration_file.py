@@ -20,10 +20,13 @@ import yaml
 from ... import __version__
 from ...atomic import atomic_path
 from ...errors import CalibrationError, FileKindError
+from ...fileformat import Envelope, read_envelope
 from .analog import ChipCodes
 
 FORMAT = "neurodeploy.calibration"
 VERSION = 1
+ENVELOPE = Envelope("calibration", FORMAT, (VERSION,),
+                    "calibrate the chip: `neurodeploy calibrate --backend mock:N --target bss2 -o FILE`")
 
 
 @dataclass
@@ -86,19 +89,7 @@ def save_calibration(calibration: Calibration, path: str | Path) -> Calibration:
 
 def load_calibration(path: str | Path) -> Calibration:
     path = Path(path)
-    if not path.is_file():
-        raise FileKindError(f"calibration {path} does not exist",
-                            "create one with `neurodeploy calibrate --backend mock:0 --target bss2 -o FILE`")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise FileKindError(f"{path} is not a readable calibration ({type(exc).__name__})",
-                            "calibrate the chip again") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise FileKindError(f"{path} is not a neurodeploy calibration", "give a file written by `neurodeploy calibrate`")
-    if data.get("version") != VERSION:
-        raise FileKindError(f"{path} has calibration version {data.get('version')}, this neurodeploy reads {VERSION}",
-                            "calibrate the chip again with this version")
+    data = read_envelope(path, ENVELOPE, lambda p: yaml.safe_load(p.read_text()))
     stored = data.pop("checksum", None)
     if stored != checksum(data):
         raise CalibrationError(f"calibration {path} fails its checksum: it was changed or damaged after writing",
@@ -115,4 +106,5 @@ def load_calibration(path: str | Path) -> Calibration:
             seconds=data["seconds"], measurement_rounds=data["measurement_rounds"], created=data["created"],
             software_version=data["software_version"], checksum=stored)
     except (KeyError, TypeError, ValueError) as exc:
-        raise FileKindError(f"calibration {path} lacks or mangles a field ({exc})", "calibrate the chip again") from None
+        raise FileKindError(f"calibration {path} lacks or mangles a field ({exc})",
+                            "calibrate the chip again") from None
