@@ -70,10 +70,11 @@ class Brian2Network:
         """
         neurons = b2.NeuronGroup(batch * n, equations, threshold="v > v_th",
                                  reset="v = v_reset; refractory_steps = n_ref", name="neurons")
-        neurons.run_regularly("""
+        leaky_step = "v_leak + beta * (v - v_leak) + (1 - beta) * I"
+        neurons.run_regularly(f"""
         I = alpha * I + x_in
         x_in = 0
-        v = int(refractory_steps > 0) * v_reset + int(refractory_steps <= 0) * (v_leak + beta * (v - v_leak) + (1 - beta) * I)
+        v = int(refractory_steps > 0) * v_reset + int(refractory_steps <= 0) * ({leaky_step})
         refractory_steps = clip(refractory_steps - 1, 0, refractory_steps)
         """, when="groups", name="lif_step")
         tile = lambda a: np.tile(a, batch)  # noqa: E731

@@ -60,10 +60,12 @@ def main() -> None:
         print(json.dumps(result))
         return
     for row in result["chips"]:
-        print(f"chip {row['chip']} (weight copies {row['weight_copies']}): {row['calibrated_neurons']}/512 calibrated, {row['seconds']:.0f} s, "
+        print(f"chip {row['chip']} (weight copies {row['weight_copies']}): "
+              f"{row['calibrated_neurons']}/512 calibrated, {row['seconds']:.0f} s, "
               f"{row['measurement_rounds']} rounds")
         for name, p in row["parameters"].items():
-            print(f"  {name:28s} before {p['spread_before']:.4g}  after {p['spread_after']:.4g}  ratio {p['ratio']:.3f}")
+            print(f"  {name:28s} before {p['spread_before']:.4g}  after {p['spread_after']:.4g}  "
+                  f"ratio {p['ratio']:.3f}")
         for model, acc in row["accuracy"].items():
             print(f"  {model}: ideal {100 * acc['ideal']:.1f}%  uncalibrated {100 * acc['uncalibrated']:.1f}%  "
                   f"calibrated {100 * acc['calibrated']:.1f}%")

@@ -28,7 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -177,7 +178,7 @@ def bench_feedback(repeats: int) -> dict[str, Any]:
 def peak_child(impl: str, steps: int, batch: int, n: int, feedback: bool) -> None:
     """Child process: prints the rise of VmHWM (MiB) over one forward+backward."""
     def status_kib(key: str) -> int:
-        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key))
+        line = next(text for text in Path("/proc/self/status").read_text().splitlines() if text.startswith(key))
         return int(line.split()[1])
     if feedback:
         x, gz, gv, lateral = feedback_inputs()

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -146,7 +146,8 @@ def measure(passes: dict[str, Callable[[], torch.Tensor]], samples: dict[str, in
                      "samples_per_s": round(n / median, 1),
                      "accuracy": float((predictions[name] == labels[:n]).mean()),
                      # the same network (Brian2) or the same chip without non-idealities: same class?
-                     "agreement_with_mock_ideal": None if ideal is None else float((predictions[name] == ideal[:n]).mean())}
+                     "agreement_with_mock_ideal": (None if ideal is None
+                                                   else float((predictions[name] == ideal[:n]).mean()))}
     return out
 
 
@@ -206,7 +207,8 @@ def main() -> None:
     print(f"{result['date']}  load before {load_before}  after {result['loadavg_after']}  threads {args.threads}")
     print(f"{'engine':<12}{'samples/s':>12}{'accuracy':>10}{'vs chip':>9}")
     for name, r in results.items():
-        print(f"{name:<12}{r['samples_per_s']:>12,.0f}{100 * r['accuracy']:>9.1f}%{rate[name] / CHIP_IMAGES_PER_S:>9.3f}")
+        print(f"{name:<12}{r['samples_per_s']:>12,.0f}{100 * r['accuracy']:>9.1f}%"
+              f"{rate[name] / CHIP_IMAGES_PER_S:>9.3f}")
     print(f"Gaussian draws: {rng['normals_per_s']:,}/s, {rng['normals_per_sample']} per sample: "
           f"mock:0 cannot exceed {rng['bound_samples_per_s']:,.0f} samples/s with unchanged outputs")
     for key in ("mock:0/mock:ideal", "mock:0/brian2", "mock:ideal/brian2", "mock:0/software"):

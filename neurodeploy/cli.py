@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -95,7 +96,8 @@ def _map_report_text(r: dict) -> str:
     usage += [f"{key.replace('_', ' ')} {value}" for key, value in r.items() if isinstance(value, int)
               and not key.endswith(("_used", "_available"))]
     lines = [f"target {r['target']}: " + ", ".join(usage),
-             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'clipped':>9}{'rate float':>12}{'rate chip':>12}  placement"]
+             f"{'layer':<10}{'kind':<5}{'neurons':>8}{'fan-in':>7}{'clipped':>9}"
+             f"{'rate float':>12}{'rate chip':>12}  placement"]
     for layer in r["layers"]:
         rate = lambda v: "-" if v is None else f"{v:.1f} Hz"  # noqa: E731
         lines.append(f"{layer['name']:<10}{layer['kind']:<5}{layer['neurons']:>8}{layer['fan_in']:>7}"
@@ -120,7 +122,8 @@ def _map_report_text(r: dict) -> str:
               help="Quantile of |w| that maps to the largest weight (1.0: no clipping).")
 @click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
               show_default=True, help="One quantisation scale per target neuron, or one per layer.")
-@click.option("--calibration", type=click.Path(), help="Calibration file of the chip to deploy on (codes, failed circuits).")
+@click.option("--calibration", type=click.Path(),
+              help="Calibration file of the chip to deploy on (codes, failed circuits).")
 @click.option("--delays", default=None, metavar="STRATEGY",
               help="How trained delays are realised, one of the target's strategies (`neurodeploy targets`; "
                    "bss2: multi-synapse, spike-strength, gradient-only, the default).")
@@ -162,7 +165,8 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
               help="software (any target), a BSS-2 one (mock:ideal, mock:CHIP e.g. mock:0 or mock:0:noise=off, "
                    "hxtorch) or another target's (`neurodeploy targets` lists them).")
 @click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
-@click.option("--calibration", type=click.Path(), help="Use this chip calibration's codes (must be the backend's chip).")
+@click.option("--calibration", type=click.Path(),
+              help="Use this chip calibration's codes (must be the backend's chip).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def run(deployment: str, backend: str, data: str | None, calibration: str | None, as_json: bool) -> None:
     """Run a deployment on a backend and report its accuracy.
@@ -225,7 +229,8 @@ def _calibration_text(r: dict) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
 @click.option("--epochs", default=2, show_default=True, type=int, help="Epochs over the training samples.")
 @click.option("--train-samples", type=int, help="Use the first N training samples (default: all).")
-@click.option("--learning-rate", default=3e-3, show_default=True, type=float, help="AdamW step size (model weight units).")
+@click.option("--learning-rate", default=3e-3, show_default=True, type=float,
+              help="AdamW step size (model weight units).")
 @click.option("--weight-copies", default=1, show_default=True, type=int,
               help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")

@@ -21,7 +21,8 @@ yet is pushed by :math:`\vartheta - \max_t v_o(t)` instead.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Sequence
 
 import torch
 
@@ -190,7 +191,7 @@ def learn_long_delay(iterations: int = 200) -> LearningResult:
 
 
 def experiment_model(result: LearningResult, input_steps: Sequence[int], weight_per_event: float,
-                     max_delay_steps: int, steps: int) -> "ModelFile":
+                     max_delay_steps: int, steps: int) -> ModelFile:
     """The learned layer of (b) as a model file (3 inputs → 2 LIF outputs, delays with σ = 0.23), for `map`."""
     from .graph import Graph, NeuronParameters, Population, Projection
     from .modelfile import ModelFile

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
+from collections.abc import Mapping
 
 from .core.lif import LIFParameters
 from .errors import GraphError
@@ -50,7 +51,7 @@ class NeuronParameters:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str, error: type = GraphError
-                  ) -> "NeuronParameters":
+                  ) -> NeuronParameters:
         allowed = {f.name for f in fields(cls)}
         unknown = set(data) - allowed
         if unknown:
@@ -80,6 +81,13 @@ class Population:
             if self.neuron is None:
                 raise GraphError(f"population '{self.name}' lacks neuron parameters", "add them")
             self.neuron.check(f"population '{self.name}'")
+
+    @property
+    def parameters(self) -> NeuronParameters:
+        """``neuron`` of a lif or li population (which :meth:`check` requires to have one)."""
+        if self.neuron is None:  # check() already refuses this for lif and li; stated for the type checker
+            raise GraphError(f"population '{self.name}' lacks neuron parameters", "add them")
+        return self.neuron
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,7 @@ class Graph:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Graph":
+    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
         try:
             pops = tuple(
                 Population(name=str(p["name"]), size=int(p["size"]), kind=str(p["kind"]),

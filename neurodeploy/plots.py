@@ -28,7 +28,7 @@ def calibration_histograms(before: dict, after: dict, targets: dict, folder: Pat
     for name in after:
         figure, axis = plt.subplots(figsize=(5, 3.2))
         finite = [v[np.isfinite(v)] for v in (before[name], after[name])]
-        bins = np.histogram_bin_edges(np.concatenate(finite), bins=60)
+        bins = np.histogram_bin_edges(np.concatenate(finite), bins=60).tolist()  # a list: what Axes.hist is typed for
         axis.hist(finite[0], bins=bins, alpha=0.6, label="uncalibrated (median codes)")
         axis.hist(finite[1], bins=bins, alpha=0.8, label="calibrated")
         axis.axvline(targets[name], color="k", linewidth=1, label="target")

@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .core.delays import SIGMA_DECAY_FRACTION, SIGMA_FINAL_STEPS
 from .errors import RecipeError

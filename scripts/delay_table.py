@@ -19,7 +19,8 @@ STRATEGIES = ("multi-synapse", "spike-strength", "gradient-only")
 def main(out: Path) -> None:
     load = lambda name: json.loads((out / name).read_text())  # noqa: E731
     trained, control = load("delay_task.train.json"), load("delay_task_nodelay.train.json")
-    print(f"Delay task (temporal_patterns, 4 classes, chance 25 %): without delays {100 * control['test_accuracy']:.1f} %; "
+    print("Delay task (temporal_patterns, 4 classes, chance 25 %): "
+          f"without delays {100 * control['test_accuracy']:.1f} %; "
           f"with delays {100 * trained['test_accuracy']:.1f} % (float, σ = 0.23), "
           f"{100 * trained['test_accuracy_hardened']:.1f} % (integer delays), "
           f"{100 * trained['test_accuracy_hardened_quantised']:.1f} % (integer delays, 6-bit weights)\n")
@@ -33,9 +34,10 @@ def main(out: Path) -> None:
         mock = load(f"delay_task.{strategy}.mock.json")
         cost = load(f"delay_task.{strategy}.map.json")["delays"][strategy]
         spikes = spike_times_on_chip(learned, strategy)
-        print(f"| {strategy} | {100 * mock['accuracy']:.1f} % | {100 * trained['test_accuracy']:.1f} % | {cost['rows']} | "
-              f"{cost['rows_per_neuron']['hidden']} | {cost['labels']}/{cost['labels_available']} | "
-              f"{cost['events_per_spike']} | {cost['fpga_copies']} | {cost['kernel_l1_error']:.4f} | {spikes['mock']} | "
+        print(f"| {strategy} | {100 * mock['accuracy']:.1f} % | {100 * trained['test_accuracy']:.1f} % | "
+              f"{cost['rows']} | {cost['rows_per_neuron']['hidden']} | {cost['labels']}/{cost['labels_available']} | "
+              f"{cost['events_per_spike']} | {cost['fpga_copies']} | {cost['kernel_l1_error']:.4f} | "
+              f"{spikes['mock']} | "
               f"{spikes['software']} | "
               f"{[int(t) for t in TARGETS_B]} |")
 

@@ -179,7 +179,8 @@ def test_plot_writes_one_histogram_per_parameter(tmp_path):
     from neurodeploy.plots import calibration_histograms
 
     rng = np.random.default_rng(0)
-    before = {"v_leak_cadc": 60 + 7 * rng.standard_normal(512), "tau_mem_s": 1e-5 * (1 + 0.1 * rng.standard_normal(512))}
+    before = {"v_leak_cadc": 60 + 7 * rng.standard_normal(512),
+              "tau_mem_s": 1e-5 * (1 + 0.1 * rng.standard_normal(512))}
     after = {k: v.mean() + 0.05 * (v - v.mean()) for k, v in before.items()}
     written = calibration_histograms(before, after, {"v_leak_cadc": 60.0, "tau_mem_s": 1e-5}, tmp_path)
     assert [p.name for p in written] == ["calibration_v_leak_cadc.png", "calibration_tau_mem_s.png"]

@@ -165,8 +165,10 @@ def test_training_with_a_calibration_of_another_chip_is_refused(trained_model, t
     assert not out.exists() and not checkpoint_path(out).exists()
 
 
-@pytest.mark.parametrize("args, message", [(["--epochs", "0"], "--epochs"), (["--train-samples", "0"], "--train-samples"),
-                                           (["--resume"], "no checkpoint"), (["--learning-rate", "-1"], "learning-rate")])
+@pytest.mark.parametrize("args, message", [(["--epochs", "0"], "--epochs"),
+                                           (["--train-samples", "0"], "--train-samples"),
+                                           (["--resume"], "no checkpoint"),
+                                           (["--learning-rate", "-1"], "learning-rate")])
 def test_bad_input_is_one_line_and_writes_nothing(trained_model, tmp_path, args, message):
     out = tmp_path / "itl.pt"
     result = CliRunner().invoke(main, ["itl", str(trained_model), "--backend", "mock:0", "-o", str(out), *args])

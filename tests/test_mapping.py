@@ -15,10 +15,11 @@ from neurodeploy.targets.bss2.spec import load_bss2_spec
 from neurodeploy.workflows.map import check_model, map_model
 
 SPEC = load_bss2_spec()
+DEFAULT_NEURON = NeuronParameters(t_ref_s=2e-3)
 ENCODING = {"kind": "time_to_spike", "t_early_s": 2e-3, "t_late_s": 26e-3, "t_bias_s": 2e-3, "duration_s": 40e-3}
 
 
-def make_model(sizes, neuron=NeuronParameters(t_ref_s=2e-3), seed=0) -> ModelFile:
+def make_model(sizes, neuron=DEFAULT_NEURON, seed=0) -> ModelFile:
     """A yinyang-shaped model with arbitrary layer sizes and random weights."""
     pops = [Population("input", sizes[0], "input")]
     pops += [Population(f"h{i}", n, "lif", neuron) for i, n in enumerate(sizes[1:-1])]
@@ -45,7 +46,8 @@ def test_too_many_neurons_names_rule_needed_and_available():
         violations = map_to_bss2(make_model([5, 700, 3]), SPEC)[2]
         raise DoesNotFitError("bss2", violations)
     v = info.value.violations[0]
-    assert (v.rule_id, v.layer, v.needed, v.available) == ("BSS2-NEURONS", "h0", 718, 512)  # 700 + 3 readouts of 6 merged circuits
+    # 700 + 3 readouts of 6 merged circuits
+    assert (v.rule_id, v.layer, v.needed, v.available) == ("BSS2-NEURONS", "h0", 718, 512)
     assert "BSS2-NEURONS" in info.value.one_line() and "needs 718" in info.value.one_line()
 
 

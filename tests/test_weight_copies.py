@@ -73,7 +73,8 @@ def _synapse_error(deployment, chip: Chip) -> float:
 def test_copies_average_the_per_synapse_mismatch(trained_model):
     effects = MockEffects()
     chip = Chip(draw_variation(0, SPEC, effects), effects, SPEC, np.zeros(0, np.int64))
-    single, spread = _synapse_error(_mapped(trained_model, 1)[0], chip), _synapse_error(_mapped(trained_model, 25)[0], chip)
+    single = _synapse_error(_mapped(trained_model, 1)[0], chip)
+    spread = _synapse_error(_mapped(trained_model, 25)[0], chip)
     assert 0.02 < single < 0.1  # about the chip's 5 % per synapse
     assert spread < 0.5 * single
 

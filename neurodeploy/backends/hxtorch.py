@@ -20,7 +20,7 @@ class HxtorchBackend:
     """Real BSS-2 hardware through hxtorch (a placeholder that explains why it cannot run here)."""
 
     name = "hxtorch"
-    target = "bss2"
+    target: Optional[str] = "bss2"
     chip_id: Optional[str] = None  # read from the hardware once implemented
     uses_codes = True
     capabilities = frozenset({"madc"})

@@ -19,8 +19,8 @@ class SoftwareBackend:
     """Runs the deployment's float weights with the model's own discretisation (no quantisation)."""
 
     name = "software"
-    target = None  # any target's deployment: it runs the float weights every deployment carries
-    chip_id = None
+    target: Optional[str] = None  # any target's deployment: it runs the float weights every deployment carries
+    chip_id: Optional[str] = None
     uses_codes = False
     capabilities: frozenset[str] = frozenset()
 
@@ -55,6 +55,6 @@ class SoftwareBackend:
                             for name, kind in zip(meta["layers"], meta["layer_kinds"])], dim=-1)
         first, count = meta["readout_neurons"]
         return Observations(spikes=spikes, membrane=out.readout_v, recorded=np.arange(first, first + count),
-                            baseline=torch.full((count,), net.graph.readout.neuron.v_leak),
+                            baseline=torch.full((count,), net.graph.readout.parameters.v_leak),
                             time_step_s=meta["dt_s"],
                             counters={"events_in": int(spikes_in.sum())})

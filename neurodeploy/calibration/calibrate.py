@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -47,7 +48,8 @@ def calibration_targets(spec: BSS2Spec, overrides: Optional[dict] = None) -> dic
               "v_threshold_cadc": spec["neuron"]["potentials_cadc"]["threshold"]}
     for key, (low, high) in limits.items():
         if not low <= targets[key] <= high:
-            raise NeurodeployError(f"calibration target {key}={targets[key]:g} is outside the chip's range [{low:g}, {high:g}]",
+            raise NeurodeployError(f"calibration target {key}={targets[key]:g} is outside the chip's range "
+                                   f"[{low:g}, {high:g}]",
                                    f"choose {key} within [{low:g}, {high:g}] (targets/{spec.name}.yaml)")
     if targets["synaptic_gain_cadc_per_lsb"] <= 0:
         raise NeurodeployError("calibration target synaptic_gain_cadc_per_lsb must be positive", "e.g. 2.0")
@@ -70,7 +72,8 @@ class CalibrationResult(NamedTuple):
 def _measurements(meter: Meter, targets: dict) -> dict[str, Callable[[ChipCodes], np.ndarray]]:
     return {
         "tau_syn_s": meter.tau_syn, "v_threshold_cadc": meter.threshold,
-        "synaptic_gain_cadc_per_lsb": lambda c: meter.synaptic_gain(c, GAIN_WEIGHT, GAIN_PERIOD_S, targets["tau_syn_s"]),
+        "synaptic_gain_cadc_per_lsb":
+            lambda c: meter.synaptic_gain(c, GAIN_WEIGHT, GAIN_PERIOD_S, targets["tau_syn_s"]),
         "v_leak_cadc": meter.rest, "tau_mem_s": meter.tau_mem, "v_reset_cadc": meter.reset,
     }
 
@@ -108,11 +111,15 @@ def calibrate(backend: Backend, spec: BSS2Spec, targets: dict, *, seed: int = 0,
     for name in SEARCHED:
         steps.set_postfix_str(name)
         field, inverted = SEARCHED[name]
-        found, _ = noisy_binary_search(lambda c: measure[name](codes._replace(**{field: c})), targets[name], n, rng,
+
+        def probe(c: np.ndarray, name: str = name, codes: ChipCodes = codes, field: str = field) -> np.ndarray:
+            return measure[name](codes._replace(**{field: c}))
+        found, _ = noisy_binary_search(probe, targets[name], n, rng,
                                        inverted=inverted, code_max=spec["capmem"]["code_max"])
         codes = codes._replace(**{field: found})
         if name in measure_precisely:
-            codes = refine_time_constant(codes, field, measure_precisely[name], targets[name], spec["capmem"]["code_max"])
+            codes = refine_time_constant(codes, field, measure_precisely[name], targets[name],
+                                         spec["capmem"]["code_max"])
         steps.update()
     steps.set_postfix_str("gain line")
     precise = {name: measure_now(codes) for name, measure_now in measure_precisely.items()}
@@ -187,7 +194,8 @@ def _success(codes: ChipCodes, measured: dict, targets: dict, spec: BSS2Spec) ->
 
 
 def spread(values: np.ndarray, name: str, trim: float = 0.05) -> float:
-    """Neuron-to-neuron spread as calix's tests define it: the 5 %-trimmed std (relative for time constants and gains)."""
+    """Neuron-to-neuron spread as calix's tests define it: the 5 %-trimmed std (relative for time constants and
+    gains)."""
     v = np.sort(values[np.isfinite(values)])
     cut = int(len(v) * trim / 2)
     v = v[cut:len(v) - cut] if cut else v

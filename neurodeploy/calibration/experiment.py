@@ -3,8 +3,8 @@
 A calibration talks to a chip only through the backend interface, so each measurement is a
 deployment: every circuit is its own neuron, one FPGA input channel reaches every circuit through
 driver 0 of each hemisphere (excitatory row, label 0), and the analog settings are the codes under
-test (the ``drivers`` option spreads it over several rows). The run's step is the MADC sample period (its clock scaled down, to 133 ns), so MADC traces are
-sampled exactly.
+test (the ``drivers`` option spreads it over several rows). The run's step is the MADC sample period
+(its clock scaled down, to 133 ns), so MADC traces are sampled exactly.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def chip_experiment(spec: BSS2Spec, codes: ChipCodes, duration_s: float, input_w
         "circuit_tau_mem_s": nominal_tau_s(codes.i_bias_leak, spec, "tau_mem"),
         "circuit_tau_syn_s": nominal_tau_s(codes.i_bias_syn_tau, spec, "tau_syn"),
         "circuit_t_ref_s": refractory_time_s(codes.refractory_counter, codes.refractory_scaler[quadrant], spec),
-        "circuit_synaptic_gain_cadc_per_lsb": nominal_gain(codes.i_bias_synin_gm, codes.synapse_dac_bias[quadrant], spec),
+        "circuit_synaptic_gain_cadc_per_lsb": nominal_gain(codes.i_bias_synin_gm, codes.synapse_dac_bias[quadrant],
+                                                           spec),
     }
     dt_hw = step_s(spec)
     arrays = {
@@ -79,7 +80,8 @@ def spread_drivers(count: int, spec: BSS2Spec, first: int = 0) -> np.ndarray:
     buses = min(g["buses_per_hemisphere"], count)
     per_bus = -(-count // buses)
     if first + per_bus > g["drivers_per_bus"]:
-        raise ValueError(f"drivers {first}..{first + per_bus - 1} of a bus do not exist ({g['drivers_per_bus']} per bus)")
+        raise ValueError(f"drivers {first}..{first + per_bus - 1} of a bus do not exist "
+                         f"({g['drivers_per_bus']} per bus)")
     return np.array([b * g["drivers_per_bus"] + first + j for b in range(buses) for j in range(per_bus)][:count])
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..backends.base import Backend, Recording
+from ..errors import BackendError
 from ..targets.bss2.analog import ChipCodes
 from ..targets.bss2.spec import BSS2Spec
 from .experiment import chip_experiment, input_times, step_s, train_experiment
@@ -24,6 +25,7 @@ TAU_REPEATS = 32  # MADC runs per neuron for a time constant in a search step: n
 PRECISE_TAU_REPEATS = 128  # for the final refinement and residuals: about 0.5 % instead of 1 % (std)
 THRESHOLD_DRIVE_CADC = 60.0  # leak above threshold while the threshold is measured
 CADC_ONLY = Recording(spikes=False, membrane=True)
+NO_INPUT_S = np.zeros(0)  # default input times: no input events
 
 
 class MadcScale(NamedTuple):
@@ -45,7 +47,7 @@ class Meter:
         self.rounds = 0
         self.madc_scale = MadcScale(1.0, 0.0)
 
-    def cadc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = np.zeros(0),
+    def cadc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = NO_INPUT_S,
              drivers: int = 1, first_driver: int = 0) -> torch.Tensor:
         """CADC traces ``[T, runs, 512]`` of all circuits, ``CADC_RUNS`` repetitions."""
         experiment = chip_experiment(self.spec, codes, duration_s, weight, drivers=drivers, first_driver=first_driver)
@@ -56,7 +58,7 @@ class Meter:
         self.rounds += 1
         return self.backend.run(experiment, times, CADC_ONLY).membrane
 
-    def madc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = np.zeros(0),
+    def madc(self, codes: ChipCodes, duration_s: float, weight: int = 0, at_s: np.ndarray = NO_INPUT_S,
              source: str = "membrane", repeats: int = 1) -> torch.Tensor:
         """MADC traces ``[T, 512]`` in CADC units: one run per circuit and repeat, each recording its own
         neuron; repeats are averaged."""
@@ -70,6 +72,9 @@ class Meter:
         record = Recording(spikes=False, membrane=False, madc_neuron=np.tile(np.arange(self.n), repeats),
                            madc_source=source)
         madc = self.backend.run(experiment, times, record).madc
+        if madc is None:
+            raise BackendError(f"backend {self.backend.name} returned no MADC samples",
+                               "calibrate on a backend with an MADC (a mock chip or hardware)")
         return self.madc_scale.to_cadc(madc.reshape(madc.shape[0], repeats, self.n).mean(1))
 
     # One observable each ------------------------------------------------------------------
@@ -137,7 +142,8 @@ class Meter:
 
     def synaptic_gain(self, codes: ChipCodes, weight: int, period_s: float, tau_syn_s: float | np.ndarray,
                       driver_sets: int = 1, drivers: int = GAIN_DRIVERS) -> np.ndarray:
-        r"""Synaptic input strength (CADC per weight LSB) from the mean rise of the membrane under a regular train (CADC).
+        r"""Synaptic input strength (CADC per weight LSB) from the mean rise of the membrane under a regular train
+        (CADC).
 
         At steady state the mean membrane above rest is the mean synaptic input,
         :math:`\bar v - v_{rest} = g\,w / (k\,(1 - \alpha))` with ``k`` steps between events and
@@ -151,7 +157,7 @@ class Meter:
         drive_start, duration = 10e-6, 150e-6
         at = np.arange(drive_start, duration, period_s)
         per_bus = drivers // self.spec["geometry"]["buses_per_hemisphere"]
-        rise = 0.0
+        rise: float | np.ndarray = 0.0
         for s in range(driver_sets):
             v = self.cadc(quiet, duration, weight=weight, at_s=at, drivers=drivers, first_driver=s * per_bus)
             t = (np.arange(v.shape[0]) + 1) * dt
@@ -164,7 +170,8 @@ class Meter:
 
 def decay_time_constant(trace: torch.Tensor, dt_s: float, fit_from_s: float,
                         tau_range_s: tuple[float, float] = (0.1e-6, 500e-6), grid: int = 1024) -> np.ndarray:
-    r"""Per column of ``trace`` ``[T, N]``, :math:`\tau` of :math:`v(t) = v_\infty + A e^{-t/\tau}` after ``fit_from_s``.
+    r"""Per column of ``trace`` ``[T, N]``, :math:`\tau` of :math:`v(t) = v_\infty + A e^{-t/\tau}` after
+    ``fit_from_s``.
 
     For a given :math:`\tau` the best :math:`v_\infty, A` are linear least squares, so the residual
     is a function of :math:`\tau` alone:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -10,7 +10,8 @@ Measure = Callable[[np.ndarray], np.ndarray]
 
 
 def noisy_binary_search(measure: Measure, target: np.ndarray, n: int, rng: np.random.Generator, *,
-                        inverted: bool = False, code_max: int = 1022, start_noise: int = 5) -> tuple[np.ndarray, np.ndarray]:
+                        inverted: bool = False, code_max: int = 1022, start_noise: int = 5
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Codes whose measurement is closest to ``target``, for ``n`` instances at once.
 
     Starts mid-range with ±``start_noise`` random offsets (calix's NoisyBinarySearch, so that

@@ -24,10 +24,11 @@ def chip_id(engine: Backend) -> str:
 
 def calibration_from_result(result: CalibrationResult, engine: Backend, spec: BSS2Spec, targets: dict) -> Calibration:
     """The calibration file's content for a finished calibration."""
-    spreads = {name: {"spread_before": spread(result.uncalibrated[name], name),
-                      "spread_after": spread(result.measured[name], name)} for name in SEARCHED}
-    for row in spreads.values():
-        row["ratio"] = row["spread_after"] / row["spread_before"] if row["spread_before"] > 0 else None
+    spreads: dict[str, dict[str, Optional[float]]] = {}
+    for name in SEARCHED:
+        before, after = spread(result.uncalibrated[name], name), spread(result.measured[name], name)
+        spreads[name] = {"spread_before": before, "spread_after": after,
+                         "ratio": after / before if before > 0 else None}
     return Calibration(
         chip=chip_id(engine), backend=engine.name, target=spec.name, targets=targets, codes=result.codes,
         gain_slope=result.gain_slope, gain_offset_code=result.gain_offset_code,

@@ -21,7 +21,8 @@ a one-hot kernel), which is what a chip can realise.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Optional
+from collections.abc import Mapping
 
 import torch
 
@@ -76,7 +77,7 @@ def harden_delays(delays: Mapping[str, torch.Tensor], max_delay_steps: Mapping[s
     return {name: harden(d, max_delay_steps[name]) for name, d in delays.items()}
 
 
-def first_spike_time(v_free: torch.Tensor, v_th: float) -> torch.Tensor:
+def first_spike_time(v_free: torch.Tensor, v_th: float | torch.Tensor) -> torch.Tensor:
     r"""Differentiable time (steps) of the first threshold crossing of a free membrane ``[T, ...]``.
 
     Between the steps :math:`k-1` and :math:`k` where :math:`v` first exceeds :math:`\vartheta`,

@@ -234,7 +234,7 @@ class _FusedLIF(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, lateral, coeffs, steepness, detach_reset):  # type: ignore[override]
+    def forward(ctx, x, lateral, coeffs, steepness, detach_reset):
         z, v, state, refractory = _build["ops"].lif_forward(x, *coeffs, lateral, True)
         ctx.save_for_backward(x, z, state, refractory, lateral)
         ctx.coeffs, ctx.steepness, ctx.detach_reset = coeffs, steepness, detach_reset
@@ -243,7 +243,7 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_z, grad_v):  # type: ignore[override]
+    def backward(ctx, grad_z, grad_v):
         x, z, state, refractory, lateral = ctx.saved_tensors
         contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
         grad_x, grad_lateral = _build["ops"].lif_backward(

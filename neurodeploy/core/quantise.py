@@ -15,7 +15,7 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
 
-def quantise(w: torch.Tensor, scale: float, q_max: int) -> torch.Tensor:
+def quantise(w: torch.Tensor, scale: float | torch.Tensor, q_max: int) -> torch.Tensor:
     """Integer levels (as float) of ``w`` for a step of ``scale``."""
     return round_half_away(w / scale).clamp(-q_max, q_max)
 

@@ -17,13 +17,13 @@ class SuperSpike(torch.autograd.Function):
     """Heaviside forward, fast-sigmoid derivative backward."""
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, steepness: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, u: torch.Tensor, steepness: float) -> torch.Tensor:
         ctx.save_for_backward(u)
         ctx.steepness = steepness
         return (u > 0).to(u.dtype)
 
     @staticmethod
-    def backward(ctx, grad_z: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_z: torch.Tensor):
         (u,) = ctx.saved_tensors
         return grad_z / (ctx.steepness * u.abs() + 1.0) ** 2, None
 

@@ -42,7 +42,7 @@ class Alignment(NamedTuple):
         return {"offset": self.offset.clone(), "layers": {k: v._asdict() for k, v in self.layers.items()}}
 
     @staticmethod
-    def from_dict(data: dict) -> "Alignment":
+    def from_dict(data: dict) -> Alignment:
         return Alignment(torch.as_tensor(data["offset"]).float(),
                          {k: LayerAlignment(**v) for k, v in data["layers"].items()})
 
@@ -65,12 +65,16 @@ def fit_scale_and_shift(model_above_rest: torch.Tensor, samples_above_rest: torc
         residual = float(((v - scale * m) ** 2)[mask].sum()) / max(float((v * v)[mask].sum()), 1e-12)
         if best is None or residual < best.residual:
             best = LayerAlignment(scale, shift, residual, int(mask.sum()))
+    if best is None:  # SHIFTS is not empty; stated for the type checker
+        raise ValueError("no time shifts to try (SHIFTS is empty)")
     return best
 
 
-def before_first_spike(*spike_trains: torch.Tensor) -> torch.Tensor:
+def before_first_spike(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
     """``[T, B, N]`` True at the steps before the first spike of every given train."""
-    fired = sum(torch.cumsum(z, dim=0) for z in spike_trains)
+    fired = torch.cumsum(first, dim=0)
+    for z in others:
+        fired = fired + torch.cumsum(z, dim=0)
     return fired == 0
 
 

@@ -9,13 +9,15 @@ gradient is the model's (surrogate) gradient evaluated on the chip's trajectory.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import NamedTuple, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from ..backends.base import Observations
 from ..core.lif import li_sequence
+from ..errors import GraphError
 from ..graph import Graph
 from ..models.network import NetworkOutput, delay_one_step
 from .alignment import Alignment, recorded_columns, to_model_units
@@ -46,7 +48,7 @@ def measured_per_layer(obs: Observations, graph: Graph, neurons: Mapping[str, np
         if columns is not None and pop.name in alignment.layers:
             samples = obs.membrane[..., torch.as_tensor(columns)]
             v = to_model_units(samples, alignment.offset[torch.as_tensor(ids)], alignment.layers[pop.name],
-                               pop.neuron.v_leak)
+                               pop.parameters.v_leak)
         out[pop.name] = Measured(v, z)
     return out
 
@@ -57,10 +59,12 @@ def injected_forward(graph: Graph, weights: Mapping[str, torch.Tensor], input_sp
     spikes = {graph.input.name: input_spikes}
     readout_v = None
     for pop in graph.populations[1:]:
-        x = 0
+        x: torch.Tensor | int = 0
         for proj in graph.incoming(pop.name):
             x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
-        params = pop.neuron.to_lif()
+        if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
+            raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+        params = pop.parameters.to_lif()
         seen = measured.get(pop.name, Measured(None, None))
         if pop.kind == "lif":
             spikes[pop.name], _ = lif_sequence_injected(x, params, dt_s, v_measured=seen.v, z_measured=seen.z,

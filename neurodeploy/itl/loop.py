@@ -19,7 +19,7 @@ from ..backends.base import Backend
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
 from ..deployment import Deployment
-from ..errors import BackendError, NeurodeployError
+from ..errors import BackendError, GraphError, NeurodeployError
 from ..modelfile import ModelFile
 from ..models.network import decode
 from ..targets.base import ItlSession
@@ -79,6 +79,9 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
         measured = measured_per_layer(obs, model.graph, neurons, alignment)
         out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
                                measured, settings["surrogate_steepness"])
+        if out.readout_v is None:
+            raise GraphError(f"population '{model.graph.readout.name}' is not an li readout",
+                             "end the model's graph with a non-spiking readout (kind: li)")
         scores = decode(out.readout_v, settings["loss"])
         loss = task_loss(scores, data.labels[idx], out.spikes, model.graph.input.name, settings)
         optimiser.zero_grad()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -10,6 +10,7 @@ import torch
 from ..backends.base import Backend, Recording
 from ..core.lif import li_sequence, lif_sequence
 from ..deployment import Deployment
+from ..errors import GraphError
 from ..graph import Graph
 from ..models.network import delay_one_step
 from .alignment import Alignment, before_first_spike, fit_scale_and_shift, recorded_columns
@@ -20,7 +21,8 @@ SILENT_RUNS = 8
 def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, weights: Mapping[str, torch.Tensor],
                       neurons: Mapping[str, np.ndarray], probe_times_s: np.ndarray, probe_spikes: torch.Tensor,
                       dt_s: float) -> Alignment:
-    """Offsets from runs without input; per-layer scale and shift from ``probe_times_s`` (same samples as ``probe_spikes``).
+    """Offsets from runs without input; per-layer scale and shift from ``probe_times_s`` (same samples as
+    ``probe_spikes``).
 
     ``weights`` are the weights the chip holds (dequantised). Each layer's model potential is
     computed from the chip's own spikes of the layer before, so that the fit compares like with like.
@@ -36,7 +38,9 @@ def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, wei
         for pop in graph.populations[1:]:
             ids = torch.as_tensor(neurons[pop.name])
             x = sum(delay_one_step(spikes[p.pre]) @ weights[p.name].t() for p in graph.incoming(pop.name))
-            params = pop.neuron.to_lif()
+            if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
+                raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+            params = pop.parameters.to_lif()
             z_hw = obs.spikes[..., ids].float() if obs.spikes.shape[-1] else None
             if pop.kind == "lif":
                 z_model, v_model = lif_sequence(x, params, dt_s)
@@ -49,5 +53,5 @@ def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, wei
             if columns is None or obs.membrane.shape[0] != v_model.shape[0]:
                 continue  # not recorded (or on another time grid): this layer's membrane is not injected
             samples = obs.membrane[..., torch.as_tensor(columns)].float() - offset[ids]
-            layers[pop.name] = fit_scale_and_shift(v_model - pop.neuron.v_leak, samples, mask)
+            layers[pop.name] = fit_scale_and_shift(v_model - pop.parameters.v_leak, samples, mask)
     return Alignment(offset, layers)

@@ -7,7 +7,8 @@ populations are LIF, the readout is a non-spiking leaky integrator.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import NamedTuple, Optional
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -16,12 +17,13 @@ from ..core.delays import delayed_input
 from ..core.dispatch import lif_sequence
 from ..core.lif import li_sequence
 from ..core.quantise import fake_quantise
+from ..errors import GraphError
 from ..graph import Graph
 
 
 class NetworkOutput(NamedTuple):
     spikes: dict  # population name → [T, B, N] spikes (input included)
-    readout_v: torch.Tensor  # [T, B, n_classes]
+    readout_v: Optional[torch.Tensor]  # [T, B, n_classes]; None: the graph has no li readout
 
 
 def delay_one_step(z: torch.Tensor) -> torch.Tensor:
@@ -97,7 +99,7 @@ class SpikingNetwork(nn.Module):
         spikes = {self.graph.input.name: input_spikes}
         readout_v = None
         for pop in self.graph.populations[1:]:
-            x = 0
+            x: torch.Tensor | int = 0
             for proj in self.graph.incoming(pop.name):
                 if proj.name in self.max_delay_steps:
                     k = self.delay_names.index(proj.name)
@@ -105,7 +107,9 @@ class SpikingNetwork(nn.Module):
                                           self.delay_sigma_steps[proj.name], proj.max_delay_steps)
                 else:
                     x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
-            params = pop.neuron.to_lif()
+            if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
+                raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+            params = pop.parameters.to_lif()
             if pop.kind == "lif":
                 spikes[pop.name], _ = lif_sequence(
                     x, params, self.dt_s, surrogate_steepness=self.surrogate_steepness,

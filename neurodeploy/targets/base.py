@@ -21,7 +21,8 @@ target's deployment as the ideal reference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -73,13 +74,13 @@ class ItlSession:
 
     deployment: Deployment
 
-    def chip_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def chip_weights(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def clamp(self, weights: dict[str, torch.Tensor]) -> None:
+    def clamp(self, weights: Mapping[str, torch.Tensor]) -> None:
         raise NotImplementedError
 
-    def reconfigured(self, deployment: Deployment, weights: dict[str, torch.Tensor]) -> tuple[Deployment, int]:
+    def reconfigured(self, deployment: Deployment, weights: Mapping[str, torch.Tensor]) -> tuple[Deployment, int]:
         raise NotImplementedError
 
     def mapping_record(self, deployment: Deployment) -> dict:
@@ -99,7 +100,7 @@ class Target:
         self.spec = spec
 
     @classmethod
-    def load(cls, path: Optional[str | Path] = None) -> "Target":
+    def load(cls, path: Optional[str | Path] = None) -> Target:
         """The target with its spec file (default :attr:`spec_file`, else ``targets/NAME.yaml``)."""
         return cls(load_spec(spec_path(path if path is not None else cls.spec_file or cls.name)))
 

@@ -50,7 +50,8 @@ def target_class(name: str) -> type[Target]:
     else:
         raise TargetSpecError(f"unknown target '{name}'", f"use one of {target_names()} (see `neurodeploy targets`)")
     if not (isinstance(cls, type) and issubclass(cls, Target)):
-        raise TargetSpecError(f"target plug-in '{name}' is not a neurodeploy Target", "fix the package that provides it")
+        raise TargetSpecError(f"target plug-in '{name}' is not a neurodeploy Target",
+                              "fix the package that provides it")
     return cls
 
 

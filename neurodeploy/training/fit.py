@@ -100,14 +100,17 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     optimiser = torch.optim.AdamW(parameter_groups(net, recipe, settings["learning_rate"]),
                                   lr=settings["learning_rate"], weight_decay=float(settings["weight_decay"]))
     total_steps = settings["epochs"] * math.ceil(len(labels) / settings["batch_size"])
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+    schedule: torch.optim.lr_scheduler.CosineAnnealingLR | Schedules = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
     if net.delay_names:  # each group (weights, delays) anneals from its own learning rate; σ shrinks
         schedule = Schedules(cosine_per_group(optimiser, total_steps, settings["lr_final_fraction"]),
                              SigmaSchedule(net, recipe, total_steps))
 
     started = time.perf_counter()
-    history, best = [], (-1.0, -1, None)
+    history: list[dict] = []
+    # (validation accuracy, epoch, weights, delays) of the best epoch; epochs >= 1, so it is replaced
+    best: tuple[float, int, Optional[dict[str, torch.Tensor]], Optional[dict[str, torch.Tensor]]] = (
+        -1.0, -1, None, None)
     qat_from = settings["epochs"] - settings["quantisation_aware_epochs"]
     bar = tqdm(range(settings["epochs"]), desc=f"train {recipe.name}", unit="epoch", disable=not progress)
     for epoch in bar:

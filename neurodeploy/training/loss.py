@@ -10,7 +10,7 @@ per step :math:`\bar z_\ell` away from ``rate_target`` :math:`\rho`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

@@ -30,7 +30,8 @@ def _summary_of_deployment(path: Path) -> dict:
     usage = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != "target"}
     return {"kind": "deployment", "version": dep.meta["version"], "target": dep.target,
             "dataset": dep.meta["dataset"], "dt_s": dep.meta["dt_s"], **usage,
-            "chip": dep.meta.get("chip"), "layers": report["layers"], "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
+            "chip": dep.meta.get("chip"), "layers": report["layers"],
+            "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
             "software_version": dep.meta["software_version"]}
 
 

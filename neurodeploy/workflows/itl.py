@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from tqdm import tqdm
@@ -88,7 +88,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         before = {"validation": accuracy_of(deployment, data.val_times, data.val_labels),
                   "test": accuracy_of(deployment, data.test_times, data.test_labels)}
         history: list[dict] = []
-        best = {"validation_accuracy": before["validation"], "epoch": 0, "weights": snapshot(weights)}
+        best: dict[str, Any] = {"validation_accuracy": before["validation"], "epoch": 0, "weights": snapshot(weights)}
         done = 0
     else:
         with torch.no_grad():

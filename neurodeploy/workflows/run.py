@@ -46,7 +46,8 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     deployment = for_backend(load_deployment(deployment_path), engine, calibration)
     x, y = load_data(deployment.meta["dataset"], data)
     times = encode(x, deployment.meta["encoding"])
-    scores, counters = [], {}
+    scores: list[torch.Tensor] = []
+    counters: dict[str, int] = {}
     for start in tqdm(range(0, len(y), BATCH), desc=f"run on {backend}", disable=not progress):
         obs = engine.run(deployment, times[start:start + BATCH])
         scores.append(readout_scores(deployment, obs))

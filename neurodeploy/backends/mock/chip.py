@@ -27,6 +27,7 @@ from ...core.dispatch import lif_sequence
 from ...core.lif import LIFParameters
 from ...data.encoding import n_steps
 from ...deployment import Deployment
+from ...errors import BackendError
 from ...models.network import delay_one_step
 from ...targets.bss2.analog import ChipCodes
 from ...targets.bss2.spec import BSS2Spec, load_bss2_spec
@@ -126,7 +127,8 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
 
 def clock_events(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float,
                  steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model-time spike times ``[B, channels]`` → FPGA clock cycles (8 ns) → ``(step, batch, channel)`` of each event."""
+    """Model-time spike times ``[B, channels]`` → FPGA clock cycles (8 ns) → ``(step, batch, channel)`` of each
+    event."""
     cycles = np.round(times_model_s / speedup / clock_s)
     step = np.round(cycles * clock_s / dt_hw_s)
     b, c = np.nonzero(np.isfinite(step) & (step >= 0) & (step < steps))
@@ -152,7 +154,7 @@ def parse_chip(name: str) -> tuple[str, Optional[int], MockEffects]:
 class MockChip:
     """One emulated chip. ``chip``: ``"ideal"`` or an integer id that seeds its fixed pattern."""
 
-    target = "bss2"
+    target: Optional[str] = "bss2"
     capabilities = frozenset({"madc"})
 
     def __init__(self, chip: str | int = "ideal", effects: Optional[MockEffects] = None, seed: int = 0,
@@ -160,7 +162,8 @@ class MockChip:
         self.chip = str(chip)
         self.effects = effects or MockEffects()
         off = [k for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
-        self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off) if off and self.chip != "ideal" else "")
+        self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off)
+                                           if off and self.chip != "ideal" else "")
         self.chip_id: Optional[str] = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
         self.uses_codes = self.chip != "ideal"  # the ideal chip realises the requested settings, not codes
         self._chip: Optional[Chip] = None
@@ -183,9 +186,23 @@ class MockChip:
         return self._configured[1]
 
     @property
+    def _configuration(self) -> tuple[Deployment, ChipState, RunPlan]:
+        """The configured deployment, its state and run plan (call :meth:`_state` first)."""
+        if self._configured is None:  # _state() always comes first; stated for the type checker
+            raise BackendError(f"backend {self.name} has no deployment configured", "run a deployment first")
+        return self._configured
+
+    @property
     def _plan(self) -> RunPlan:
         """The run plan of the configured deployment (call :meth:`_state` first)."""
-        return self._configured[2]
+        return self._configuration[2]
+
+    @property
+    def _spec(self) -> BSS2Spec:
+        """The spec of the emulated chip; only effects of a non-ideal chip (:meth:`_on`) need it."""
+        if self._chip is None:  # every caller checks _on(...) first, which implies a chip; for the type checker
+            raise BackendError(f"backend {self.name} emulates no particular chip", "use a mock chip number")
+        return self._chip.spec
 
     def _on(self, effect: str) -> bool:
         return self._chip is not None and getattr(self.effects, effect)
@@ -202,14 +219,14 @@ class MockChip:
             delivered, matrix = events, routes.per_source
         elif not self._plan.input_may_drop:  # what deliver() returns when no bus can overflow
             delivered, matrix = events[..., self._plan.input_source], routes.per_route
-        elif neuron is None and _fits_buses(events, routes, bus_capacity(state.dt_s, self._chip.spec)):
+        elif neuron is None and _fits_buses(events, routes, bus_capacity(state.dt_s, self._spec)):
             # deliver() would return the route events unchanged and draw no priority: the same
             # product, built from the channel events without the wide [T, B, routes] copy.
             return self._add_noise(_routed_rows_matmul(delay_one_step(events), routes), neuron)
         else:
             route_events = events[..., torch.as_tensor(routes.source)]
             priority = lambda: torch.rand(route_events.shape, generator=self._noise)  # noqa: E731
-            delivered, dropped = deliver(route_events, routes.bus, bus_capacity(state.dt_s, self._chip.spec), priority)
+            delivered, dropped = deliver(route_events, routes.bus, bus_capacity(state.dt_s, self._spec), priority)
             counters["events_dropped"] += dropped
             matrix = routes.per_route
             congested = True
@@ -237,15 +254,15 @@ class MockChip:
 
         Falls back to the dense path when a bus could overflow (more routes than it carries per step).
         """
-        routes, meta = state.input_routes, self._configured[0].meta
+        routes, meta = state.input_routes, self._configuration[0].meta
         capacity = bus_capacity(state.dt_s, self._chip.spec) if self._chip is not None else 0
         if self._on("event_drops") and len(routes.bus) and np.bincount(routes.bus).max() > capacity:
             events = bin_on_clock(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
             return self._input_current(state, events, counters, neuron)
-        step, b, c = clock_events(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
-        arrive = step + 1  # one step of routing latency
-        keep = arrive < state.steps
-        arrive, b, c = (torch.as_tensor(a[keep]) for a in (arrive, b, c))
+        step, batch, channel = clock_events(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+        arrival = step + 1  # one step of routing latency
+        keep = arrival < state.steps
+        arrive, b, c = (torch.as_tensor(a[keep]) for a in (arrival, batch, channel))
         x = torch.zeros(state.steps, len(neuron))
         x.index_put_((arrive, b), routes.per_source[c, neuron[b]], accumulate=True)
         return self._add_noise(x, neuron)
@@ -254,8 +271,9 @@ class MockChip:
         if not self._on("noise") or self.effects.membrane_noise_cadc <= 0:
             return None
         p = state.params
-        return input_noise_std(self.effects.membrane_noise_cadc, torch.exp(-state.dt_s / p.tau_syn_s),
-                               torch.exp(-state.dt_s / p.tau_mem_s))
+        # A chip state's parameters are tensors (per neuron); as_tensor returns them as they are
+        return input_noise_std(self.effects.membrane_noise_cadc, torch.exp(torch.as_tensor(-state.dt_s / p.tau_syn_s)),
+                               torch.exp(torch.as_tensor(-state.dt_s / p.tau_mem_s)))
 
     def _simulate(self, state: ChipState, x: torch.Tensor, counters: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole chip over time; internal events that overflow a bus are dropped as on the chip.
@@ -268,7 +286,7 @@ class MockChip:
         spikes, v = lif_sequence(x, state.params, state.dt_s, lateral=neurons.per_source.t())
         if not self._on("event_drops") or len(neurons.source) == 0 or not self._plan.neuron_may_drop:
             return spikes, v  # deliver() would drop nothing: no bus has more routes than it carries
-        capacity = bus_capacity(state.dt_s, self._chip.spec)
+        capacity = bus_capacity(state.dt_s, self._spec)
         drawn: list[torch.Tensor] = []
 
         def priority() -> torch.Tensor:
@@ -290,17 +308,19 @@ class MockChip:
         counters["events_dropped"] += counters.pop("_internal_dropped", 0)
         return spikes, v
 
-    def _madc(self, state: ChipState, x_runs: torch.Tensor, v_runs: Optional[torch.Tensor],
+    def _madc(self, state: ChipState, x_runs: torch.Tensor, v_runs: torch.Tensor,
               record: Recording) -> torch.Tensor:
         """``[T, B]`` MADC samples of each run's neuron: its membrane ``v_runs`` or its synaptic input line."""
         neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
         if record.madc_source == "synaptic_input":
-            alpha = torch.exp(-state.dt_s / state.params.tau_syn_s)[neuron]
-            current, trace = torch.zeros(len(neuron)), []
+            # A chip state's parameters are tensors (per neuron); as_tensor returns them as they are
+            alpha = torch.exp(torch.as_tensor(-state.dt_s / state.params.tau_syn_s))[neuron]
+            current, samples = torch.zeros(len(neuron)), []
             for x_k in x_runs.unbind(0):
                 current = alpha * current + x_k
-                trace.append(current)
-            trace = torch.stack(trace) + state.params.v_leak[neuron]  # the line rests at the leak potential
+                samples.append(current)
+            # the line rests at the leak potential
+            trace = torch.stack(samples) + torch.as_tensor(state.params.v_leak)[neuron]
         else:
             trace = v_runs
         chip = self._chip
@@ -347,7 +367,7 @@ class MockChip:
             recorded = np.arange(n)
             membrane = v
             if self._on("cadc"):
-                spec = self._chip.spec
+                spec = self._spec
                 read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
                 membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise,
                                         self._workspace)

@@ -24,7 +24,8 @@ def fpga_delayed_times(deployment: Deployment, times_s: np.ndarray) -> np.ndarra
 
 
 def input_route_currents(routes: np.ndarray, weight: np.ndarray, arrays: dict, meta: dict) -> np.ndarray:
-    """Per FPGA route, the signed LSB each circuit receives, with strength bits decoded (connectivity.route_currents)."""
+    """Per FPGA route, the signed LSB each circuit receives, with strength bits decoded
+    (connectivity.route_currents)."""
     strength_bits = int(meta.get("delays", {}).get("strength_bits", 0))
     if strength_bits == 0:
         return route_currents(routes, weight, arrays["synapse_label"], arrays["row_mode"])

@@ -7,7 +7,7 @@ re-evaluating the same traffic drops the same events).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -41,7 +41,7 @@ def input_noise_std(sigma_v: float, alpha: torch.Tensor, beta: torch.Tensor) -> 
 
 
 def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: float = 0.0,
-                 generator: Optional[torch.Generator] = None, workspace: Optional["Workspace"] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None, workspace: Optional[Workspace] = None) -> torch.Tensor:
     r"""8-bit samples of ``v`` ``[T, B, N]`` every ``period_s`` (plus read noise), interpolated back onto the step grid.
 
     With sample steps :math:`a_j = a_0 + j e` (:math:`j < S`) and

@@ -70,7 +70,7 @@ class MockEffects:
     SWITCHES = ("fixed_pattern", "noise", "jitter", "cadc", "madc", "event_drops")
 
     @classmethod
-    def parse(cls, text: str) -> "MockEffects":
+    def parse(cls, text: str) -> MockEffects:
         """``"noise=off,cadc=off"`` → effects with those switched off."""
         effects = cls()
         for item in filter(None, text.split(",")):
@@ -102,6 +102,7 @@ class ChipVariation(NamedTuple):
 
 
 POTENTIALS = ("v_leak", "v_reset", "v_threshold")
+NO_DEAD_CIRCUITS = np.zeros(0, np.int64)  # default of realise(): every circuit works
 
 
 def draw_variation(chip: int, spec: BSS2Spec, effects: MockEffects) -> ChipVariation:
@@ -136,7 +137,7 @@ class CircuitPhysics(NamedTuple):
 
 
 def realise(codes: ChipCodes, variation: ChipVariation, spec: BSS2Spec,
-            dead: np.ndarray = np.zeros(0, np.int64)) -> CircuitPhysics:
+            dead: np.ndarray = NO_DEAD_CIRCUITS) -> CircuitPhysics:
     """Per-circuit physical parameters that ``codes`` produce on this chip.
 
     ``dead`` circuits (an injected fault) ignore their codes: the membrane sits at the bottom of

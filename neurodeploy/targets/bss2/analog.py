@@ -44,10 +44,10 @@ class ChipCodes(NamedTuple):
         return {f"code:{name}": np.asarray(value) for name, value in self._asdict().items()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict) -> "ChipCodes":
+    def from_arrays(cls, arrays: dict) -> ChipCodes:
         return cls(**{name: np.asarray(arrays[f"code:{name}"]) for name in cls._fields})
 
-    def replace_circuits(self, mask: np.ndarray, other: "ChipCodes") -> "ChipCodes":
+    def replace_circuits(self, mask: np.ndarray, other: ChipCodes) -> ChipCodes:
         """Per-circuit codes from ``other`` where ``mask``, quadrant codes from ``other``."""
         fields = {}
         for name in self._fields:
@@ -88,7 +88,7 @@ def nominal_tau_code(tau_s: np.ndarray, spec: BSS2Spec, which: str) -> np.ndarra
     return spec["capmem"][f"{which}_s_times_code"] / np.asarray(tau_s, float)
 
 
-def nominal_gain(code: np.ndarray, dac_code: np.ndarray, spec: BSS2Spec) -> np.ndarray:
+def nominal_gain(code: float | np.ndarray, dac_code: np.ndarray, spec: BSS2Spec) -> np.ndarray:
     c = spec["capmem"]
     return c["synaptic_gain_per_code"] * np.asarray(code, float) * np.asarray(dac_code, float) / c["synapse_dac_bias"]
 

@@ -33,7 +33,8 @@ def check_targets(layers: list, calibration: Calibration, source: str = "the cal
             if not np.isclose(need, have, rtol=0.01, atol=0.5 if target.endswith("cadc") else 0.0):
                 raise CalibrationError(
                     f"layer '{layer.name}' needs {target}={need:g} (hardware units) but {source} targets {have:g}",
-                    f"calibrate for the model: neurodeploy calibrate --backend BACKEND --target bss2 --set {target}={need:g}")
+                    "calibrate for the model: "
+                    f"neurodeploy calibrate --backend BACKEND --target bss2 --set {target}={need:g}")
 
 
 def calibrated_codes(settings: dict[str, np.ndarray], calibration: Calibration,

@@ -13,7 +13,8 @@ used, bss2.md §1.3), so an update rewrites only synapse weights; the number rew
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import NamedTuple, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ def fixed_layout(model: ModelFile, spec: BSS2Spec, deployment: Deployment,
     """Re-derive the deployment's layers and placement (deterministic), and read its scales."""
     layers, _, _ = check(model, spec, circuit_ok, weight_copies=int(deployment.meta.get("weight_copies", 1)))
     placement, _ = place(layers, spec, circuit_ok)
-    if not np.array_equal(placement.neuron_circuits, deployment["neuron_circuits"]):
+    if placement is None or not np.array_equal(placement.neuron_circuits, deployment["neuron_circuits"]):
         raise BackendError("the placement could not be reproduced for in-the-loop updates",
                            "map the model again with this version of neurodeploy")
     scale = {layer.name: torch.as_tensor(deployment[f"weight_scale:{layer.name}"]).float() for layer in layers}

@@ -92,6 +92,6 @@ def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredL
         circuits = circuits_per_neuron(fan_in, per_circuit)
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
-            circuits_per_neuron=circuits, neuron=pop.neuron, hw=hardware_neuron(pop.neuron, pop.kind, spec),
+            circuits_per_neuron=circuits, neuron=pop.parameters, hw=hardware_neuron(pop.parameters, pop.kind, spec),
             weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies)))
     return layers

@@ -74,7 +74,7 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     rate = lambda z: float(z.sum(0).mean()) / duration  # noqa: E731
     rates = {layer.name: (rate(before.spikes[layer.name]), rate(after.spikes[layer.name]))
              for layer in layers if layer.kind == "lif"}
-    rise = after.readout_v.amax(0) - model.graph.readout.neuron.v_leak
+    rise = after.readout_v.amax(0) - model.graph.readout.parameters.v_leak
     return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)))
 
 
@@ -132,14 +132,16 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
         reach = calibration.gain_slope * (spec["capmem"]["code_max"] - calibration.gain_offset_code)
     violations = []
     for index, layer in enumerate(layers):
-        circuits = np.flatnonzero(np.isin(np.arange(len(gain_code)), placement.neuron_circuits[placement.neuron_layer == index]))
+        circuits = np.flatnonzero(np.isin(np.arange(len(gain_code)),
+                                          placement.neuron_circuits[placement.neuron_layer == index]))
         out = circuits[~((gain_code[circuits] >= 0) & (gain_code[circuits] <= spec["capmem"]["code_max"]))]
         if len(out):
             worst = out[np.argmax(physical["synaptic_gain_cadc_per_lsb"][out])]
             violations.append(DesignRuleViolation(
                 "BSS2-GAIN", layer.name, "synaptic gain (CADC per weight LSB) of a circuit",
                 f"{physical['synaptic_gain_cadc_per_lsb'][worst]:.3g}", f"{max(reach[worst], 0):.3g}",
-                f"{len(out)} circuits are out of range: lower --clip-quantile (e.g. 0.99) so weights use more of the 6 bits"))
+                f"{len(out)} circuits are out of range: "
+                "lower --clip-quantile (e.g. 0.99) so weights use more of the 6 bits"))
     return codes, violations
 
 
@@ -163,7 +165,7 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
     if calibration is not None:
         check_targets(layers, calibration)
     placement, violations = place(layers, spec, circuit_ok)
-    if violations:
+    if placement is None or violations:  # place() gives no placement exactly when it reports violations
         return None, {"warnings": warnings}, violations
     pinned = model.mapping.get("weight_scale", {})  # scales in-the-loop training kept fixed (`itl`)
     delayed = quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale)  # slot by slot
@@ -229,7 +231,8 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
             "name": layer.name, "kind": layer.kind, "neurons": layer.size, "fan_in": layer.fan_in,
             "circuits_per_neuron": layer.circuits_per_neuron, "circuits": layer.circuits,
             "weight_copies": layer.weight_copies,
-            "cadc_per_model_unit": layer.hw.cadc_per_model_unit, "scale": float(q.scale.median()), "scale_min": float(q.scale.min()),
+            "cadc_per_model_unit": layer.hw.cadc_per_model_unit, "scale": float(q.scale.median()),
+            "scale_min": float(q.scale.min()),
             "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
             "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent),
             "detail": f"{layer.circuits_per_neuron} circuit(s)/neuron, {layer.weight_copies} weight copies, "

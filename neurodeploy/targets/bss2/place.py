@@ -41,7 +41,9 @@ def place(layers: list[LoweredLayer], spec: BSS2Spec, circuit_ok: Optional[np.nd
     ok = np.ones(spec.total_circuits, bool) if circuit_ok is None else np.asarray(circuit_ok, bool)
     hemispheres = spec["geometry"]["hemispheres"]
     max_k = max(layer.circuits_per_neuron for layer in layers)
-    rows, owners, starts = [], [], {}
+    rows: list[np.ndarray] = []
+    owners: list[int] = []
+    starts: dict[str, int] = {}
     position = 0
     for index, layer in enumerate(layers):
         starts[layer.name] = len(rows)
@@ -52,7 +54,7 @@ def place(layers: list[LoweredLayer], spec: BSS2Spec, circuit_ok: Optional[np.nd
             while position + k <= len(order) and not ok[order[position:position + k]].all():
                 position += 1 if k == 1 else hemispheres
             if position + k > len(order):
-                needed = sum(l.circuits for l in layers)
+                needed = sum(other.circuits for other in layers)
                 return None, [DesignRuleViolation(
                     "BSS2-NEURONS", layer.name, "working neuron circuits (all layers)", needed,
                     int(ok.sum()), f"shrink '{layer.name}' or use a chip with more working circuits")]

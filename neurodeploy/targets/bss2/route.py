@@ -75,7 +75,7 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
         q: QuantisedLayer = quantised[layer.name]
         if slot_inputs is not None and layer.name in slot_inputs:
             keys, matrices = slot_inputs[layer.name]
-            source_of = lambda n, p: keys[n][p]  # noqa: E731
+            source_of = lambda n, p, keys=keys: keys[n][p]  # noqa: E731
             n_slots = matrices.shape[1]
             copies = 1
         else:

@@ -8,7 +8,8 @@ first. The rules' numbers come from ``targets/bss2.yaml``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Optional
+from collections.abc import Callable, Iterable
 
 from ...errors import DesignRuleViolation
 from .spec import BSS2Spec

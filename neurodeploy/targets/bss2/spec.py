@@ -17,7 +17,7 @@ class BSS2Spec(TargetSpec):
     """BSS-2's limits: geometry, synapse format, merging, time, neuron ranges, CapMem, readouts, delays."""
 
     @classmethod
-    def from_spec(cls, spec: TargetSpec) -> "BSS2Spec":
+    def from_spec(cls, spec: TargetSpec) -> BSS2Spec:
         spec.require(SECTIONS)
         g = spec["geometry"]
         if g["synapse_drivers_per_hemisphere"] != g["buses_per_hemisphere"] * g["drivers_per_bus"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
@@ -66,7 +67,8 @@ class BSS2Target(Target):
     def map(self, model: ModelFile, options: MapOptions = DEFAULT_OPTIONS) -> MapResult:
         self.check_options(options)
         return MapResult(*map_to_bss2(model, self.spec, clip_quantile=options.clip_quantile,
-                                      weight_scale=options.weight_scale, calibration=self._calibration(options.calibration),
+                                      weight_scale=options.weight_scale,
+                                      calibration=self._calibration(options.calibration),
                                       delays=options.delays, weight_copies=options.weight_copies,
                                       probe_inputs=options.probe_inputs))
 
@@ -137,13 +139,13 @@ class BSS2ItlSession(ItlSession):
         self.layout = layout
         self.deployment = deployment
 
-    def chip_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def chip_weights(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return chip_weights(weights, self.layout)
 
-    def clamp(self, weights: dict[str, torch.Tensor]) -> None:
+    def clamp(self, weights: Mapping[str, torch.Tensor]) -> None:
         clamp_to_range(weights, self.layout)
 
-    def reconfigured(self, deployment: Deployment, weights: dict[str, torch.Tensor]) -> tuple[Deployment, int]:
+    def reconfigured(self, deployment: Deployment, weights: Mapping[str, torch.Tensor]) -> tuple[Deployment, int]:
         return reconfigured(deployment, weights, self.layout)
 
     def mapping_record(self, deployment: Deployment) -> dict:

@@ -35,7 +35,7 @@ class XyloSimBackend:
     """Runs Xylo deployments on :mod:`.emulator` (deterministic: no chip, no noise, no calibration)."""
 
     name = "xylo-sim"
-    target = "xylo"
+    target: Optional[str] = "xylo"
     chip_id: Optional[str] = None
     uses_codes = False
     capabilities: frozenset[str] = frozenset({"synaptic_current"})
@@ -56,9 +56,11 @@ class XyloSimBackend:
         spikes = np.zeros(rec.spikes.shape[:2] + (len(bank),), np.float32)
         membrane = np.zeros_like(spikes)
         spikes[..., hidden], spikes[..., ~hidden] = rec.spikes[..., index[hidden]], rec.out_spikes[..., index[~hidden]]
-        membrane[..., hidden], membrane[..., ~hidden] = rec.v_mem[..., index[hidden]], rec.v_mem_out[..., index[~hidden]]
+        membrane[..., hidden] = rec.v_mem[..., index[hidden]]
+        membrane[..., ~hidden] = rec.v_mem_out[..., index[~hidden]]
         membrane /= a["state_scale"].astype(np.float32)
-        saturated = int((np.abs(rec.v_mem.astype(np.int32)) >= 32767).sum() + (np.abs(rec.v_mem_out.astype(np.int32)) >= 32767).sum())
+        saturated = int((np.abs(rec.v_mem.astype(np.int32)) >= 32767).sum()
+                        + (np.abs(rec.v_mem_out.astype(np.int32)) >= 32767).sum())
         counters = {"events_in": int(chip_input.sum()),
                     "events_dropped": int(np.clip(chip_input - MAX_INPUT_SPIKES, 0, None).sum()),
                     "hidden_spikes": int(rec.spikes.sum()), "membrane_saturated_samples": saturated}

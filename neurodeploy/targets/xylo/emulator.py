@@ -117,7 +117,7 @@ def check_config(config: XyloConfig) -> None:
 
 def _shifted(weights: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
     """``int16(w << shift)`` as [pre, post * syn] int32, and its positive and negative parts side by side."""
-    w = np.asarray(weights).astype(np.int64)
+    w: np.ndarray = np.asarray(weights).astype(np.int64)
     w = (w << int(shift)).astype(np.int16).astype(np.int32).reshape(w.shape[0], -1)
     return w, np.concatenate([np.maximum(w, 0), np.minimum(w, 0)], axis=1).astype(np.float64)
 

@@ -40,15 +40,17 @@ def _readout_peak(model: ModelFile, spikes: Optional[torch.Tensor]) -> Optional[
         return None
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
     with torch.no_grad():
-        rise = net(spikes).readout_v.amax(0) - model.graph.readout.neuron.v_leak
+        rise = net(spikes).readout_v.amax(0) - model.graph.readout.parameters.v_leak
     return float(torch.quantile(rise.flatten(), 0.99))
 
 
 def build_config(layers: list[XyloLayer], q: XyloQuantised, n_inputs: int) -> XyloConfig:
     """The integer configuration of the SNN core for the placed, quantised layers."""
-    size = {bank: max([layer.first + layer.size for layer in layers if layer.bank == bank], default=0) for bank in BANKS}
+    size = {bank: max([layer.first + layer.size for layer in layers if layer.bank == bank], default=0)
+            for bank in BANKS}
     n_h, n_o = size["hidden"], size["output"]
-    w_in, w_rec, w_out = np.zeros((n_inputs, n_h, 2), np.int8), np.zeros((n_h, n_h, 2), np.int8), np.zeros((n_h, n_o), np.int8)
+    w_in, w_rec, w_out = (np.zeros((n_inputs, n_h, 2), np.int8), np.zeros((n_h, n_h, 2), np.int8),
+                          np.zeros((n_h, n_o), np.int8))
     per_bank = {bank: {"dash_mem": np.zeros(size[bank], np.int64), "dash_syn": np.zeros(size[bank], np.int64),
                        "threshold": np.zeros(size[bank], np.int64)} for bank in BANKS}
     by_name = {layer.name: layer for layer in layers}
@@ -132,7 +134,8 @@ def map_to_xylo(model: ModelFile, spec: XyloSpec, *, clip_quantile: float = 1.0,
         **{f: np.asarray(getattr(config, f)) for f in CONFIG_ARRAYS},
         "neuron_layer": np.concatenate([np.full(layer.size, i) for i, layer in enumerate(layers)]).astype(np.int32),
         "neuron_bank": bank.astype(np.int32),
-        "neuron_index": np.concatenate([np.arange(layer.first, layer.first + layer.size) for layer in layers]).astype(np.int32),
+        "neuron_index": np.concatenate([np.arange(layer.first, layer.first + layer.size)
+                                        for layer in layers]).astype(np.int32),
         "state_scale": np.concatenate([q.scale[layer.name] for layer in layers]),
         **{f"float_weight:{k}": v.numpy() for k, v in model.weights.items()},
         **{f"quantised_weight:{k}": v.astype(np.int16) for k, v in q.weights.items()},

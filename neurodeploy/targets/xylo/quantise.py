@@ -22,7 +22,8 @@ neurons to hidden neurons, ``out``: from hidden neurons to output neurons), each
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import NamedTuple, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -81,8 +82,8 @@ def quantise(layers: list[XyloLayer], weights: Mapping[str, torch.Tensor], spec:
         room = np.full(layer.size, raise_max)  # how far each neuron's scale may grow
         for name, (_, post) in projections.items():
             if post is layer:
-                reference = _reference(np.abs(effective[name]), clip_quantile, axis=1)
-                fill = np.where(reference > 0, w_max * 2.0 ** shift[matrix[name]] / np.maximum(reference, 1e-300),
+                per_neuron = _reference(np.abs(effective[name]), clip_quantile, axis=1)
+                fill = np.where(per_neuron > 0, w_max * 2.0 ** shift[matrix[name]] / np.maximum(per_neuron, 1e-300),
                                 np.inf)
                 room = np.minimum(room, fill)
         factor = room if mode == "per-neuron" else np.full(layer.size, room.min())

@@ -7,7 +7,8 @@ from ``targets/xylo.yaml``.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple, Union
+from typing import NamedTuple, Union
+from collections.abc import Callable, Iterable
 
 from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile

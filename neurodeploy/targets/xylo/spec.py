@@ -16,7 +16,7 @@ class XyloSpec(TargetSpec):
     """Xylo's limits: neuron counts, weight and state bits, decay shifts, spikes per step."""
 
     @classmethod
-    def from_spec(cls, spec: TargetSpec) -> "XyloSpec":
+    def from_spec(cls, spec: TargetSpec) -> XyloSpec:
         spec.require(SECTIONS)
         if spec["state"]["reset"] != "subtract":
             raise TargetSpecError(f"{spec.path}: state.reset must be 'subtract' (the only reset Xylo has)",
