@@ -7,7 +7,7 @@ OUT ?= out
 BIN := $(VENV)/bin
 ND := $(BIN)/neurodeploy
 
-.PHONY: setup demo delays test test-fast clean
+.PHONY: setup demo delays lint test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: setup
 	$(ND) map $(OUT)/yinyang.pt --target bss2 -o $(OUT)/yinyang.npz
 	$(ND) evaluate $(OUT)/yinyang.pt --json > $(OUT)/yinyang.software.json
 	$(ND) run $(OUT)/yinyang.npz --backend mock:ideal --json > $(OUT)/yinyang.mock.json
+	# The same model file on the second target: Xylo's bit-exact emulator (it warns where Xylo's neurons differ).
+	$(ND) map $(OUT)/yinyang.pt --target xylo -o $(OUT)/yinyang.xylo.npz
+	$(ND) run $(OUT)/yinyang.xylo.npz --backend xylo-sim --json > $(OUT)/yinyang.xylo.json
 	$(ND) train models/digits.yaml -o $(OUT)/digits.pt
 	$(ND) map $(OUT)/digits.pt --target bss2 -o $(OUT)/digits.npz
 	$(ND) evaluate $(OUT)/digits.pt --json > $(OUT)/digits.software.json
@@ -43,6 +46,13 @@ demo: setup
 	$(ND) itl $(OUT)/yinyang_hw.pt --target bss2 --backend mock:0 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.itl-chip0.pt --epochs 2 --train-samples 2000 --weight-copies 25
 	$(ND) map $(OUT)/yinyang_hw.itl-chip0.pt --target bss2 --calibration $(OUT)/calibration/mock-0.yaml -o $(OUT)/yinyang_hw.itl-chip0.npz
 	$(ND) run $(OUT)/yinyang_hw.itl-chip0.npz --backend mock:0 --json > $(OUT)/yinyang_hw.chip0-itl.json
+	# A Yin-Yang model trained with the neuron dynamics Xylo realises, on both targets.
+	$(ND) train models/yinyang_xylo.yaml -o $(OUT)/yinyang_xylo.pt
+	$(ND) evaluate $(OUT)/yinyang_xylo.pt --json > $(OUT)/yinyang_xylo.software.json
+	$(ND) map $(OUT)/yinyang_xylo.pt --target xylo -o $(OUT)/yinyang_xylo.xylo.npz
+	$(ND) run $(OUT)/yinyang_xylo.xylo.npz --backend xylo-sim --json > $(OUT)/yinyang_xylo.xylo.json
+	$(ND) map $(OUT)/yinyang_xylo.pt --target bss2 -o $(OUT)/yinyang_xylo.npz
+	$(ND) run $(OUT)/yinyang_xylo.npz --backend mock:ideal --json > $(OUT)/yinyang_xylo.mock.json
 	$(BIN)/python scripts/accuracy_table.py $(OUT)
 
 # Learnable delays (docs/delays.md): the delay task with and without delays, each BSS-2 delay strategy on
@@ -60,8 +70,15 @@ delays: setup
 	$(BIN)/python examples/delay_experiments.py --json > $(OUT)/delay_experiments.json
 	$(BIN)/python scripts/delay_table.py $(OUT) | tee $(OUT)/delay_table.md
 
-# All tests, the slow end-to-end accuracy checks included (this is what CI runs).
-test: setup
+# Static checks: lint (ruff), types (mypy), and the architecture contracts (import-linter: no BSS-2
+# module is imported by generic code or by another target).
+lint: setup
+	$(BIN)/ruff check neurodeploy tests benchmarks examples scripts
+	$(BIN)/mypy neurodeploy
+	$(BIN)/lint-imports
+
+# The static checks and all tests, the slow end-to-end accuracy checks included (this is what CI runs).
+test: lint
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 # The fast tests only (a few minutes).
