@@ -38,7 +38,7 @@ class XyloSimBackend:
     target: Optional[str] = "xylo"
     chip_id: Optional[str] = None
     uses_codes = False
-    capabilities: frozenset[str] = frozenset({"synaptic_current"})
+    capabilities: frozenset[str] = frozenset()
 
     def run(self, deployment: Deployment, input_times_s: np.ndarray,
             record: Optional[Recording] = None) -> Observations:
