@@ -57,4 +57,5 @@ def calibrate_chip(engine: Backend, spec: BSS2Spec, sets: Optional[dict] = None,
                                   **row} for name, row in calibration.spread.items()},
             "neurons": int(len(result.success)), "calibrated": int(np.sum(result.success)),
             "failed": np.flatnonzero(~result.success).tolist(), "seconds": round(result.seconds, 2),
-            "measurement_rounds": result.rounds, "output": None if output is None else str(output)}
+            "measurement_rounds": result.rounds, "output": None if output is None else str(output),
+            "calibration": calibration}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import DataError, RecipeError
+from .encoding import encode_dataset
 from .digits import load_digits_4x4_split, load_digits_split
 from .temporal_patterns import CHANNELS, CLASSES, load_temporal_patterns
 from .yinyang import load_yinyang
@@ -71,3 +75,10 @@ def load_data(dataset: str, data: str | None, split: str = "test") -> tuple[np.n
     if data in SPLITS.get(dataset, ()):
         return load_split(dataset, data)
     return load_npz(data, dataset)
+
+
+def training_probe(dataset: str, encoding: Mapping[str, Any], dt_s: float, samples: int = 500) -> torch.Tensor:
+    """The first ``samples`` training samples, encoded ``[T, B, C]``: what mappers measure rates and ranges on
+    (never the test set)."""
+    x, _ = load_split(dataset, "train")
+    return encode_dataset(x[:samples], encoding, dt_s)

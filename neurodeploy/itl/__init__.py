@@ -9,5 +9,10 @@
 
 The target supplies the deployment and the fixed-scale weight handling (``Target.itl_session``;
 BSS-2's is ``neurodeploy.targets.bss2.itl_layout``). The verb that ties them together, with the
-fingerprint, checkpoints and output, is :mod:`neurodeploy.workflows.itl`.
+fingerprint, checkpoints and output, is :mod:`neurodeploy.workflows.itl`. Calling this package is
+:func:`neurodeploy.api.itl` (``nd.itl(...)``; see ``_callable_package``).
 """
+
+from .._callable_package import make_callable
+
+make_callable(__name__, "itl")

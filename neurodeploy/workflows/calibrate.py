@@ -33,4 +33,6 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
     if engine.target not in (None, chosen.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{chosen.name}'",
                                f"use --target {engine.target}")
-    return chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir, progress=progress)
+    summary = chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir, progress=progress)
+    summary.pop("calibration", None)  # the object; the file holds it
+    return summary

@@ -8,25 +8,15 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from ..api import for_backend
 from ..backends.base import Backend, readout_scores
 from ..backends.registry import get_backend
 from ..data.datasets import load_data
 from ..data.encoding import encode
 from ..deployment import Deployment, load_deployment
-from ..errors import BackendError
-from ..targets.registry import get_target
 from ..scoring import accuracy
 
 BATCH = 500
-
-
-def for_backend(deployment: Deployment, engine: Backend, calibration: Optional[str | Path] = None) -> Deployment:
-    """The deployment as the chip behind ``engine`` needs it (its target decides; e.g. a calibration's codes)."""
-    if engine.target is not None and engine.target != deployment.target:
-        raise BackendError(f"backend '{engine.name}' runs target '{engine.target}' deployments, this one is for "
-                           f"'{deployment.target}'", f"map the model with --target {engine.target}, or choose a "
-                           f"backend of target '{deployment.target}'")
-    return get_target(deployment.target).for_backend(deployment, engine, calibration)
 
 
 def other_chip_warnings(deployment: Deployment, engine: Backend) -> list[str]:

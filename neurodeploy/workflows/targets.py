@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..targets.registry import all_targets
+from ..api import targets
 
 
 def list_targets() -> list[dict]:
-    return [{"name": t.name, "description": t.description, "limits": t.limits(), "backends": t.backend_names(),
-             "spec": t.spec.path} for t in all_targets()]
+    return targets()

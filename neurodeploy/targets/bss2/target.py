@@ -30,6 +30,11 @@ def _calibration_summary(path: Path) -> dict:
             "spread": cal.spread, "seconds": cal.seconds, "measurement_rounds": cal.measurement_rounds}
 
 
+def _as_calibration(calibration: str | Path | Calibration) -> Calibration:
+    """A calibration given as its file or as the object ``calibrate`` made."""
+    return calibration if isinstance(calibration, Calibration) else load_calibration(calibration)
+
+
 class BSS2Target(Target):
     """BrainScaleS-2: analog LIF circuits with mismatch, calibrated through the backend interface."""
 
@@ -50,10 +55,10 @@ class BSS2Target(Target):
                 "speed-up": s.speedup, "on-chip delays": bool(s["delays"]["on_chip"]),
                 "delay strategies": list(self.delay_strategies), "analog (needs calibration)": True}
 
-    def _calibration(self, path: Optional[str | Path]) -> Optional[Calibration]:
+    def _calibration(self, path: Optional[str | Path | Calibration]) -> Optional[Calibration]:
         if path is None:
             return None
-        cal = load_calibration(path)
+        cal = _as_calibration(path)
         if cal.target != self.name:
             raise NeurodeployError(f"calibration {path} is for target '{cal.target}', not '{self.name}'",
                                    f"use a calibration made with --target {self.name}")
@@ -95,7 +100,7 @@ class BSS2Target(Target):
         a deployment calibrated for one chip is refused on another: its codes would be wrong there."""
         chip = engine.chip_id
         if calibration is not None:
-            cal = load_calibration(calibration)
+            cal = _as_calibration(calibration)
             if chip is not None and cal.chip != chip:
                 raise CalibrationError(f"calibration {calibration} is of chip {cal.chip}, the backend is chip {chip}",
                                        f"calibrate this chip: neurodeploy calibrate --backend {engine.name} -o FILE")
@@ -111,9 +116,10 @@ class BSS2Target(Target):
         from ...calibration.session import calibrate_chip
         return calibrate_chip(engine, self.spec, sets, output, seed, plot_dir, progress)
 
-    def calibration_identity(self, calibration: str | Path) -> dict:
-        cal = load_calibration(calibration)
-        return {"chip": cal.chip, "checksum": cal.checksum, "created": cal.created, "file": Path(calibration).name}
+    def calibration_identity(self, calibration: str | Path | Calibration) -> dict:
+        cal = _as_calibration(calibration)
+        name = None if isinstance(calibration, Calibration) else Path(calibration).name
+        return {"chip": cal.chip, "checksum": cal.checksum, "created": cal.created, "file": name}
 
     def itl_session(self, model: ModelFile, engine: Backend, calibration: Optional[str | Path],
                     weight_copies: int, probe_inputs: Optional[torch.Tensor] = None) -> ItlSession:

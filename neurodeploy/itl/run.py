@@ -1,0 +1,141 @@
+"""In-the-loop training of one model on one chip, as a library function (no files unless checkpointing).
+
+The verb :mod:`neurodeploy.workflows.itl` adds the files: it reads the model, writes the output
+and lets this function keep a checkpoint per epoch, so that ``--resume`` continues a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+import torch
+from tqdm import tqdm
+
+from ..backends.base import Backend
+from ..data.datasets import training_probe
+from ..errors import FileKindError, NeurodeployError
+from ..modelfile import ModelFile
+from ..scoring import backend_accuracy, check_weight_copies
+from ..targets.base import Target
+from .alignment import Alignment
+from .checkpoint import load_checkpoint, save_checkpoint
+from .forward import layer_neurons
+from .loop import itl_data, snapshot, train_epoch
+from .measure import measure_alignment
+
+PROBE_SAMPLES = 200  # training samples the trace alignment is measured on
+EVAL_BATCH = 500
+
+
+class Checkpointing(NamedTuple):
+    """Where a run keeps its per-epoch checkpoint, what identifies the run, and whether to resume it."""
+
+    path: Path
+    fingerprint: dict  # what the caller knows of the run's inputs (e.g. the model file's hash)
+    resume: bool = False
+
+
+def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibration: Optional[str | Path] = None,
+                      *, epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
+                      weight_copies: int = 1, seed: int = 0, progress: bool = True,
+                      checkpoint: Optional[Checkpointing] = None, source: str = "model") -> tuple[ModelFile, dict]:
+    """Fine-tune ``model`` with ``engine``'s chip in the loop; returns the trained model and the run's summary.
+
+    Each epoch's validation accuracy is measured on the chip; the epoch (0: the model as given)
+    with the best one is kept. ``source`` names the model in the output's provenance.
+    """
+    if epochs < 1:
+        raise NeurodeployError(f"--epochs {epochs} is below 1", "give --epochs 1 or more")
+    check_weight_copies(weight_copies)
+    if not learning_rate > 0:
+        raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 3e-3")
+    if engine.target not in (None, target.name):
+        raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
+                               f"use --target {engine.target}")
+    calibration_id = None if calibration is None else target.calibration_identity(calibration)
+    if model.delays:  # itl's forward injects layer by layer and has no delay kernels yet
+        raise NeurodeployError(f"{source} has learned delays ({', '.join(model.delays)}); in-the-loop training "
+                               "does not support delayed projections yet", "fine-tune a model without delays")
+    data = itl_data(model, train_samples)
+    used = len(data.labels)
+    state = None
+    if checkpoint is not None:
+        fingerprint = {**checkpoint.fingerprint, "backend": engine.name, "target": target.name,
+                       "calibration": None if calibration_id is None else calibration_id["checksum"],
+                       "train_samples": used, "learning_rate": float(learning_rate), "seed": int(seed),
+                       "weight_copies": int(weight_copies)}
+        state = load_checkpoint(checkpoint.path, fingerprint) if checkpoint.resume else None
+        if checkpoint.resume and state is None:
+            raise FileKindError(f"--resume: there is no checkpoint {checkpoint.path}", "run without --resume to start")
+        if not checkpoint.resume and checkpoint.path.exists():
+            raise FileKindError(f"checkpoint {checkpoint.path} of an interrupted run exists",
+                                "add --resume to continue it, or delete it to start over")
+
+    map_probe = training_probe(model.dataset, model.encoding, model.dt_s)
+    session = target.itl_session(model, engine, calibration, weight_copies, map_probe)
+    neurons = layer_neurons(session.deployment.meta, session.deployment["neuron_layer"])
+    weights = {k: torch.nn.Parameter(v.clone()) for k, v in model.weights.items()}
+    optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
+    accuracy_of = lambda dep, times, labels: backend_accuracy(engine, dep, times, labels, EVAL_BATCH)  # noqa: E731
+    if state is None:
+        session.clamp(weights)
+        deployment, _ = session.reconfigured(session.deployment, weights)
+        probe = min(PROBE_SAMPLES, used)
+        alignment = measure_alignment(engine, deployment, model.graph, session.chip_weights(weights), neurons,
+                                      data.train_times[:probe], data.train_spikes[:, :probe], model.dt_s)
+        before = {"validation": accuracy_of(deployment, data.val_times, data.val_labels),
+                  "test": accuracy_of(deployment, data.test_times, data.test_labels)}
+        history: list[dict] = []
+        best: dict[str, Any] = {"validation_accuracy": before["validation"], "epoch": 0, "weights": snapshot(weights)}
+        done = 0
+    else:
+        with torch.no_grad():
+            for k, w in weights.items():
+                w.copy_(state["weights"][k])
+        optimiser.load_state_dict(state["optimiser"])
+        alignment, before, history, best = (Alignment.from_dict(state["alignment"]), state["before"],
+                                            state["history"], state["best"])
+        done = int(state["epoch"])
+        deployment, _ = session.reconfigured(session.deployment, weights)
+
+    bar = tqdm(range(done, epochs), desc=f"itl on {engine.name}", unit="epoch", disable=not progress,
+               initial=done, total=epochs)
+    for epoch in bar:
+        order = torch.randperm(used, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        deployment, row = train_epoch(engine, session, deployment, weights, optimiser, data, model, alignment,
+                                      neurons, order)
+        row = {"epoch": epoch + 1, "loss": row["loss"], "train_accuracy_on_chip": row["train_accuracy_on_chip"],
+               "validation_accuracy_on_chip": accuracy_of(deployment, data.val_times, data.val_labels),
+               "synapses_rewritten": row["synapses_rewritten"]}
+        history.append(row)
+        if row["validation_accuracy_on_chip"] >= best["validation_accuracy"]:
+            best = {"validation_accuracy": row["validation_accuracy_on_chip"], "epoch": epoch + 1,
+                    "weights": snapshot(weights)}
+        bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['validation_accuracy_on_chip']:.3f}")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint.path, {"fingerprint": fingerprint, "epoch": epoch + 1,
+                                              "weights": snapshot(weights),
+                                              "optimiser": optimiser.state_dict(),
+                                              "alignment": alignment.to_dict(), "before": before,
+                                              "history": history, "best": best})
+
+    final, _ = session.reconfigured(deployment, best["weights"])
+    after_test = accuracy_of(final, data.test_times, data.test_labels)
+    trained_on = {"chip": engine.chip_id, "backend": engine.name, "target": target.name,
+                  "calibration": calibration_id}
+    summary = {"backend": engine.name, "chip": trained_on["chip"], "epochs": epochs, "resumed_from_epoch":
+               done if state is not None else None, "train_samples": used, "learning_rate": learning_rate,
+               "kept_epoch": best["epoch"], "validation_accuracy_before": before["validation"],
+               "validation_accuracy_after": best["validation_accuracy"], "test_accuracy_before": before["test"],
+               "test_accuracy_after": after_test, "history": history,
+               "alignment": {k: v._asdict() for k, v in alignment.layers.items()}}
+    mapping = {**session.mapping_record(deployment), "alignment": alignment.to_dict(), "trained_on": trained_on,
+               "weight_copies": int(weight_copies)}
+    result = ModelFile(graph=model.graph, weights=best["weights"], dt_s=model.dt_s, encoding=model.encoding,
+                       dataset=model.dataset, seed=model.seed, training=model.training,
+                       metrics={**model.metrics, "in_the_loop": {k: v for k, v in summary.items() if k != "history"}},
+                       provenance={**model.provenance, "itl": {"from_model": source,
+                                                              "history": history}},
+                       mapping=mapping)
+    return result, summary
