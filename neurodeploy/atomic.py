@@ -26,3 +26,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Refuse, before any work, an output that cannot be written: a directory, a path below a file, a
+    folder without write permission, or one of the command's own inputs. Missing folders are created
+    when the output is written (so ``-o out/run1/model.pt`` works)."""
+    from .errors import FileKindError  # errors is a leaf module; imported here to keep atomic dependency-free
+
+    path = Path(path)
+    if str(path) in ("", ".") or path.is_dir():
+        raise FileKindError(f"output '{path}' is a directory", "give a file name, e.g. -o out/model.pt")
+    for given in inputs:
+        if given is not None and Path(given).exists() and path.exists() and path.samefile(given):
+            raise FileKindError(f"output {path} is also an input of this command", "write to another file")
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FileKindError(f"output {path} lies below {existing}, which is a file", "choose another folder")
+    if not os.access(existing, os.W_OK):
+        raise FileKindError(f"cannot write into {existing} (no permission)", "choose a folder you can write to")
+    return path

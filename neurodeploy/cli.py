@@ -1,7 +1,8 @@
 """The ``neurodeploy`` command line: one verb per workflow, thin by design.
 
 Every verb prints a short human summary, or exactly one JSON object with ``--json``. User errors
-print one line on stderr and exit with code 2 (``--debug`` shows the traceback).
+(bad input, bad usage) print one line on stderr and exit with code 2; anything else that goes
+wrong prints one line too and exits with 1. ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from collections.abc import Callable
 
 import click
+from tqdm import tqdm
 
 from . import __version__
 from .errors import DoesNotFitError, NeurodeployError
@@ -21,12 +23,51 @@ def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
     click.echo(json.dumps(result, default=str) if as_json else human(result))
 
 
+def _clear_progress_bars() -> None:
+    """Remove progress bars still on screen, so that an error is the only line left."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.leave = False
+        bar.close()
+
+
+def _error_line(text: str, code: int) -> None:
+    _clear_progress_bars()
+    click.echo("error: " + " ".join(text.split()), err=True)
+    sys.exit(code)
+
+
 def _fail(error: NeurodeployError) -> None:
     """One line on stderr, exit code 2; the traceback only with ``--debug``."""
     if click.get_current_context().find_root().obj.get("debug"):
         raise error
-    click.echo(f"error: {error.one_line()}", err=True)
-    sys.exit(2)
+    _error_line(error.one_line(), 2)
+
+
+class OneLineErrors(click.Group):
+    """A group whose every failure is one line on stderr: usage errors (code 2) and, unless
+    ``--debug``, unexpected errors (code 1) as well."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        argv = list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:])
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "neurodeploy"
+            _error_line(f"{error.format_message()} (fix: see `{where} --help`)", 2)
+        except click.ClickException as error:
+            _error_line(error.format_message(), error.exit_code)
+        except click.Abort:
+            _error_line("aborted", 1)
+        except NeurodeployError as error:  # raised outside a verb's guard
+            if "--debug" in argv:
+                raise
+            _error_line(error.one_line(), 2)
+        except Exception as error:  # noqa: BLE001 - no traceback reaches a user without --debug
+            if "--debug" in argv:
+                raise
+            _error_line(f"internal error: {type(error).__name__}: {error} (fix: rerun with --debug and report "
+                        "the traceback)", 1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _guarded(function: Callable[[], Any]) -> Any:
@@ -40,7 +81,7 @@ def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="neurodeploy", cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neurodeploy")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context

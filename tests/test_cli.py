@@ -115,3 +115,31 @@ def test_calibrate_bad_input_is_one_line_and_writes_nothing(tmp_path, args, mess
 def test_run_refuses_a_missing_calibration_file(deployment_file, tmp_path):
     result = invoke("run", deployment_file, "--backend", "mock:0", "--calibration", tmp_path / "none.yaml")
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_usage_errors_are_one_line():
+    for args in (("map",), ("map", "x.pt", "--bogus"), ("nope",), ("map", "x.pt", "--clip-quantile", "abc")):
+        _one_line_error(invoke(*args), "fix: see `neurodeploy")
+
+
+def test_unexpected_errors_are_one_line_without_debug(monkeypatch, trained_model):
+    import neurodeploy.workflows.evaluate as evaluate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    result = invoke("evaluate", trained_model)
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        "error: internal error: RuntimeError: boom (fix: rerun with --debug and report the traceback)"]
+    with pytest.raises(RuntimeError):
+        CliRunner().invoke(main, ["--debug", "evaluate", str(trained_model)], catch_exceptions=False)
+
+
+def test_outputs_are_checked_before_any_work(tmp_path, trained_model):
+    recipe = tiny_recipe(tmp_path)
+    _one_line_error(invoke("train", recipe, "-o", tmp_path), "is a directory")
+    _one_line_error(invoke("train", recipe, "-o", recipe), "also an input")
+    _one_line_error(invoke("map", trained_model, "-o", recipe / "x.npz"), "which is a file")
+    deep = tmp_path / "new" / "folder" / "d.npz"
+    assert invoke("map", trained_model, "--target", "xylo", "-o", deep).exit_code == 0 and deep.is_file()

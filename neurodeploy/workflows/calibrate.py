@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import check_output
 from ..backends.registry import get_backend
 from ..errors import NeurodeployError
 from ..targets.registry import get_target
@@ -28,6 +29,8 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
                    output: Optional[str | Path] = None, seed: int = 0, plot_dir: Optional[str | Path] = None,
                    progress: bool = True) -> dict:
     """Calibrate all neurons of the chip behind ``backend`` for ``target``; returns the before/after summary."""
+    if output is not None:
+        check_output(output)
     chosen = get_target(target)
     engine = get_backend(backend)
     if engine.target not in (None, chosen.name):

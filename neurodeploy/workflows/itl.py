@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import check_output
 from ..backends.registry import get_backend
 from ..itl.checkpoint import checkpoint_path
 from ..itl.run import Checkpointing, train_in_the_loop
@@ -24,6 +25,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         learning_rate: float = 3e-3, weight_copies: int = 1, resume: bool = False, seed: int = 0,
         progress: bool = True) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary."""
+    check_output(output, (model_path, calibration))
     engine, chosen, model = get_backend(backend), get_target(target), load_model(model_path)
     ckpt = checkpoint_path(output)
     fingerprint = {"model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest()}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import api
+from ..atomic import check_output
 from ..deployment import save_deployment
 from ..modelfile import load_model
 from ..scoring import check_weight_copies
@@ -26,6 +27,8 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
               calibration: Optional[str | Path] = None, delays: Optional[str] = None,
               weight_copies: Optional[int] = None) -> dict:
     """Map a model file and write the deployment to ``output`` (:func:`neurodeploy.api.map`); returns the report."""
+    if output is not None:
+        check_output(output, (model_path,))
     deployment = api.map(load_model(model_path), target, calibration=calibration, clip_quantile=clip_quantile,
                          weight_scale=weight_scale, delays=delays, weight_copies=weight_copies)
     report = deployment.meta["report"]
