@@ -270,9 +270,10 @@ def test_matches_xylosim_on_random_configs(monkeypatch):
     hits = {"deliver": False, "neuron": False}
     deliver, neurons = emulator._deliver, emulator._neurons
 
-    def spy_deliver(state, counts, weights):
-        out = deliver(state, counts, weights)
-        plain = state.reshape(state.shape[0], -1) + counts @ weights[0]
+    def spy_deliver(state, counts, matrix):
+        out = deliver(state, counts, matrix)
+        plain = state.reshape(state.shape[0], -1).copy()
+        plain[:, matrix.cols] += counts[:, matrix.rows] @ matrix.w
         hits["deliver"] |= bool((out.reshape(plain.shape) != plain).any())
         return out
 

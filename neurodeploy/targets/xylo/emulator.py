@@ -115,14 +115,26 @@ def check_config(config: XyloConfig) -> None:
             raise _bad(name, f"is {shift!r}, not an integer in 0..15", "choose a weight shift of 0..15")
 
 
-def _shifted(weights: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
-    """``int16(w << shift)`` as [pre, post * syn] int32, and its positive and negative parts side by side."""
+class _Matrix(NamedTuple):
+    """A weight matrix as delivery uses it: only its pre-neurons (rows) and targets (columns) with a non-zero
+    weight, since a zero weight changes no state (not even under saturation)."""
+
+    rows: np.ndarray  # pre-neuron ids, ascending (the order events are delivered in)
+    cols: np.ndarray  # flattened (post, synapse) ids
+    w: np.ndarray  # int32 [rows, cols]: int16(w << shift)
+    sides: np.ndarray  # float64 [rows, 2 cols]: its positive and negative parts side by side
+
+
+def _shifted(weights: np.ndarray, shift: int) -> _Matrix:
+    """``int16(w << shift)`` as [pre, post * syn], restricted to its non-zero rows and columns."""
     w: np.ndarray = np.asarray(weights).astype(np.int64)
     w = (w << int(shift)).astype(np.int16).astype(np.int32).reshape(w.shape[0], -1)
-    return w, np.concatenate([np.maximum(w, 0), np.minimum(w, 0)], axis=1).astype(np.float64)
+    rows, cols = np.flatnonzero(w.any(axis=1)), np.flatnonzero(w.any(axis=0))
+    w = w[np.ix_(rows, cols)]
+    return _Matrix(rows, cols, w, np.concatenate([np.maximum(w, 0), np.minimum(w, 0)], axis=1).astype(np.float64))
 
 
-def _deliver(state: np.ndarray, counts: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _deliver(state: np.ndarray, counts: np.ndarray, matrix: _Matrix) -> np.ndarray:
     """Deliver ``counts`` [B, pre] events through ``weights`` to ``state`` [B, post, syn], saturating.
 
     Exact semantics: pre-neurons in ascending order, each event ``i = sat(i + w)``. Fast path: the
@@ -134,11 +146,13 @@ def _deliver(state: np.ndarray, counts: np.ndarray, weights: tuple[np.ndarray, n
     do leave the range take the slow path: ``i = sat(i + n_p w_p)`` pre-neuron by pre-neuron, exact
     because ``n`` same-sign saturating adds equal one saturating add of their sum.
     """
+    counts = counts[:, matrix.rows]
     if not counts.any():
         return state
-    w_int, w_sides = weights
+    w_int, w_sides = matrix.w, matrix.sides
     batch, pre = counts.shape
-    flat = state.reshape(batch, -1)
+    whole = state.reshape(batch, -1)
+    flat = whole[:, matrix.cols]
     pos, neg = np.split((counts.astype(np.float64) @ w_sides).astype(np.int64), 2, axis=1)
     out, top, bottom = flat + pos + neg, flat + pos, flat + neg
     maybe = (top > HI) | (bottom < LO)
@@ -156,7 +170,9 @@ def _deliver(state: np.ndarray, counts: np.ndarray, weights: tuple[np.ndarray, n
             for p in np.flatnonzero(terms.any(axis=1)):
                 np.clip(np.add(x, terms[p], out=x), LO, HI, out=x)
             out[r[b], cols[j]] = x
-    return out.reshape(state.shape)
+    whole = whole.copy()
+    whole[:, matrix.cols] = out
+    return whole.reshape(state.shape)
 
 
 def _decay(x: np.ndarray, dash: np.ndarray) -> np.ndarray:
