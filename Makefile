@@ -7,12 +7,12 @@ OUT ?= out
 BIN := $(VENV)/bin
 ND := $(BIN)/neurodeploy
 
-.PHONY: setup demo delays lint test test-fast clean
+.PHONY: setup demo delays lint test test-fast dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
@@ -85,5 +85,13 @@ test: lint
 test-fast: setup
 	$(BIN)/python -m pytest
 
+# The sdist and the wheel in dist/ (docs/packaging.md): the wheel is built from the sdist, so a wheel that
+# works proves the sdist complete. No build isolation: nothing is downloaded, the venv's setuptools builds.
+dist: setup
+	rm -rf dist
+	$(BIN)/python -c "import sys; from setuptools import build_meta as b; b.build_sdist(sys.argv[1])" dist
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -q -w dist dist/neurodeploy-*.tar.gz
+	@ls -l dist
+
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf $(OUT) .pytest_cache build dist

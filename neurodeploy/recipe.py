@@ -1,7 +1,9 @@
 """Training recipes (``models/*.yaml``): loaded, validated, turned into a graph.
 
 Every key is checked: an unknown or misspelt key, a missing one or an impossible value raises a
-``RecipeError`` that names it. See ``models/yinyang.yaml`` for an annotated example.
+``RecipeError`` that names it. See ``models/yinyang.yaml`` for an annotated example. A shipped
+recipe can be given by name (``yinyang``): it is found in the checkout's ``models/`` or, when
+installed, in the package's copy (``neurodeploy.shipped``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .errors import FileKindError, RecipeError
 from .fileformat import Envelope, check_envelope
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
+from .shipped import is_bare_name, resolve, shipped_names
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
@@ -152,11 +155,24 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
                   graph=graph, init=init, training=_training(data.get("training", {})), delays=delays)
 
 
+def recipe_names() -> list[str]:
+    """The shipped recipes, by name (``yinyang`` is ``models/yinyang.yaml``)."""
+    return shipped_names("models")
+
+
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe file."""
-    path = Path(path)
+    """Read and validate a recipe file, or a shipped recipe by name (``yinyang``; see :func:`recipe_names`).
+
+    A file that exists wins over a shipped recipe of the same name.
+    """
+    name = path
+    path = resolve("models", path)
     if not path.is_file():
-        raise FileKindError(f"recipe {path} does not exist", "give a path such as models/yinyang.yaml")
+        if is_bare_name(name):
+            raise FileKindError(f"recipe {name} does not exist: no such file, and no shipped recipe of that name",
+                                f"give a recipe file or one of {', '.join(recipe_names()) or '(none shipped)'}")
+        raise FileKindError(f"recipe {path} does not exist",
+                            "give a path such as models/yinyang.yaml, or a shipped recipe's name such as yinyang")
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -28,14 +28,14 @@ from typing import Any, Optional
 
 import torch
 
+from ..errors import NeurodeployError
+from ..shipped import shipped_dir
 from .lif import LIFParameters, lif_coefficients, lif_sequence as twin_lif_sequence
 
 _MODES = ("auto", "fused", "twin")
 _EXTENSION_NAME = "neurodeploy_lif"
-# The sources ship inside the package when installed (neurodeploy/_csrc) and sit at the
-# repository root in a checkout.
-_SOURCE_DIRS = (Path(__file__).resolve().parents[1] / "_csrc",
-                Path(__file__).resolve().parents[2] / "csrc")
+# The sources sit at the repository root in a checkout (csrc/) and ship inside the package when
+# installed (neurodeploy/_shipped/csrc): neurodeploy.shipped picks the one that applies.
 # Compiled for every build (the operators, the CPU launcher, the output pool); lif_cuda.cu is added
 # when CUDA is. The headers they include (lif_core.h, lif_cpu.h, output_pool.h) sit beside them.
 _SOURCES = ("lif_ops.cpp", "lif_cpu.cpp", "output_pool.cpp")
@@ -52,8 +52,15 @@ _warned = False
 _mode_override: Optional[str] = None
 
 
-class FusedKernelUnavailable(RuntimeError):
-    """``NEURODEPLOY_KERNEL=fused`` was asked for but the extension could not be built."""
+class FusedKernelUnavailable(NeurodeployError, RuntimeError):
+    """``NEURODEPLOY_KERNEL=fused`` was asked for but the extension could not be built.
+
+    A user-facing error: the command line prints it as one ``error: ... (fix: ...)`` line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "see `neurodeploy doctor`: a C++17 compiler with OpenMP, ninja and the csrc "
+                                  "sources are needed; or set NEURODEPLOY_KERNEL=auto (falls back to the twin)")
 
 
 def kernel_mode() -> str:
@@ -90,10 +97,13 @@ def _isa_flags() -> list[str]:
 
 
 def _source_dir() -> Path:
-    for d in _SOURCE_DIRS:
-        if all((d / name).is_file() for name in _SOURCES):
-            return d
-    raise FileNotFoundError(f"fused LIF sources not found in {', '.join(map(str, _SOURCE_DIRS))}")
+    """The folder of the kernel's sources: the checkout's ``csrc/`` or the installed package's copy."""
+    src = shipped_dir("csrc")
+    missing = [name for name in _SOURCES if not (src / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"fused LIF sources {', '.join(missing)} not found in {src} "
+                                "(an install without its package data?)")
+    return src
 
 
 def _source_digest(src: Path) -> str:
@@ -145,14 +155,16 @@ def _extension() -> Any:
 
 
 def kernel_status() -> dict[str, Any]:
-    """Which LIF path runs and why: ``path`` is ``"fused-cpu"``, ``"twin"`` or ``"error"``.
+    """Which LIF path runs and why: ``path`` is ``"fused-cpu"``, ``"twin"`` or ``"error"``;
+    ``sources`` is the folder the kernel is (or would be) built from.
 
     Builds the extension if that has not been tried yet (about 0.1 s when cached, 10-20 s the
     first time on a 2-core machine). Never raises for a failed build; see ``build_error``.
     """
     mode = kernel_mode()
     status: dict[str, Any] = {"mode": mode, "build_error": None, "cuda": False,
-                              "isa": "avx2" if _isa_flags() else "baseline"}
+                              "isa": "avx2" if _isa_flags() else "baseline",
+                              "sources": str(shipped_dir("csrc"))}
     if mode == "twin":
         return {**status, "path": "twin", "reason": "forced by NEURODEPLOY_KERNEL=twin"}
     ops = _extension()

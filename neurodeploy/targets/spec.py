@@ -17,6 +17,7 @@ import yaml
 
 from ..errors import TargetSpecError
 from ..fileformat import Envelope, read_envelope
+from ..shipped import shipped_dir
 
 FORMAT = "neurodeploy.target"
 VERSION = 1
@@ -25,8 +26,12 @@ ENVELOPE = Envelope("target spec", FORMAT, (VERSION,),
 
 
 def targets_dir() -> Path:
-    """Where named targets live: ``$NEURODEPLOY_TARGETS`` or the project's ``targets/`` folder."""
-    return Path(os.environ.get("NEURODEPLOY_TARGETS", Path(__file__).resolve().parents[2] / "targets"))
+    """Where named targets live: ``$NEURODEPLOY_TARGETS``, else the shipped ``targets/`` folder.
+
+    That is the checkout's top-level ``targets/`` in a source tree (editable install), else the copy
+    inside the installed package (:func:`neurodeploy.shipped.shipped_dir`).
+    """
+    return Path(os.environ.get("NEURODEPLOY_TARGETS") or shipped_dir("targets"))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ... import __version__
 from ...atomic import atomic_path
 from ...errors import CalibrationError, FileKindError
 from ...fileformat import Envelope, read_envelope
+from ...shipped import resolve
 from .analog import ChipCodes
 
 FORMAT = "neurodeploy.calibration"
@@ -88,7 +89,9 @@ def save_calibration(calibration: Calibration, path: str | Path) -> Calibration:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    path = Path(path)
+    """Read a calibration file; a bare name (``mock-0``) that is no file is a shipped example
+    (``calibration/NAME.yaml`` in a checkout, the package's copy when installed)."""
+    path = resolve("calibration", path)
     data = read_envelope(path, ENVELOPE, lambda p: yaml.safe_load(p.read_text()))
     stored = data.pop("checksum", None)
     if stored != checksum(data):
