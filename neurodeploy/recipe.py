@@ -21,6 +21,7 @@ from .errors import FileKindError, RecipeError
 from .fileformat import Envelope, check_envelope
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
+from .safe_yaml import LimitError, load_yaml
 from .shipped import is_bare_name, resolve, shipped_names
 
 FORMAT = "neurodeploy.recipe"
@@ -174,7 +175,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise FileKindError(f"recipe {path} does not exist",
                             "give a path such as models/yinyang.yaml, or a shipped recipe's name such as yinyang")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path)
+    except LimitError as exc:
+        raise RecipeError(f"{path} is refused: {exc}", "write a plain recipe (see models/yinyang.yaml)") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path} is not valid YAML ({type(exc).__name__})", "fix the YAML syntax") from None
     return recipe_from_dict(data, str(path))

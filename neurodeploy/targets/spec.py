@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-import yaml
 
 from ..errors import TargetSpecError
 from ..fileformat import Envelope, read_envelope
+from ..safe_yaml import load_yaml
 from ..shipped import shipped_dir
 
 FORMAT = "neurodeploy.target"
@@ -66,7 +66,7 @@ def load_spec(path: str | Path) -> TargetSpec:
     if not path.is_file():
         raise TargetSpecError(f"target spec file {path} does not exist",
                               "give a target name (see `neurodeploy targets`) or the path of a spec file")
-    data = read_envelope(path, ENVELOPE, lambda p: yaml.safe_load(p.read_text()))
+    data = read_envelope(path, ENVELOPE, load_yaml)
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise TargetSpecError(f"target spec {path} has no name", "add 'name: TARGET' to it")
     return TargetSpec(name=data["name"], description=str(data.get("description", "")), raw=data, path=str(path))

@@ -11,6 +11,7 @@ from ..deployment import load_deployment
 from ..errors import FileKindError
 from ..modelfile import read_model_dict
 from ..recipe import load_recipe
+from ..safe_yaml import LimitError, load_yaml
 from ..targets.registry import all_targets, get_target
 
 
@@ -37,9 +38,11 @@ def _summary_of_deployment(path: Path) -> dict:
 
 def _summary_of_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise FileKindError(f"{path} is not valid YAML", "give a recipe, target spec, model or deployment") from None
+        data = load_yaml(path)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = str(exc) if isinstance(exc, LimitError) else type(exc).__name__
+        raise FileKindError(f"{path} is not readable YAML ({reason})",
+                            "give a recipe, target spec, calibration, model or deployment") from None
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt == "neurodeploy.recipe":
         recipe = load_recipe(path)

@@ -21,6 +21,7 @@ from ... import __version__
 from ...atomic import atomic_path
 from ...errors import CalibrationError, FileKindError
 from ...fileformat import Envelope, read_envelope
+from ...safe_yaml import load_yaml
 from ...shipped import resolve
 from .analog import ChipCodes
 
@@ -92,7 +93,7 @@ def load_calibration(path: str | Path) -> Calibration:
     """Read a calibration file; a bare name (``mock-0``) that is no file is a shipped example
     (``calibration/NAME.yaml`` in a checkout, the package's copy when installed)."""
     path = resolve("calibration", path)
-    data = read_envelope(path, ENVELOPE, lambda p: yaml.safe_load(p.read_text()))
+    data = read_envelope(path, ENVELOPE, load_yaml)
     stored = data.pop("checksum", None)
     if stored != checksum(data):
         raise CalibrationError(f"calibration {path} fails its checksum: it was changed or damaged after writing",
