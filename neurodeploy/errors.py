@@ -48,6 +48,10 @@ class CalibrationError(NeurodeployError):
     """A calibration file does not fit the chip, the model or itself."""
 
 
+class InterchangeError(NeurodeployError):
+    """A NIR graph cannot be read, or expressed in neurodeploy (or a model in NIR): names the node and why."""
+
+
 class DesignRuleViolation(NeurodeployError):
     """One design rule broken by one layer: rule id, layer, needed vs available, fix."""
 

@@ -1,67 +1,33 @@
 """The network graph: small typed dataclasses, validated on construction, plain dicts on disk.
 
 A graph is a list of populations (one ``input``, then ``lif`` hidden layers, then an ``li``
-readout) and projections between them. Weights live beside the graph (model file), keyed by
-projection name, with shape ``[post.size, pre.size]``.
+readout) and projections between them, in feed-forward order; a projection may skip layers, and a
+``recurrent`` one feeds a population's spikes of the previous step back to itself. Weights live
+beside the graph (model file), keyed by projection name, with shape ``[post.size, pre.size]``.
+
+The graph also says how its equations are discretised, since its parameters mean nothing
+without that (``discretisation``):
+
+* ``native``: exact exponential decay per step, one step of transmission latency per projection,
+  reset to ``v_reset`` with a refractory period (:mod:`neurodeploy.core.lif`);
+* ``nir-euler``: NIR's neurons integrated with forward Euler, no latency, no refractory period,
+  plus NIR's neuron models, biases, subtractive reset and per-neuron values
+  (:mod:`neurodeploy.core.euler`; graphs imported by :mod:`neurodeploy.interchange`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
 from collections.abc import Mapping
 
-from .core.lif import LIFParameters
 from .errors import GraphError
+from .neuron import NeuronParameters
+
+__all__ = ["DISCRETISATIONS", "POPULATION_KINDS", "Graph", "NeuronParameters", "Population", "Projection"]
 
 POPULATION_KINDS = ("input", "lif", "li")
-
-
-@dataclass(frozen=True)
-class NeuronParameters:
-    """Model-unit neuron parameters (potentials in units of ``v_th - v_leak``; times in seconds)."""
-
-    # The functional core's defaults, stated once (core/lif.py).
-    tau_mem_s: float = LIFParameters._field_defaults["tau_mem_s"]
-    tau_syn_s: float = LIFParameters._field_defaults["tau_syn_s"]
-    v_leak: float = LIFParameters._field_defaults["v_leak"]
-    v_th: float = LIFParameters._field_defaults["v_th"]
-    v_reset: float = LIFParameters._field_defaults["v_reset"]
-    t_ref_s: float = LIFParameters._field_defaults["t_ref_s"]
-
-    def check(self, where: str, error: type = GraphError) -> None:
-        """Raise ``error`` naming the first impossible value."""
-        for name in ("tau_mem_s", "tau_syn_s"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise error(f"{where}.{name} = {value} is not a positive time",
-                            f"set {name} to a positive number of seconds, e.g. 10e-3")
-        if not self.t_ref_s >= 0:
-            raise error(f"{where}.t_ref_s = {self.t_ref_s} is negative", "set t_ref_s >= 0")
-        if not self.v_th > self.v_leak:
-            raise error(f"{where}: v_th ({self.v_th}) must lie above v_leak ({self.v_leak})",
-                        "raise v_th or lower v_leak")
-        if not self.v_reset < self.v_th:
-            raise error(f"{where}: v_reset ({self.v_reset}) must lie below v_th ({self.v_th})",
-                        "lower v_reset")
-
-    def to_lif(self) -> LIFParameters:
-        return LIFParameters(**asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str, error: type = GraphError
-                  ) -> NeuronParameters:
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(data) - allowed
-        if unknown:
-            raise error(f"unknown key(s) {sorted(unknown)} in {where}", f"allowed keys: {sorted(allowed)}")
-        try:
-            params = cls(**{k: float(v) for k, v in data.items()})
-        except (TypeError, ValueError):
-            raise error(f"{where} holds a non-numeric value", "give numbers, e.g. tau_mem_s: 10e-3") from None
-        params.check(where, error)
-        return params
+DISCRETISATIONS = ("native", "nir-euler")
 
 
 @dataclass(frozen=True)
@@ -71,16 +37,23 @@ class Population:
     kind: str
     neuron: Optional[NeuronParameters] = None
 
-    def check(self) -> None:
+    def check(self, discretisation: str = "native") -> None:
         if self.kind not in POPULATION_KINDS:
             raise GraphError(f"population '{self.name}' has unknown kind {self.kind!r}",
                              f"use one of {POPULATION_KINDS}")
         if not (isinstance(self.size, int) and self.size > 0):
             raise GraphError(f"population '{self.name}' has size {self.size}", "give a positive integer")
-        if self.kind != "input":
-            if self.neuron is None:
-                raise GraphError(f"population '{self.name}' lacks neuron parameters", "add them")
-            self.neuron.check(f"population '{self.name}'")
+        if self.kind == "input":
+            return
+        if self.neuron is None:
+            raise GraphError(f"population '{self.name}' lacks neuron parameters", "add them")
+        self.neuron.check(f"population '{self.name}'", size=self.size)
+        if discretisation == "native" and self.neuron.extended:
+            raise GraphError(f"population '{self.name}' uses {', '.join(self.neuron.extended)}, which only the "
+                             "nir-euler discretisation simulates", "use the native neuron's six parameters")
+        if discretisation == "nir-euler" and self.neuron.t_ref_s != 0:
+            raise GraphError(f"population '{self.name}' has t_ref_s {self.neuron.t_ref_s}: the nir-euler "
+                             "discretisation has no refractory period", "set t_ref_s to 0")
 
     @property
     def parameters(self) -> NeuronParameters:
@@ -92,15 +65,18 @@ class Population:
 
 @dataclass(frozen=True)
 class Projection:
-    """All-to-all synapses from ``pre`` to ``post`` with one step of transmission latency.
+    r"""All-to-all synapses from ``pre`` to ``post``; natively with one step of transmission latency.
 
     ``max_delay_steps`` > 0: each synapse also has a learnable delay of 0..max_delay_steps steps
-    on top of that latency (core/delays.py).
+    on top of that latency (core/delays.py). ``recurrent`` (then ``pre == post``): the
+    population's own spikes of the previous step, :math:`x_k \mathrel{+}= W z_{k-1}`, in either
+    discretisation.
     """
 
     pre: str
     post: str
     max_delay_steps: int = 0
+    recurrent: bool = False
 
     @property
     def name(self) -> str:
@@ -111,16 +87,19 @@ class Projection:
 class Graph:
     populations: tuple[Population, ...]
     projections: tuple[Projection, ...] = field(default=())
+    discretisation: str = "native"
 
     def __post_init__(self) -> None:
         self.check()
 
     def check(self) -> None:
+        if self.discretisation not in DISCRETISATIONS:
+            raise GraphError(f"unknown discretisation {self.discretisation!r}", f"use one of {DISCRETISATIONS}")
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names):
             raise GraphError(f"duplicate population names in {names}", "give each population its own name")
         for pop in self.populations:
-            pop.check()
+            pop.check(self.discretisation)
         inputs = [p for p in self.populations if p.kind == "input"]
         if len(inputs) != 1 or self.populations[0].kind != "input":
             raise GraphError("a graph needs exactly one input population, listed first",
@@ -136,12 +115,21 @@ class Graph:
             if self.population(proj.post).kind == "input":
                 raise GraphError(f"projection {proj.name} targets the input population",
                                  "projections must end on lif or li populations")
-            if names.index(proj.pre) >= names.index(proj.post):
+            if proj.recurrent:
+                self._check_recurrent(proj)
+            elif names.index(proj.pre) >= names.index(proj.post):
                 raise GraphError(f"projection {proj.name} runs backwards or onto itself",
-                                 "list populations in feed-forward order")
+                                 "list populations in feed-forward order; mark a population's own feedback recurrent")
+        if len({p.name for p in self.projections}) != len(self.projections):
+            raise GraphError("two projections join the same populations", "merge them into one")
         for pop in self.populations[1:]:
-            if not self.incoming(pop.name):
+            if not self.feedforward(pop.name):
                 raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+
+    def _check_recurrent(self, proj: Projection) -> None:
+        if proj.pre != proj.post or self.population(proj.post).kind != "lif" or proj.max_delay_steps:
+            raise GraphError(f"recurrent projection {proj.name} must join a lif population to itself, without delays",
+                             "make it pre == post on a spiking population, with max_delay_steps 0")
 
     def population(self, name: str) -> Population:
         for pop in self.populations:
@@ -150,7 +138,16 @@ class Graph:
         raise GraphError(f"no population named '{name}'", "check the graph")
 
     def incoming(self, name: str) -> list[Projection]:
+        """All projections onto ``name``, the recurrent one included."""
         return [p for p in self.projections if p.post == name]
+
+    def feedforward(self, name: str) -> list[Projection]:
+        """The projections onto ``name`` from other populations."""
+        return [p for p in self.incoming(name) if not p.recurrent]
+
+    def recurrent(self, name: str) -> Optional[Projection]:
+        """``name``'s recurrent projection, if it has one."""
+        return next((p for p in self.incoming(name) if p.recurrent), None)
 
     @property
     def input(self) -> Population:
@@ -161,14 +158,16 @@ class Graph:
         return self.populations[-1]
 
     def to_dict(self) -> dict:
+        # Keys beyond the first version's only where used: native graphs without delays read as before.
         return {
             "populations": [
                 {"name": p.name, "size": p.size, "kind": p.kind,
-                 "neuron": asdict(p.neuron) if p.neuron else None} for p in self.populations],
-            # max_delay_steps only where there are delays: graphs without them read as before.
+                 "neuron": p.neuron.to_dict() if p.neuron else None} for p in self.populations],
             "projections": [{"pre": p.pre, "post": p.post,
-                             **({"max_delay_steps": p.max_delay_steps} if p.max_delay_steps else {})}
+                             **({"max_delay_steps": p.max_delay_steps} if p.max_delay_steps else {}),
+                             **({"recurrent": True} if p.recurrent else {})}
                             for p in self.projections],
+            **({"discretisation": self.discretisation} if self.discretisation != "native" else {}),
         }
 
     @classmethod
@@ -176,12 +175,14 @@ class Graph:
         try:
             pops = tuple(
                 Population(name=str(p["name"]), size=int(p["size"]), kind=str(p["kind"]),
-                           neuron=NeuronParameters(**p["neuron"]) if p.get("neuron") else None)
+                           neuron=NeuronParameters.from_stored(p["neuron"]) if p.get("neuron") else None)
                 for p in data["populations"])
             projs = tuple(Projection(pre=str(p["pre"]), post=str(p["post"]),
-                                     max_delay_steps=int(p.get("max_delay_steps", 0)))
+                                     max_delay_steps=int(p.get("max_delay_steps", 0)),
+                                     recurrent=bool(p.get("recurrent", False)))
                           for p in data["projections"])
-        except (KeyError, TypeError, ValueError) as exc:
+            discretisation = str(data.get("discretisation", "native"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise GraphError(f"malformed graph ({type(exc).__name__}: {exc})",
                              "re-create the file with neurodeploy") from None
-        return cls(populations=pops, projections=projs)
+        return cls(populations=pops, projections=projs, discretisation=discretisation)

@@ -2,7 +2,10 @@
 
 It loads with ``torch.load(weights_only=True)``, so loading never runs code and never needs the
 user's classes. Contents: format, version, graph, weights (projection → ``[post, pre]``), dt,
-discretisation, encoding, dataset, seed, training settings and metrics, software version; after
+discretisation (``native`` or ``nir-euler``, with a description of what it means; the graph
+carries the kind, so that deployments made from the model simulate it the same way), encoding,
+dataset, seed, training settings and metrics, provenance (e.g. where an imported graph came
+from), software version; after
 in-the-loop training also ``mapping``: the quantisation scales and readout potential scale it was
 trained with (``map`` keeps them), the measured trace alignment and ``trained_on`` (chip, backend,
 calibration checksum).
@@ -18,20 +21,31 @@ import torch
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import FileKindError
+from .errors import FileKindError, GraphError
 from .fileformat import Envelope, read_envelope
 from .graph import Graph
 
 FORMAT = "neurodeploy.model"
-VERSION = 2  # 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``)
-READABLE_VERSIONS = (1, 2)  # a version-1 file is a model without delays
+VERSION = 3  # 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``); 3: the discretisation's kind
+READABLE_VERSIONS = (1, 2, 3)  # versions 1 and 2 are native models; version 1 has no delays
 ENVELOPE = Envelope("model file", FORMAT, READABLE_VERSIONS,
-                    "train one with `neurodeploy train RECIPE -o MODEL`")
-DISCRETISATION = {
-    "integration": "exact exponential decay per step",
-    "update_order": ["synapse", "membrane (clamped while refractory)", "spike", "reset", "refractory counter"],
-    "reset": "to v_reset",
-    "transmission_latency_steps": 1,
+                    "train one with `neurodeploy train RECIPE -o MODEL`, or import a NIR graph")
+DISCRETISATIONS = {  # written into every model file, keyed by ``kind`` (the graph's ``discretisation``)
+    "native": {
+        "kind": "native",
+        "integration": "exact exponential decay per step",
+        "update_order": ["synapse", "membrane (clamped while refractory)", "spike", "reset", "refractory counter"],
+        "reset": "to v_reset",
+        "transmission_latency_steps": 1,
+    },
+    "nir-euler": {
+        "kind": "nir-euler",
+        "integration": "forward Euler of NIR's equations; time constants stored as the exact exponential ones "
+                       "with the same decay per step, input gains (r, w_in, dt/tau_syn) folded into the weights",
+        "update_order": ["synapse", "membrane", "spike (v > v_th)", "reset"],
+        "reset": "to v_reset, or by subtraction where the population says so; no refractory period",
+        "transmission_latency_steps": 0,
+    },
 }
 
 
@@ -50,11 +64,17 @@ class ModelFile:
     delay_sigma_steps: dict = field(default_factory=dict)  # delayed projection → σ of its kernel at the end
     mapping: dict = field(default_factory=dict)  # set by `itl`: pinned scales, alignment, trained_on
 
+    @property
+    def discretisation(self) -> str:
+        """``native`` or ``nir-euler``: the graph's, which every simulation of the model follows."""
+        return self.graph.discretisation
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "software_version": __version__,
                 "graph": self.graph.to_dict(), "weights": {k: v.detach().cpu().float().contiguous()
                                                            for k, v in self.weights.items()},
-                "dt_s": float(self.dt_s), "discretisation": DISCRETISATION, "encoding": dict(self.encoding),
+                "dt_s": float(self.dt_s), "discretisation": DISCRETISATIONS[self.discretisation],
+                "encoding": dict(self.encoding),
                 "dataset": self.dataset, "seed": int(self.seed), "training": dict(self.training),
                 "metrics": dict(self.metrics), "provenance": dict(self.provenance),
                 "delays": {k: v.detach().cpu().float().contiguous() for k, v in self.delays.items()},
@@ -78,6 +98,9 @@ def load_model(path: str | Path) -> ModelFile:
     data = read_model_dict(path)
     try:
         graph = Graph.from_dict(data["graph"])
+        kind = data["discretisation"]["kind"] if data["version"] >= 3 else "native"
+        if kind != graph.discretisation:
+            raise ValueError(f"discretisation {kind!r} differs from its graph's {graph.discretisation!r}")
         weights = {k: v.float() for k, v in data["weights"].items()}
         for proj in graph.projections:
             expected = (graph.population(proj.post).size, graph.population(proj.pre).size)
@@ -92,6 +115,9 @@ def load_model(path: str | Path) -> ModelFile:
                          metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})),
                          delays=delays, delay_sigma_steps=dict(data.get("delay_sigma_steps", {})),
                          mapping=dict(data.get("mapping", {})))
+    except GraphError as exc:
+        raise FileKindError(f"{path} is a damaged model file ({exc.message})",
+                            "re-create it with `neurodeploy train` or `neurodeploy import`") from None
     except (KeyError, ValueError, AttributeError, TypeError) as exc:
         raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
                             "re-create it with `neurodeploy train`") from None

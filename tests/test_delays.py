@@ -166,7 +166,7 @@ def test_training_moves_delays_and_reports_hardened_accuracy(tmp_path):
     delays = model.delays["input->hidden"]
     assert delays.shape == (16, 4) and 0 <= float(delays.min()) and float(delays.max()) <= 32
     assert model.delay_sigma_steps["input->hidden"] == pytest.approx(0.23)
-    assert read_model_dict(tmp_path / "model.pt")["version"] == 2
+    assert read_model_dict(tmp_path / "model.pt")["version"] >= 2  # 2: delays; 3: the discretisation too
 
 
 @pytest.mark.slow
@@ -189,9 +189,9 @@ def test_model_file_version_1_still_reads(tmp_path, trained_model):
     torch.save(data, old)
     model = load_model(old)
     assert model.delays == {} and model.graph == load_model(trained_model).graph
-    data["version"] = 3
+    data["version"] = 99
     torch.save(data, old)
-    with pytest.raises(FileKindError, match="version 3"):
+    with pytest.raises(FileKindError, match="version 99"):
         load_model(old)
 
 

@@ -1,8 +1,11 @@
-"""A feed-forward spiking network built from a :class:`~neurodeploy.graph.Graph`.
+"""A spiking network built from a :class:`~neurodeploy.graph.Graph`, in the graph's discretisation.
 
-Each projection transmits with one step of latency (as BSS-2's routing does, bss2.md §1.8): the
-input current of population ``post`` at step k is :math:`x_k = W z^{pre}_{k-1}`. Hidden
-populations are LIF, the readout is a non-spiking leaky integrator.
+``native``: each projection transmits with one step of latency (as BSS-2's routing does,
+bss2.md §1.8): the input current of population ``post`` at step k is :math:`x_k = W z^{pre}_{k-1}`;
+hidden populations are LIF (fused kernel or its twin, :mod:`neurodeploy.core.dispatch`), the
+readout a non-spiking leaky integrator. ``nir-euler`` (imported NIR graphs): :math:`x_k = W z^{pre}_k`,
+each population stepped by :func:`neurodeploy.core.euler.euler_sequence` in plain PyTorch. In both,
+a recurrent projection adds the population's own spikes of the previous step, :math:`W_{rec} z_{k-1}`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ..core.delays import delayed_input
+from ..core.delays import delayed_input, harden
 from ..core.dispatch import lif_sequence
+from ..core.euler import euler_coefficients, euler_sequence
 from ..core.lif import li_sequence
 from ..core.quantise import fake_quantise
 from ..errors import GraphError
-from ..graph import Graph
+from ..graph import Graph, Population
 
 
 class NetworkOutput(NamedTuple):
@@ -29,6 +33,13 @@ class NetworkOutput(NamedTuple):
 def delay_one_step(z: torch.Tensor) -> torch.Tensor:
     """Shift a ``[T, ...]`` sequence one step later, filling step 0 with zeros."""
     return torch.cat([torch.zeros_like(z[:1]), z[:-1]], dim=0)
+
+
+def delay_steps(z: torch.Tensor, steps: int) -> torch.Tensor:
+    """Shift a ``[T, ...]`` sequence ``steps`` steps later, filling the first steps with zeros."""
+    if steps <= 0:
+        return z
+    return torch.cat([torch.zeros_like(z[:steps]), z[:-steps]], dim=0)[: z.shape[0]]
 
 
 def decode(readout_v: torch.Tensor, how: str = "max_over_time") -> torch.Tensor:
@@ -99,21 +110,50 @@ class SpikingNetwork(nn.Module):
         spikes = {self.graph.input.name: input_spikes}
         readout_v = None
         for pop in self.graph.populations[1:]:
-            x: torch.Tensor | int = 0
-            for proj in self.graph.incoming(pop.name):
-                if proj.name in self.max_delay_steps:
-                    k = self.delay_names.index(proj.name)
-                    x = x + delayed_input(delay_one_step(spikes[proj.pre]), weights[proj.name], self.delays[k],
-                                          self.delay_sigma_steps[proj.name], proj.max_delay_steps)
-                else:
-                    x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
-            if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
-                raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+            x = self._input(pop, spikes, weights)
+            recurrent = self.graph.recurrent(pop.name)
+            lateral = None if recurrent is None else weights[recurrent.name]
             params = pop.parameters.to_lif()
-            if pop.kind == "lif":
+            if self.graph.discretisation == "nir-euler":
+                n = pop.parameters
+                coefficients = euler_coefficients(params, self.dt_s, pop.size, model=n.model, reset=n.reset,
+                                                  i_bias=n.value("i_bias"), dtype=x.dtype, device=x.device)
+                z, v = euler_sequence(x, coefficients, lateral=lateral, spiking=pop.kind == "lif",
+                                      surrogate_steepness=self.surrogate_steepness, detach_reset=self.detach_reset)
+                if pop.kind == "lif":
+                    spikes[pop.name] = z
+                else:
+                    readout_v = v
+            elif pop.kind == "lif":
                 spikes[pop.name], _ = lif_sequence(
-                    x, params, self.dt_s, surrogate_steepness=self.surrogate_steepness,
+                    x, params, self.dt_s, lateral=lateral, surrogate_steepness=self.surrogate_steepness,
                     detach_reset=self.detach_reset)
             else:
                 readout_v = li_sequence(x, params, self.dt_s)
         return NetworkOutput(spikes=spikes, readout_v=readout_v)
+
+    def _uniform_delay(self, name: str) -> Optional[int]:
+        """The one whole-step delay of all synapses of a delayed projection with σ = 0, else None."""
+        if name not in self.max_delay_steps or self.delay_sigma_steps[name] > 0:
+            return None
+        hard = harden(self.delays[self.delay_names.index(name)], self.max_delay_steps[name])
+        return int(hard.flatten()[0]) if bool((hard == hard.flatten()[0]).all()) else None
+
+    def _input(self, pop: Population, spikes: dict, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Summed input of ``pop`` from the other populations (natively one step late)."""
+        native = self.graph.discretisation == "native"
+        x: torch.Tensor | int = 0
+        for proj in self.graph.feedforward(pop.name):
+            source = delay_one_step(spikes[proj.pre]) if native else spikes[proj.pre]
+            uniform = None if native else self._uniform_delay(proj.name)
+            if uniform is not None:  # one delay for all synapses (an imported latency): a shift, summed as natively
+                x = x + delay_steps(source, uniform) @ weights[proj.name].t()
+            elif proj.name in self.max_delay_steps:
+                k = self.delay_names.index(proj.name)
+                x = x + delayed_input(source, weights[proj.name], self.delays[k],
+                                      self.delay_sigma_steps[proj.name], proj.max_delay_steps)
+            else:
+                x = x + source @ weights[proj.name].t()
+        if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
+            raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+        return x

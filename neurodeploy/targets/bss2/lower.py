@@ -16,6 +16,12 @@ That holds for a multiplicative error per synapse (a current-mirror mismatch, th
 an error per unit of DAC current would not average this way (docs/calibration.md). ``weight_copies``
 is the most a layer may use; it uses as many as its drivers hold,
 :math:`\\lfloor 128 / \\lceil n_{in}/k \\rceil \\rfloor`.
+
+**Imported models** (discretisation ``nir-euler``): their time constants are already the exact
+exponential ones with the graph's per-step decay, which the chip's continuous-time circuits
+realise as they are. A neuron without synaptic current (NIR LIF/LI, model ``leaky``) gets the
+chip's shortest synaptic time constant (rule ``BSS2-NEURON-MODEL`` checks that its decay per step
+is negligible); what else differs is reported by ``BSS2-DISCRETISATION``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class LoweredLayer:
     neuron: NeuronParameters
     hw: HardwareNeuron
     weight_copies: int = 1  # synapses (rows) that share each weight
+    discretisation: str = "native"  # the graph's (rules BSS2-DISCRETISATION, BSS2-NEURON-MODEL)
 
     @property
     def circuits(self) -> int:
@@ -63,8 +70,10 @@ def hardware_neuron(neuron: NeuronParameters, kind: str, spec: BSS2Spec) -> Hard
     swing = float(potentials["threshold"] - potentials["leak"])
     per_unit = swing / (neuron.v_th - neuron.v_leak)
     speedup = spec.speedup
+    shortest_syn = float(spec["neuron"]["tau_syn_s"]["limits"][0])  # a neuron without synaptic current
     return HardwareNeuron(
-        tau_mem_s=neuron.tau_mem_s / speedup, tau_syn_s=neuron.tau_syn_s / speedup,
+        tau_mem_s=neuron.tau_mem_s / speedup,
+        tau_syn_s=neuron.tau_syn_s / speedup if neuron.model == "cuba" else shortest_syn,
         t_ref_s=neuron.t_ref_s / speedup, v_leak_cadc=leak,
         v_th_cadc=math.inf if kind == "li" else leak + swing,
         v_reset_cadc=leak + (neuron.v_reset - neuron.v_leak) * per_unit, cadc_per_model_unit=per_unit)
@@ -93,5 +102,6 @@ def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredL
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
             circuits_per_neuron=circuits, neuron=pop.parameters, hw=hardware_neuron(pop.parameters, pop.kind, spec),
-            weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies)))
+            weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies),
+            discretisation=graph.discretisation))
     return layers

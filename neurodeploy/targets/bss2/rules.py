@@ -83,8 +83,65 @@ def rule_potentials(layers, spec, warnings, available_circuits):
                     "bring v_reset closer to v_leak (relative to v_th - v_leak)")
 
 
+def rule_imported(layers, spec, warnings, available_circuits):
+    """BSS2-RECURRENT, BSS2-BIAS, BSS2-PER-NEURON, BSS2-RESET: what imported (NIR) graphs may use and
+    the mapper does not realise yet: on-chip recurrent routing, constant input currents, one neuron
+    setting per neuron instead of per layer, reset by subtraction."""
+    for layer in layers:
+        n = layer.neuron
+        if any(pre == layer.name for pre, _ in layer.inputs):
+            yield DesignRuleViolation("BSS2-RECURRENT", layer.name, "recurrent projection routed back onto the layer",
+                                      f"1 ('{layer.name}->{layer.name}')", "0 (not supported yet)",
+                                      "remove the recurrent projection, or map onto xylo (its recurrent matrix)")
+        if n.i_bias != 0 or "i_bias" in dict(n.per_neuron):
+            yield DesignRuleViolation("BSS2-BIAS", layer.name, "constant input current (a NIR Affine bias)", "1",
+                                      "0 (not supported yet)", "export the network without biases (bias=False)")
+        if n.per_neuron:
+            names = ", ".join(name for name, _ in n.per_neuron)
+            yield DesignRuleViolation("BSS2-PER-NEURON", layer.name, f"per-neuron values of {names}", "one per neuron",
+                                      "one per layer (not supported yet)", "give the layer's neurons equal parameters")
+        if n.reset != "value":
+            yield DesignRuleViolation("BSS2-RESET", layer.name, "reset by subtraction", "1", "0 (the chip resets to "
+                                      "v_reset)", "import the graph with its reset to v_reset (reset='graph')")
+
+
 RULES: tuple[Rule, ...] = (rule_fanin, rule_circuits, rule_tau_mem, rule_tau_syn, rule_refractory,
-                           rule_potentials)
+                           rule_potentials, rule_imported)
+NEGLIGIBLE_DECAY = 0.01  # a synaptic current left after one step, relative: "no synaptic current" if below
+
+
+def check_discretisation(layers: list[LoweredLayer], spec: BSS2Spec, dt_s: float,
+                         warnings: list[str]) -> list[DesignRuleViolation]:
+    """BSS2-DISCRETISATION (a warning) for imported models, and BSS2-NEURON-MODEL for neurons the chip lacks.
+
+    The chip is continuous-time: it realises a time constant's exact exponential decay, which is
+    the per-step decay of the graph's forward-Euler step because import stored it that way; it
+    adds one step of routing latency per projection; it has no leak-free membrane, and a
+    synaptic current always (approximated by the shortest one for NIR LIF/LI).
+    """
+    violations = []
+    for layer in layers:
+        if layer.neuron.model == "integrator":
+            violations.append(DesignRuleViolation(
+                "BSS2-NEURON-MODEL", layer.name, "leak-free membrane (NIR IF/I)", "1", "0 (every membrane leaks)",
+                "use LIF or CubaLIF nodes instead of IF or I"))
+        elif layer.neuron.model == "leaky":
+            tau_s = layer.hw.tau_syn_s * spec.speedup  # model time
+            left = math.exp(-dt_s / tau_s)
+            if left > NEGLIGIBLE_DECAY:
+                violations.append(DesignRuleViolation(
+                    "BSS2-NEURON-MODEL", layer.name, "synaptic current decaying within one step (NIR LIF/LI)",
+                    "< 1 % left after a step", f"{left:.1%} (shortest tau_syn {layer.hw.tau_syn_s * 1e6:.3g} us)",
+                    f"import with a dt_s of at least {-tau_s * math.log(NEGLIGIBLE_DECAY):.3g} s, or use CubaLIF "
+                    "nodes"))
+    if any(layer.discretisation == "nir-euler" for layer in layers):
+        warnings.append("BSS2-DISCRETISATION: the model simulates its NIR graph with forward Euler; its time "
+                        "constants were stored at import as the exact exponential ones with the same decay per step "
+                        f"(dt = {dt_s:g} s), which the chip's continuous-time neurons realise; the chip adds one step "
+                        "of routing latency per projection (the graph has none: a spike reaches the next layer one "
+                        "step later), and neurons without synaptic current get its shortest one "
+                        f"({spec['neuron']['tau_syn_s']['limits'][0] * 1e6:.3g} us)")
+    return violations
 
 
 def check_time_grid(dt_s: float, spec: BSS2Spec, warnings: list[str]) -> list[DesignRuleViolation]:
@@ -107,7 +164,7 @@ def check_all(layers: list[LoweredLayer], spec: BSS2Spec, dt_s: float,
               available_circuits: Optional[int] = None) -> tuple[list[DesignRuleViolation], list[str]]:
     """Run every rule; return all violations and all warnings."""
     warnings: list[str] = []
-    violations = check_time_grid(dt_s, spec, warnings)
+    violations = check_time_grid(dt_s, spec, warnings) + check_discretisation(layers, spec, dt_s, warnings)
     for rule in RULES:
         violations.extend(rule(layers, spec, warnings, available_circuits))
     return violations, warnings

@@ -67,13 +67,19 @@ def rule_output_sources(layers, model, spec):
                                       f"route the input to '{layer.name}' through a hidden layer")
 
 
+def _used(model, layer, what: str) -> bool:
+    """Whether the population has the time constant ``what`` (NIR LIF/LI have no synaptic one, IF/I none)."""
+    unused = {"leaky": ("tau_syn_s",), "integrator": ("tau_syn_s", "tau_mem_s")}
+    return what not in unused.get(model.graph.population(layer.name).parameters.model, ())
+
+
 def rule_dashes(layers, model, spec):
     """XYLO-DASH: each time constant needs a decay shift in 1..15 (synapse) or 0..15 (membrane)."""
     dt, d_max = model.dt_s, spec.dash_max
     for layer in layers:
         for what, dash, tau, low in (("tau_syn_s", layer.dash_syn, layer.tau_syn_s, 1),
                                      ("tau_mem_s", layer.dash_mem, layer.tau_mem_s, 0)):
-            if not low <= dash <= d_max:
+            if _used(model, layer, what) and not low <= dash <= d_max:
                 shortest, longest = tau_bounds_s(low, d_max, dt)
                 yield DesignRuleViolation(
                     "XYLO-DASH", layer.name, f"decay shift for {what} = {tau:g} s", dash, f"{low}..{d_max}",
@@ -86,7 +92,7 @@ def rule_tau_fidelity(layers, model, spec):
     for layer in layers:
         for what, tau, real in (("tau_syn_s", layer.tau_syn_s, layer.tau_syn_realised_s),
                                 ("tau_mem_s", layer.tau_mem_s, layer.tau_mem_realised_s)):
-            if real > 0 and abs(real - tau) > tolerance * tau:
+            if _used(model, layer, what) and real > 0 and abs(real - tau) > tolerance * tau:
                 yield Warning("XYLO-TAU", f"layer '{layer.name}' {what} {tau:g} s is realised as {real:.4g} s; "
                               f"train with {what} = {real:.4g} s for an exact match")
 
@@ -100,9 +106,13 @@ def rule_refractory(layers, model, spec):
 
 
 def rule_reset(layers, model, spec):
-    """XYLO-RESET: the chip subtracts the threshold at a spike; the model resets to v_reset (a warning)."""
+    """XYLO-RESET: the chip subtracts the threshold at a spike; the model resets to v_reset (a warning).
+
+    A population that itself subtracts ``v_th - v_reset`` with ``v_reset = v_leak`` (imported with
+    ``reset="subtract"``) resets exactly as the chip does."""
     for layer in layers:
-        if layer.kind == "lif":
+        n = model.graph.population(layer.name).parameters
+        if layer.kind == "lif" and not (n.reset == "subtract" and n.value("v_reset") == n.value("v_leak")):
             yield Warning("XYLO-RESET", f"layer '{layer.name}' resets to v_reset; Xylo subtracts the threshold "
                           "(the overshoot stays, and a neuron may spike up to 31 times in one step)")
 
@@ -114,8 +124,38 @@ def rule_delays(layers, model, spec):
                                   "train without delays for Xylo, or map to a target that realises them (bss2)")
 
 
+def rule_imported(layers, model, spec):
+    """XYLO-NEURON-MODEL, XYLO-BIAS, XYLO-PER-NEURON: what imported (NIR) graphs may use and the mapper does
+    not realise (yet): neurons without synaptic current or leak, constant inputs, per-neuron parameters."""
+    for layer in layers:
+        n = model.graph.population(layer.name).parameters
+        if n.model != "cuba":
+            what = "synaptic current (NIR LIF/LI)" if n.model == "leaky" else "leak (NIR IF/I)"
+            yield DesignRuleViolation("XYLO-NEURON-MODEL", layer.name, f"neurons without {what}", "1",
+                                      "0 (every neuron has a decaying synaptic current and membrane)",
+                                      "use CubaLIF (and CubaLI) nodes")
+        if n.i_bias != 0 or "i_bias" in dict(n.per_neuron):
+            yield DesignRuleViolation("XYLO-BIAS", layer.name, "constant input current (a NIR Affine bias)", "1",
+                                      "0 (the chip's biases are not used by the mapper yet)",
+                                      "export the network without biases (bias=False)")
+        if n.per_neuron:
+            yield DesignRuleViolation("XYLO-PER-NEURON", layer.name, "per-neuron values of "
+                                      f"{', '.join(name for name, _ in n.per_neuron)}", "one per neuron",
+                                      "one per layer (not supported yet)", "give the layer's neurons equal parameters")
+
+
+def rule_discretisation(layers, model, spec):
+    """XYLO-DISCRETISATION: how the chip's steps differ from an imported model's forward-Euler ones (a warning)."""
+    if model.graph.discretisation == "nir-euler":
+        yield Warning("XYLO-DISCRETISATION", "the model simulates its NIR graph with forward Euler; the chip decays "
+                      "by bit shifts (each time constant's realised value: XYLO-TAU), input events act in the same "
+                      "step as in the graph, but a hidden neuron's spikes reach the next layer (or itself) one step "
+                      "later, where the graph has no delay")
+
+
 RULES: tuple[Rule, ...] = (rule_inputs, rule_hidden, rule_outputs, rule_output_sources, rule_dashes,
-                           rule_tau_fidelity, rule_refractory, rule_reset, rule_delays)
+                           rule_tau_fidelity, rule_refractory, rule_reset, rule_delays, rule_imported,
+                           rule_discretisation)
 
 
 def check_all(layers: list[XyloLayer], model: ModelFile, spec: XyloSpec) -> tuple[list[DesignRuleViolation], list[str]]:
