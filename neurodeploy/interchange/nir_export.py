@@ -49,13 +49,13 @@ def _neuron_node(model: ModelFile, pop: Population) -> nir.NIRNode:
     p, n, dt = pop.parameters, pop.size, model.dt_s
     value = {name: np.broadcast_to(np.asarray(p.value(name), dtype=np.float64), (n,)).copy()
              for name in ("v_leak", "v_th", "v_reset")}
-    a, b = _decays(model, pop)
-    tau_syn, tau_mem, ones = dt / (1.0 - a), dt / (1.0 - b), np.ones(n)
-    spiking = pop.kind == "lif"
+    ones, spiking = np.ones(n), pop.kind == "lif"
     if p.model == "integrator":
         if spiking:
             return nir.IF(r=ones / dt, v_threshold=value["v_th"], v_reset=value["v_reset"])
         return nir.I(r=ones / dt)
+    a, b = _decays(model, pop)
+    tau_syn, tau_mem = dt / (1.0 - a), dt / (1.0 - b)  # Euler's decay per step 1 - dt/tau is the model's
     if p.model == "leaky":
         if spiking:
             return nir.LIF(tau=tau_mem, r=ones, v_leak=value["v_leak"], v_threshold=value["v_th"],

@@ -182,7 +182,7 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
         neuron = neurons[name]
         pops.append(Population(name, composer.size(name), neuron.kind,
                                _with_bias(neuron.params, neuron.gain * signals[name].bias)))
-        for pre, (weight, delay) in incoming[name].items():
+        for pre, (weight, delay) in sorted(incoming[name].items(), key=lambda item: item[0] == name):  # loop last
             if pre == name and delay.any():
                 raise InterchangeError(f"the recurrent loop of node '{name}' passes a Delay node: not supported",
                                        "feed the neuron back without Delay nodes (it sees its previous step)")
