@@ -96,10 +96,11 @@ def rule_imported(layers, spec, warnings, available_circuits):
         if n.i_bias != 0 or "i_bias" in dict(n.per_neuron):
             yield DesignRuleViolation("BSS2-BIAS", layer.name, "constant input current (a NIR Affine bias)", "1",
                                       "0 (not supported yet)", "export the network without biases (bias=False)")
-        if n.per_neuron:
-            names = ", ".join(name for name, _ in n.per_neuron)
-            yield DesignRuleViolation("BSS2-PER-NEURON", layer.name, f"per-neuron values of {names}", "one per neuron",
-                                      "one per layer (not supported yet)", "give the layer's neurons equal parameters")
+        varied = [name for name, _ in n.per_neuron if name != "i_bias"]  # a bias is BSS2-BIAS already
+        if varied:
+            yield DesignRuleViolation("BSS2-PER-NEURON", layer.name, f"values of {', '.join(varied)} (one per neuron)",
+                                      f"{layer.size} different", "1 per layer (not supported yet)",
+                                      "give the layer's neurons equal parameters")
         if n.reset != "value":
             yield DesignRuleViolation("BSS2-RESET", layer.name, "reset by subtraction", "1", "0 (the chip resets to "
                                       "v_reset)", "import the graph with its reset to v_reset (reset='graph')")

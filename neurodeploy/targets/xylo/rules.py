@@ -138,10 +138,11 @@ def rule_imported(layers, model, spec):
             yield DesignRuleViolation("XYLO-BIAS", layer.name, "constant input current (a NIR Affine bias)", "1",
                                       "0 (the chip's biases are not used by the mapper yet)",
                                       "export the network without biases (bias=False)")
-        if n.per_neuron:
-            yield DesignRuleViolation("XYLO-PER-NEURON", layer.name, "per-neuron values of "
-                                      f"{', '.join(name for name, _ in n.per_neuron)}", "one per neuron",
-                                      "one per layer (not supported yet)", "give the layer's neurons equal parameters")
+        varied = [name for name, _ in n.per_neuron if name != "i_bias"]  # a bias is XYLO-BIAS already
+        if varied:
+            yield DesignRuleViolation("XYLO-PER-NEURON", layer.name, f"values of {', '.join(varied)} (one per neuron)",
+                                      f"{layer.size} different", "1 per layer (not supported yet)",
+                                      "give the layer's neurons equal parameters")
 
 
 def rule_discretisation(layers, model, spec):
