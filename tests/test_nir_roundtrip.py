@@ -29,6 +29,7 @@ def native_model(delays: bool = True, recurrent: bool = True) -> ModelFile:
     graph = Graph(pops, projs)
     weights = {p.name: torch.randn(graph.population(p.post).size, graph.population(p.pre).size)
                * (0.3 if p.recurrent else 1.5) for p in projs}
+    weights["h1->h2"][0, :3] = 0.0  # synapses without weight: their delay is nobody's
     delay = {"input->h1": torch.randint(0, 4, (20, 5)).float()} if delays else {}
     return ModelFile(graph=graph, weights=weights, dt_s=1e-3, encoding={}, dataset="none", seed=0, delays=delay,
                      delay_sigma_steps={name: 0.0 for name in delay})

@@ -93,7 +93,7 @@ def _with_bias(params: NeuronParameters, bias: np.ndarray) -> NeuronParameters:
                    per_neuron=(*params.per_neuron, ("i_bias", tuple(bias.tolist()))))
 
 
-def _native(graph: Graph, delays: dict[str, torch.Tensor]) -> Optional[str]:
+def _native(graph: Graph, weights: dict[str, torch.Tensor], delays: dict[str, torch.Tensor]) -> Optional[str]:
     """Why the graph is not a native model in disguise (None: it is one).
 
     A native model is the ``nir-euler`` one with one step of latency on every feed-forward
@@ -104,7 +104,10 @@ def _native(graph: Graph, delays: dict[str, torch.Tensor]) -> Optional[str]:
         if pop.parameters.extended:
             return f"population '{pop.name}' uses {', '.join(pop.parameters.extended)}"
     for proj in graph.projections:
-        if not proj.recurrent and (proj.name not in delays or not bool((delays[proj.name] >= 1).all())):
+        if proj.recurrent:
+            continue
+        delayed = (delays[proj.name] >= 1) | (weights[proj.name] == 0) if proj.name in delays else None
+        if delayed is None or not bool(delayed.all()):
             return f"projection {proj.name} has synapses without a delay of at least one step"
     return None
 
@@ -195,7 +198,7 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
         result = Graph(tuple(pops), tuple(projs), discretisation="nir-euler")
     except GraphError as exc:
         raise InterchangeError(f"the graph cannot be expressed: {exc.message}", exc.fix) from None
-    why_not = _native(result, delays) if discretisation != "nir-euler" else "nir-euler was asked for"
+    why_not = _native(result, weights, delays) if discretisation != "nir-euler" else "nir-euler was asked for"
     if discretisation == "native" and why_not:
         raise InterchangeError(f"the graph is not a native model: {why_not}", "import it with discretisation='auto'")
     if why_not is None:
