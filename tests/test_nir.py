@@ -116,3 +116,5 @@ def test_import_takes_a_graph_object_and_a_dataset():
                                                       "threshold": 0.05, "duration_s": 35e-3}, tau_scale=1000.0)
     with pytest.raises(InterchangeError, match="needs an encoding"):
         import_nir(graph, dataset="yinyang", tau_scale=1000.0)
+    with pytest.raises(InterchangeError, match="output '3' spikes: evaluate and map score a dataset"):
+        read_nir(GOLDEN / "snntorch_ff.nir", dt_s=1e-4, dataset="yinyang", encoding=encoding)

@@ -139,7 +139,11 @@ def _check_dataset(graph: Graph, dataset: Optional[str], encoding: Optional[dict
     if channels != graph.input.size:
         raise InterchangeError(f"the graph's Input has {graph.input.size} channels, dataset '{dataset}' with this "
                                f"encoding gives {channels}", "choose the dataset and encoding the graph was made for")
-    if graph.readout.kind == "li" and graph.readout.size != N_CLASSES[dataset]:
+    if graph.readout.kind != "li":
+        raise InterchangeError(f"the graph's output '{graph.readout.name}' spikes: evaluate and map score a dataset on "
+                               "a non-spiking readout's membrane", "end the graph with an LI or CubaLI node to use a "
+                               "dataset, or import it without one")
+    if graph.readout.size != N_CLASSES[dataset]:
         raise InterchangeError(f"the graph's readout has {graph.readout.size} neurons, dataset '{dataset}' has "
                                f"{N_CLASSES[dataset]} classes", "choose the dataset the graph was made for")
     return dataset, dict(encoding)
