@@ -25,6 +25,7 @@ _PUBLIC = {
     "data.datasets": ("load_split",),
     "deployment": ("Deployment", "load_deployment", "save_deployment"),
     "errors": ("DoesNotFitError", "NeurodeployError"),
+    "interchange": ("export_nir", "import_nir", "read_nir", "write_nir"),
     "modelfile": ("ModelFile", "load_model", "save_model"),
     "recipe": ("Recipe", "load_recipe"),
 }
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .data.datasets import load_split  # noqa: F401
     from .deployment import Deployment, load_deployment, save_deployment  # noqa: F401
     from .errors import DoesNotFitError, NeurodeployError  # noqa: F401
+    from .interchange import export_nir, import_nir, read_nir, write_nir  # noqa: F401
     from .modelfile import ModelFile, load_model, save_model  # noqa: F401
     from .recipe import Recipe, load_recipe  # noqa: F401
 

@@ -295,6 +295,53 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
         f" → {r['output']}"))
 
 
+@main.command("import")
+@click.argument("graph", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
+@click.option("--dt-s", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per step (default: the graph's metadata, else 1e-3).")
+@click.option("--like", metavar="RECIPE", help="Take dataset and input encoding from this recipe (name or file).")
+@click.option("--tau-scale", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Multiply every time constant (Norse 1.1 writes them 1000x too small: 1000).")
+@click.option("--reset", type=click.Choice(["graph", "subtract"]), default="graph", show_default=True,
+              help="subtract: spiking neurons subtract the threshold (snnTorch 1.0's default, written as v_reset=0).")
+@click.option("--discretisation", type=click.Choice(["auto", "nir-euler", "native"]), default="auto",
+              show_default=True, help="How the model simulates the graph (docs/nir.md).")
+@click.option("--readout", type=click.Choice(["graph", "membrane"]), default="graph", show_default=True,
+              help="membrane: a spiking last layer becomes a readout scored by its membrane (snnTorch writes no LI).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def import_command(graph: str, output: str, dt_s: float | None, like: str | None, tau_scale: float, reset: str,
+                   discretisation: str, readout: str, as_json: bool) -> None:
+    """Import a NIR graph (snnTorch, Norse, Sinabs, Rockpool, lava-dl, ...) as a model file.
+
+    Example: neurodeploy import net.nir -o net.pt --like yinyang
+    """
+    from .workflows.interchange import import_model
+
+    result = _guarded(lambda: import_model(graph, output, dt_s=dt_s, like=like, tau_scale=tau_scale, reset=reset,
+                                           discretisation=discretisation, readout=readout))
+    _emit(result, as_json, lambda r: f"{' -> '.join(f'{n} ({k} {s})' for n, k, s in r['populations'])}; "
+                                     f"dt {r['dt_s']:g} s, {r['discretisation']} → {r['output']}")
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command("export")
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="NIR graph to write (.nir).")
+@click.option("--lossy", is_flag=True, help="Drop what NIR cannot express (refractory period, ...) instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def export_command(model: str, output: str, lossy: bool, as_json: bool) -> None:
+    """Export a model file as a NIR graph.
+
+    Example: neurodeploy export yy.pt -o yy.nir
+    """
+    from .workflows.interchange import export_model
+
+    result = _guarded(lambda: export_model(model, output, lossy=lossy))
+    _emit(result, as_json, lambda r: f"wrote {r['output']} (dt {r['dt_s']:g} s, {r['discretisation']})")
+
+
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -143,3 +143,27 @@ def test_outputs_are_checked_before_any_work(tmp_path, trained_model):
     _one_line_error(invoke("map", trained_model, "-o", recipe / "x.npz"), "which is a file")
     deep = tmp_path / "new" / "folder" / "d.npz"
     assert invoke("map", trained_model, "--target", "xylo", "-o", deep).exit_code == 0 and deep.is_file()
+
+
+def test_import_and_export_through_the_cli(tmp_path, trained_model):
+    import nir
+
+    from test_nir_errors import CASES, _complete
+
+    graph = tmp_path / "model.nir"
+    _one_line_error(invoke("export", trained_model, "-o", graph), "refractory")  # NIR cannot say t_ref
+    assert not graph.exists()
+    assert invoke("export", trained_model, "-o", graph, "--lossy").exit_code == 0 and graph.is_file()
+    back = tmp_path / "back.pt"
+    result = invoke("import", graph, "-o", back, "--like", tiny_recipe(tmp_path), "--json")
+    assert result.exit_code == 0, result.output and back.is_file()
+    assert json.loads(result.stdout)["populations"][-1][1] == "li"
+    for name in ("threshold", "dangling edge", "nan tau"):  # an unsupported node, a dangling edge, a NaN tau
+        bad = tmp_path / f"{name.replace(' ', '_')}.nir"
+        nir.write(bad, _complete(name, CASES[name][0]))
+        _one_line_error(invoke("import", bad, "-o", tmp_path / "x.pt"), "fix:")
+    for content in (b"", b"not a nir file", graph.read_bytes()[:200]):  # empty, foreign, damaged
+        bad = tmp_path / "bad.nir"
+        bad.write_bytes(content)
+        _one_line_error(invoke("import", bad, "-o", tmp_path / "x.pt"), "fix:")
+    assert not (tmp_path / "x.pt").exists()

@@ -151,7 +151,7 @@ def _check_dataset(graph: Graph, dataset: Optional[str], encoding: Optional[dict
 
 def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] = None, dataset: Optional[str] = None,
                encoding: Optional[dict] = None, *, tau_scale: float = 1.0, reset: str = "graph",
-               discretisation: str = "auto") -> ModelFile:
+               discretisation: str = "auto", readout: str = "graph") -> ModelFile:
     """A NIR graph (path or object) as a model file at ``dt_s`` seconds per step.
 
     ``dt_s`` None: the graph's metadata ``dt_s`` (graphs neurodeploy wrote), else 1 ms.
@@ -163,9 +163,14 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
     of delay on every feed-forward projection and native neurons: what neurodeploy exports for a
     native model; the same spikes, and the model trains and maps as any native one), else
     ``nir-euler``; ``nir-euler`` or ``native`` force one (``native``: an error if impossible).
+    ``readout`` ``"membrane"``: the graph's last layer, if it spikes, becomes a non-spiking readout
+    scored by its membrane as neurodeploy's readouts are (threshold and reset dropped; exporters such
+    as snnTorch 1.0 write no LI node, so their networks end in spiking neurons).
     """
     if discretisation not in DISCRETISATION_OPTIONS:
         raise InterchangeError(f"discretisation {discretisation!r} is unknown", f"use one of {DISCRETISATION_OPTIONS}")
+    if readout not in ("graph", "membrane"):
+        raise InterchangeError(f"readout {readout!r} is unknown", "use 'graph' or 'membrane'")
     if reset not in RESETS:
         raise InterchangeError(f"reset {reset!r} is unknown", f"use one of {RESETS}")
     if not (isinstance(tau_scale, (int, float)) and math.isfinite(tau_scale) and tau_scale > 0):
@@ -183,6 +188,9 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
     signals = {n: composer.input_of(n) for n in names}
     incoming = {n: projections(n, signals[n]) for n in names}
     order = _order(names, {n: list(incoming[n]) for n in names}, _readout(flat, composer))
+    if readout == "membrane" and neurons[order[-1]].kind == "lif":
+        last = neurons[order[-1]]
+        neurons[order[-1]] = replace(last, kind="li", params=replace(last.params, reset="value"))
     pops = [Population(flat.input, composer.size(flat.input), "input")]
     projs, weights, delays = [], {}, {}
     for name in order:
@@ -214,7 +222,7 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
     provenance: dict[str, Any] = {
         "imported_from": source, "nir_version": nir.__version__, "software_version": __version__,
         "writer": str(flat.metadata.get("writer", "unknown")), "dt_s_from": dt_from,
-        "tau_scale": float(tau_scale), "reset": reset, "discretisation": result.discretisation,
+        "tau_scale": float(tau_scale), "reset": reset, "readout": readout, "discretisation": result.discretisation,
         "not_native_because": why_not or "", "warnings": found}
     return ModelFile(graph=result, weights=weights, dt_s=dt, encoding=data_encoding, dataset=data_name, seed=0,
                      provenance=provenance, delays=delays, delay_sigma_steps={k: 0.0 for k in delays})
