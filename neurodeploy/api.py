@@ -6,7 +6,8 @@
 >>> result = nd.run(deployment, backend="mock:ideal", inputs=nd.load_split("yinyang", "test")[0])
 >>> result.accuracy(nd.load_split("yinyang", "test")[1])        # doctest: +SKIP
 
-Errors are the project's typed exceptions (:mod:`neurodeploy.errors`), never ``SystemExit``.
+Errors are the project's typed exceptions (:mod:`neurodeploy.errors`), never ``SystemExit``. Numeric
+arguments have documented ranges (:mod:`neurodeploy.validation.arguments`), checked before any work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from .backends.base import Backend, Observations, readout_scores
 from .backends.registry import get_backend
-from .data.datasets import load_split, training_probe
+from .data.datasets import check_samples, load_split, training_probe
 from .data.encoding import encode, encode_dataset
 from .deployment import Deployment
 from .errors import BackendError, DataError, DoesNotFitError, NeurodeployError
@@ -31,6 +32,8 @@ from .scoring import accuracy, batched_scores, check_weight_copies
 from .targets.base import CheckResult, MapOptions, Target
 from .targets.registry import all_targets, get_target
 from .training.fit import fit
+from .validation.arguments import (CLIP_QUANTILE, EPOCHS, LEARNING_RATE, SEED, TRAIN_SAMPLES, WEIGHT_COPIES,
+                                   WEIGHT_SCALE, check_argument, check_training_arguments)
 
 
 class RunResult(NamedTuple):
@@ -67,6 +70,7 @@ def train(recipe: Recipe | str | Path, *, epochs: Optional[int] = None, seed: Op
 
     >>> model = nd.train("digits", epochs=1)  # doctest: +SKIP
     """
+    check_training_arguments(epochs, seed)
     if not isinstance(recipe, Recipe):
         source = str(recipe)
         recipe = load_recipe(recipe)
@@ -79,7 +83,12 @@ def evaluate(model: ModelFile, data: Optional[tuple[np.ndarray, np.ndarray]] = N
 
     >>> nd.evaluate(model)  # doctest: +SKIP
     """
-    x, y = data if data is not None else load_split(model.dataset, "test")
+    if data is not None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise DataError("data must be a pair (features [N, F], labels [N])", "pass data=(x, y)")
+        x, y = check_samples(*data, model.dataset)
+    else:
+        x, y = load_split(model.dataset, "test")
     net = network_from_model(model)
     scores = batched_scores(lambda s: net(s).readout_v, encode_dataset(x, model.encoding, model.dt_s),
                             model.training.get("loss", "max_over_time"))
@@ -103,8 +112,9 @@ def map(model: ModelFile, target: str | Target = "bss2", *, calibration: Any = N
     >>> deployment = nd.map(model, target="xylo")  # doctest: +SKIP
     """
     check_weight_copies(weight_copies)
-    if not 0 < clip_quantile <= 1:
-        raise NeurodeployError(f"--clip-quantile {clip_quantile} is outside (0, 1]", "e.g. 0.999")
+    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies", optional=True)
+    check_argument(CLIP_QUANTILE, clip_quantile, "--clip-quantile")
+    check_argument(WEIGHT_SCALE, weight_scale, "--weight-scale")
     chosen = target if isinstance(target, Target) else get_target(target)
     options = MapOptions(clip_quantile=clip_quantile, weight_scale=weight_scale, calibration=calibration,
                          delays=delays, weight_copies=weight_copies)
@@ -176,6 +186,7 @@ def calibrate(backend: str | Backend, target: str | Target = "bss2", *, sets: Op
 
     >>> summary = nd.calibrate("mock:0")  # doctest: +SKIP
     """
+    check_argument(SEED, seed, "--seed")
     chosen = target if isinstance(target, Target) else get_target(target)
     engine = backend if not isinstance(backend, str) else get_backend(backend)
     return chosen.calibrate(engine, sets or {}, seed=seed, progress=progress)
@@ -189,6 +200,12 @@ def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2",
 
     >>> tuned = nd.itl(model, "mock:0", calibration=cal, epochs=1)  # doctest: +SKIP
     """
+    check_argument(EPOCHS, epochs, "--epochs")
+    check_argument(TRAIN_SAMPLES, train_samples, "--train-samples", optional=True)
+    check_argument(LEARNING_RATE, learning_rate, "--learning-rate")
+    check_weight_copies(weight_copies)
+    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies")
+    check_argument(SEED, seed, "--seed")
     chosen = target if isinstance(target, Target) else get_target(target)
     engine = backend if not isinstance(backend, str) else get_backend(backend)
     result, _ = train_in_the_loop(model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,

@@ -2,8 +2,13 @@
 
 One ``.npz`` archive (read with ``allow_pickle=False``): named integer/float arrays (placement,
 synapse weights and labels, row modes, routes, per-circuit analog settings, float reference weights)
-and a JSON document ``meta`` (format, version, target, graph, dt, encoding, report). It loads
+and a JSON document ``meta`` (format, version, target, graph, dt, encoding, report, and from version 3
+``checksum``: SHA-256 of the meta and every array, :mod:`neurodeploy.validation.checksum`). It loads
 without the model file and without any user code.
+
+:func:`load_deployment` checks what every deployment holds (:mod:`neurodeploy.validation.deployment`)
+and the checksum; :func:`neurodeploy.validation.load_checked_deployment` also has the deployment's
+target check its own arrays, which is what the verbs use. Versions 1 and 2 (no checksum) still load.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
+from .errors import FileKindError
 from .fileformat import Envelope, read_envelope
 
 FORMAT = "neurodeploy.deployment"
-VERSION = 2  # 2: delay realisations (``delay_copies``, ``float_delay:*``, meta ``delays``)
-READABLE_VERSIONS = (1, 2)  # a version-1 deployment is one without delays
+VERSION = 3  # 2: delay realisations (``delay_copies``, ``float_delay:*``, meta ``delays``); 3: meta ``checksum``
+READABLE_VERSIONS = (1, 2, 3)  # a version-1 deployment is one without delays; 1 and 2 have no checksum
 ENVELOPE = Envelope("deployment", FORMAT, READABLE_VERSIONS,
                     "map a model with `neurodeploy map MODEL --target TARGET -o OUT`")
+MAX_BYTES = 2**30  # a deployment's arrays, uncompressed: a full BSS-2 configuration is about 0.3 MiB
+ENVELOPE_KEYS = ("format", "version", "software_version", "checksum")
 
 
 @dataclass
@@ -41,8 +49,19 @@ class Deployment:
         return {k.split(":", 1)[1]: v for k, v in self.arrays.items() if k.startswith("float_weight:")}
 
 
+def checksum_of(meta: dict, arrays: dict) -> str:
+    """The checksum of a deployment: its meta (as JSON gives it back, without ``checksum``) and its arrays."""
+    from .validation.checksum import digest
+
+    plain = json.loads(json.dumps({k: v for k, v in meta.items() if k != "checksum"}))
+    return digest({"meta": plain, "arrays": {name: np.asarray(value) for name, value in arrays.items()}})
+
+
 def save_deployment(deployment: Deployment, path: str | Path) -> None:
-    meta = {"format": FORMAT, "version": VERSION, "software_version": __version__, **deployment.meta}
+    """Write atomically, with the current format, version and checksum (whatever ``deployment.meta`` says)."""
+    meta = {"format": FORMAT, "version": VERSION, "software_version": __version__,
+            **{k: v for k, v in deployment.meta.items() if k not in ENVELOPE_KEYS}}
+    meta["checksum"] = checksum_of(meta, deployment.arrays)
     payload = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **deployment.arrays}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -50,13 +69,43 @@ def save_deployment(deployment: Deployment, path: str | Path) -> None:
 
 
 def _read_archive(path: Path, arrays: dict) -> dict:
-    """The archive's JSON ``meta``; its named arrays go into ``arrays``."""
+    """The archive's JSON ``meta``; its named arrays go into ``arrays``. An archive that would unpack to more
+    than :data:`MAX_BYTES` is refused before it is read."""
     with np.load(path, allow_pickle=False) as archive:
+        size = sum(info.file_size for info in archive.zip.infolist())
+        if size > MAX_BYTES:
+            raise FileKindError(f"deployment {path} unpacks to {size / 2**30:.1f} GiB, more than a deployment holds "
+                                f"({MAX_BYTES // 2**30} GiB at most)", ENVELOPE.remedy)
         arrays.update({name: archive[name] for name in archive.files})
     return json.loads(arrays.pop("meta").tobytes().decode())
 
 
-def load_deployment(path: str | Path) -> Deployment:
+def read_deployment(path: str | Path) -> Deployment:
+    """The deployment in ``path`` after the checks every deployment passes
+    (:func:`~neurodeploy.validation.deployment.check_common`), without its checksum's (:func:`verify_checksum`)."""
+    from .validation.deployment import check_common
+    from .validation.rules import Invalid, refusal
+
     arrays: dict = {}
     meta = read_envelope(path, ENVELOPE, lambda p: _read_archive(p, arrays))
+    try:
+        check_common(meta, arrays)
+    except Invalid as invalid:
+        raise refusal(FileKindError, f"deployment {path}", invalid, ENVELOPE.remedy, prefer_remedy=True) from None
     return Deployment(meta=meta, arrays=arrays)
+
+
+def verify_checksum(deployment: Deployment, source: str) -> None:
+    """A deployment's stored checksum (required from version 3, verified wherever present) must be its contents'."""
+    stored = deployment.meta.get("checksum")
+    if stored is not None and stored != checksum_of(deployment.meta, deployment.arrays):
+        raise FileKindError(f"deployment {source} fails its checksum: it was edited or damaged after writing",
+                            ENVELOPE.remedy)
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read a deployment; what every deployment holds is checked, and its checksum (the target's own arrays:
+    :func:`neurodeploy.validation.load_checked_deployment`). ``FileKindError`` naming the field otherwise."""
+    deployment = read_deployment(path)
+    verify_checksum(deployment, str(path))
+    return deployment

@@ -11,7 +11,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .errors import FileKindError
+from .errors import FileKindError, NeurodeployError
 
 
 class Envelope(NamedTuple):
@@ -40,13 +40,18 @@ def read_envelope(path: str | Path, envelope: Envelope, parse: Callable[[Path], 
     """Read ``path`` with ``parse`` and check its envelope; a missing or unreadable file is a ``FileKindError``.
 
     ``parse`` may raise anything on a damaged or foreign file (a truncated zip, a foreign pickle,
-    bad YAML): at this boundary every such failure means "not a readable file of this kind".
+    bad YAML): at this boundary every such failure means "not a readable file of this kind"; a
+    ``NeurodeployError`` it raises is its own one-line refusal and passes unchanged.
     """
     path = Path(path)
     if not path.is_file():
         raise FileKindError(f"{envelope.kind} {path} does not exist", envelope.remedy)
+    if path.stat().st_size == 0:
+        raise FileKindError(f"{envelope.kind} {path} is empty (0 bytes)", envelope.remedy)
     try:
         data = parse(path)
+    except NeurodeployError:  # the parser's own one-line refusal (e.g. a size limit)
+        raise
     except Exception as exc:  # noqa: BLE001 - see the docstring
         raise FileKindError(f"{path} is not a readable {envelope.kind}: truncated, corrupted or another kind "
                             f"({type(exc).__name__})", envelope.remedy) from None

@@ -8,7 +8,12 @@ dataset, seed, training settings and metrics, provenance (e.g. where an imported
 from), software version; after
 in-the-loop training also ``mapping``: the quantisation scales and readout potential scale it was
 trained with (``map`` keeps them), the measured trace alignment and ``trained_on`` (chip, backend,
-calibration checksum).
+calibration checksum); from version 4 ``checksum``, the SHA-256 of everything else
+(:mod:`neurodeploy.validation.checksum`).
+
+Loading checks everything before anything uses it (:mod:`neurodeploy.validation.model`: every key,
+type, shape, range and cross-field invariant of the file's version), then the checksum: a file
+edited or damaged after writing is refused. Versions 1-3 (no checksum) still load.
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ import torch
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import FileKindError, GraphError
+from .errors import FileKindError
 from .fileformat import Envelope, read_envelope
 from .graph import Graph
+from .validation.checksum import FIELD as CHECKSUM, digest
+from .validation.model import check_model_dict
+from .validation.rules import Invalid, refusal
 
 FORMAT = "neurodeploy.model"
-VERSION = 3  # 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``); 3: the discretisation's kind
-READABLE_VERSIONS = (1, 2, 3)  # versions 1 and 2 are native models; version 1 has no delays
+# 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``); 3: the discretisation's kind; 4: ``checksum``
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # versions 1 and 2 are native models; version 1 has no delays; 1-3 no checksum
 ENVELOPE = Envelope("model file", FORMAT, READABLE_VERSIONS,
                     "train one with `neurodeploy train RECIPE -o MODEL`, or import a NIR graph")
 DISCRETISATIONS = {  # written into every model file, keyed by ``kind`` (the graph's ``discretisation``)
@@ -70,6 +79,12 @@ class ModelFile:
         return self.graph.discretisation
 
     def to_dict(self) -> dict[str, Any]:
+        """The file's contents: :meth:`payload` and its checksum."""
+        payload = self.payload()
+        return {**payload, CHECKSUM: digest(payload)}
+
+    def payload(self) -> dict[str, Any]:
+        """Everything the file holds but its checksum (plain types and tensors)."""
         return {"format": FORMAT, "version": VERSION, "software_version": __version__,
                 "graph": self.graph.to_dict(), "weights": {k: v.detach().cpu().float().contiguous()
                                                            for k, v in self.weights.items()},
@@ -93,31 +108,28 @@ def read_model_dict(path: str | Path) -> dict:
     return read_envelope(path, ENVELOPE, lambda p: torch.load(p, map_location="cpu", weights_only=True))
 
 
-def load_model(path: str | Path) -> ModelFile:
-    """Read a model file; any missing or malformed part is a ``FileKindError``."""
-    data = read_model_dict(path)
+def check_model_file(data: dict, source: str) -> Graph:
+    """Validate a loaded model dict (:func:`~neurodeploy.validation.model.check_model_dict`), then its checksum
+    (required from version 4; verified wherever present); returns its graph. ``FileKindError`` otherwise."""
+    remedy = "re-create it with `neurodeploy train`, `neurodeploy import` or `neurodeploy itl`"
     try:
-        graph = Graph.from_dict(data["graph"])
-        kind = data["discretisation"]["kind"] if data["version"] >= 3 else "native"
-        if kind != graph.discretisation:
-            raise ValueError(f"discretisation {kind!r} differs from its graph's {graph.discretisation!r}")
-        weights = {k: v.float() for k, v in data["weights"].items()}
-        for proj in graph.projections:
-            expected = (graph.population(proj.post).size, graph.population(proj.pre).size)
-            if tuple(weights[proj.name].shape) != expected:
-                raise ValueError(f"weights {proj.name} have shape {tuple(weights[proj.name].shape)}")
-        delays = {k: v.float() for k, v in data.get("delays", {}).items()}
-        for proj in graph.projections:
-            if proj.max_delay_steps and tuple(delays[proj.name].shape) != tuple(weights[proj.name].shape):
-                raise ValueError(f"delays {proj.name} have shape {tuple(delays[proj.name].shape)}")
-        return ModelFile(graph=graph, weights=weights, dt_s=float(data["dt_s"]), encoding=dict(data["encoding"]),
-                         dataset=str(data["dataset"]), seed=int(data["seed"]), training=dict(data["training"]),
-                         metrics=dict(data["metrics"]), provenance=dict(data.get("provenance", {})),
-                         delays=delays, delay_sigma_steps=dict(data.get("delay_sigma_steps", {})),
-                         mapping=dict(data.get("mapping", {})))
-    except GraphError as exc:
-        raise FileKindError(f"{path} is a damaged model file ({exc.message})",
-                            "re-create it with `neurodeploy train` or `neurodeploy import`") from None
-    except (KeyError, ValueError, AttributeError, TypeError) as exc:
-        raise FileKindError(f"{path} is a damaged model file ({type(exc).__name__}: {exc})",
-                            "re-create it with `neurodeploy train`") from None
+        graph = check_model_dict(data)
+    except Invalid as invalid:
+        raise refusal(FileKindError, f"model file {source}", invalid, remedy, prefer_remedy=True) from None
+    if CHECKSUM in data and data[CHECKSUM] != digest({k: v for k, v in data.items() if k != CHECKSUM}):
+        raise FileKindError(f"model file {source} fails its checksum: it was edited or damaged after writing",
+                            remedy)
+    return graph
+
+
+def load_model(path: str | Path) -> ModelFile:
+    """Read a model file; anything missing, malformed, out of range or changed after writing is a
+    ``FileKindError`` naming the field."""
+    data = read_model_dict(path)
+    graph = check_model_file(data, str(path))
+    return ModelFile(graph=graph, weights={k: v.float() for k, v in data["weights"].items()}, dt_s=float(data["dt_s"]),
+                     encoding=dict(data["encoding"]), dataset=data["dataset"], seed=int(data["seed"]),
+                     training=dict(data["training"]), metrics=dict(data["metrics"]),
+                     provenance=dict(data["provenance"]),
+                     delays={k: v.float() for k, v in data.get("delays", {}).items()},
+                     delay_sigma_steps=dict(data.get("delay_sigma_steps", {})), mapping=dict(data.get("mapping", {})))

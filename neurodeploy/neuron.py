@@ -84,13 +84,17 @@ class NeuronParameters:
             if name not in PER_NEURON_FIELDS or (size is not None and len(values) != size):
                 raise error(f"{where}: per-neuron {name!r} has {len(values)} values",
                             f"give one value per neuron ({size}) for one of {PER_NEURON_FIELDS}")
+        for name in (*RECIPE_FIELDS, "i_bias"):
+            for value in _values(self.value(name)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise error(f"{where}.{name} = {value!r} is not a number", f"give {name} as a number")
         for name in ("tau_mem_s", "tau_syn_s"):
             for value in _values(self.value(name)):
-                if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                if not (math.isfinite(value) and value > 0):
                     raise error(f"{where}.{name} = {value} is not a positive time",
                                 f"set {name} to a positive number of seconds, e.g. 10e-3")
-        if not self.t_ref_s >= 0:
-            raise error(f"{where}.t_ref_s = {self.t_ref_s} is negative", "set t_ref_s >= 0")
+        if not (math.isfinite(self.t_ref_s) and self.t_ref_s >= 0):
+            raise error(f"{where}.t_ref_s = {self.t_ref_s} is not a finite time >= 0", "set t_ref_s >= 0, e.g. 2e-3")
         leak, th, reset = (_values(self.value(n)) for n in ("v_leak", "v_th", "v_reset"))
         if not all(math.isfinite(v) for v in (*leak, *th, *reset, *_values(self.value("i_bias")))):
             raise error(f"{where} holds a potential or bias that is not finite", "give finite numbers")

@@ -1,7 +1,9 @@
 """Training recipes (``models/*.yaml``): loaded, validated, turned into a graph.
 
-Every key is checked: an unknown or misspelt key, a missing one or an impossible value raises a
-``RecipeError`` that names it. See ``models/yinyang.yaml`` for an annotated example. A shipped
+Every key is checked: an unknown or misspelt key, a missing one, a value of the wrong type, not
+finite or out of its range (:mod:`neurodeploy.validation`: the same ranges as the verbs' arguments,
+e.g. ``training.epochs`` 1..10000, ``training.seed`` 0..2^32-1) raises a ``RecipeError`` that names
+it (and the file, when read from one). See ``models/yinyang.yaml`` for an annotated example. A shipped
 recipe can be given by name (``yinyang``): it is found in the checkout's ``models/`` or, when
 installed, in the package's copy (``neurodeploy.shipped``).
 """
@@ -23,6 +25,8 @@ from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 from .safe_yaml import LimitError, load_yaml
 from .shipped import is_bare_name, resolve, shipped_names
+from .validation.common import LOSSES, MAX_STEPS, check_encoding, training_rules
+from .validation.rules import Fields, Invalid, ListOf, Number, Rule, Text
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
@@ -39,7 +43,13 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "quantisation_aware_epochs": 0, "weight_levels": 63, "select_on_validation": True,
     "weight_decay": 0.0, "weight_noise": 0.0,
 }
-LOSSES = ("max_over_time", "mean_over_time")
+TRAINING_RULES = training_rules(stored=False)
+POSITIVE = Number(lo=0, lo_open=True)
+INIT = Fields(optional={"mean": Number(), "std": Number(lo=0)})
+DELAYS = Fields(optional={"max_steps": Number(lo=1, hi=MAX_STEPS, integer=True), "learning_rate": POSITIVE,
+                          "init_steps": ListOf(Number(lo=0), length=2), "sigma_final_steps": POSITIVE,
+                          "sigma_decay_fraction": Number(lo=0, hi=1)}, strict=False)  # keys: parse_delays
+__all__ = ["LOSSES", "Recipe", "load_recipe", "recipe_from_dict", "recipe_names"]
 
 
 @dataclass(frozen=True)
@@ -61,41 +71,27 @@ def _require(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
                           f"check the spelling; allowed keys: {sorted(allowed)}")
 
 
-def _positive(value: Any, where: str, integer: bool = False) -> float:
+def _checked(rule: Rule, value: Any, where: str) -> Any:
+    """``value`` if ``rule`` accepts it, else a ``RecipeError`` naming ``where`` and the rule."""
     try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise RecipeError(f"{where} = {value!r} is not a number", "give a positive number") from None
-    if not number > 0 or (integer and number != value):
-        raise RecipeError(f"{where} = {value!r} must be a positive {'integer' if integer else 'number'}",
-                          "give a positive value")
-    return number
+        return rule.check(value, where)
+    except Invalid as invalid:
+        raise RecipeError(f"{invalid.field} {invalid.problem}", invalid.fix) from None
 
 
-def _training(data: Mapping[str, Any]) -> dict:
+def _training(data: Any) -> dict:
+    """The ``training`` block with defaults filled in; every setting typed and in its range (``TRAINING_RULES``)."""
+    _checked(Fields(strict=False), data, "training")
     _require(data, set(TRAINING_DEFAULTS), "training")
     out = {**TRAINING_DEFAULTS, **data}
-    for key in ("epochs", "batch_size", "weight_levels"):
-        out[key] = int(_positive(out[key], f"training.{key}", integer=True))
-    qat = out["quantisation_aware_epochs"]
-    if not (isinstance(qat, int) and 0 <= qat <= out["epochs"]):
-        raise RecipeError(f"training.quantisation_aware_epochs = {qat!r} must be an integer in 0..epochs",
+    _checked(Fields(optional=TRAINING_RULES), out, "training")
+    if out["quantisation_aware_epochs"] > out["epochs"]:
+        raise RecipeError(f"training.quantisation_aware_epochs = {out['quantisation_aware_epochs']!r} must be an "
+                          f"integer in 0..epochs ({out['epochs']})",
                           "e.g. 10 (the last 10 epochs train with quantised weights)")
-    for key in ("learning_rate", "surrogate_steepness", "readout_scale"):
-        out[key] = _positive(out[key], f"training.{key}")
-    if out["loss"] not in LOSSES:
-        raise RecipeError(f"training.loss = {out['loss']!r} is unknown", f"use one of {LOSSES}")
-    if not 0 <= float(out["weight_noise"]) < 1:
-        raise RecipeError(f"training.weight_noise = {out['weight_noise']!r} must lie in [0, 1)",
-                          "e.g. 0.05: 5 % multiplicative weight noise while training")
-    if not float(out["weight_decay"]) >= 0:
-        raise RecipeError(f"training.weight_decay = {out['weight_decay']!r} is negative", "e.g. 0 or 1e-3")
-    if not 0 < float(out["lr_final_fraction"]) <= 1:
-        raise RecipeError("training.lr_final_fraction must lie in (0, 1]", "e.g. 0.05")
-    out["seed"] = int(out["seed"])
-    for key in ("detach_reset", "select_on_validation"):
-        if not isinstance(out[key], bool):
-            raise RecipeError(f"training.{key} = {out[key]!r} is not true or false", "write true or false")
+    for key in ("learning_rate", "lr_final_fraction", "surrogate_steepness", "readout_scale", "rate_target",
+                "rate_weight", "weight_decay", "weight_noise"):
+        out[key] = float(out[key])
     return out
 
 
@@ -108,10 +104,18 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
     for key in ("dataset", "dt_s", "encoding", "layers"):
         if key not in data:
             raise RecipeError(f"the recipe lacks '{key}'", "see models/yinyang.yaml")
-    dataset = str(data["dataset"])
+    for key, rule in (("name", Text()), ("description", Text(empty=True))):
+        if key in data:
+            _checked(rule, data[key], key)
+    dataset = _checked(Text(), data["dataset"], "dataset")
     check_dataset_name(dataset)
-    dt_s = _positive(data["dt_s"], "dt_s")
-    encoding = dict(data["encoding"])
+    dt_s = float(_checked(POSITIVE, data["dt_s"], "dt_s"))
+    encoding = data["encoding"]
+    try:
+        check_encoding(encoding, dt_s)
+    except Invalid as invalid:
+        raise RecipeError(f"{invalid.field} {invalid.problem}", invalid.fix) from None
+    encoding = dict(encoding)
     validate_encoding(encoding)
     if encoding["duration_s"] < dt_s:
         raise RecipeError("encoding.duration_s is shorter than one step dt_s", "lengthen duration_s")
@@ -126,28 +130,34 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
         if not isinstance(layer, Mapping):
             raise RecipeError(f"{where} is not a mapping", "give name, size, kind, neuron")
         _require(layer, LAYER_KEYS, where)
-        name = str(layer.get("name", f"layer{index}"))
+        name = _checked(Text(), layer.get("name", f"layer{index}"), f"{where}.name")
         kind = layer.get("kind", "lif" if index < len(layers) - 1 else "li")
         if kind not in ("lif", "li"):
             raise RecipeError(f"{where}.kind = {kind!r} is unknown", "use 'lif' (hidden) or 'li' (readout)")
-        size = int(_positive(layer.get("size"), f"{where}.size", integer=True))
+        size = int(_checked(Number(lo=1, integer=True), layer.get("size"), f"{where}.size"))
+        _checked(Fields(strict=False), layer.get("neuron", {}), f"{where}.neuron")
         neuron = NeuronParameters.from_dict(layer.get("neuron", {}), f"{where}.neuron", RecipeError)
         populations.append(Population(name, size, kind, neuron))
         if "delays" in layer:
+            _checked(DELAYS, layer["delays"], f"{where}.delays")
             spec = parse_delays(layer["delays"], f"{where}.delays")
             projection = Projection(populations[-2].name, name, max_delay_steps=spec["max_steps"])
             delays[projection.name] = spec
         else:
             projection = Projection(populations[-2].name, name)
         projections.append(projection)
-        init_spec = dict(layer.get("init", {}))
+        init_spec = _checked(Fields(strict=False), layer.get("init", {}), f"{where}.init")
         _require(init_spec, INIT_KEYS, f"{where}.init")
+        _checked(INIT, init_spec, f"{where}.init")
         init[projection.name] = {"mean": float(init_spec.get("mean", 0.0)),
                                  "std": float(init_spec.get("std", 1.0))}
     if populations[-1].kind != "li":
         raise RecipeError("the last layer must be the non-spiking readout (kind: li)", "add a readout layer")
     if any(p.kind == "li" for p in populations[1:-1]):
         raise RecipeError("only the last layer may be a readout (kind: li)", "make hidden layers kind: lif")
+    if len({p.name for p in populations}) != len(populations):
+        raise RecipeError(f"two layers share a name (or one is called 'input'): {[p.name for p in populations[1:]]}",
+                          "give each layer its own name")
     if populations[-1].size != N_CLASSES[dataset]:
         raise RecipeError(f"readout has {populations[-1].size} neurons, dataset '{dataset}' has "
                           f"{N_CLASSES[dataset]} classes", f"set the readout size to {N_CLASSES[dataset]}")
@@ -180,4 +190,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path} is refused: {exc}", "write a plain recipe (see models/yinyang.yaml)") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path} is not valid YAML ({type(exc).__name__})", "fix the YAML syntax") from None
-    return recipe_from_dict(data, str(path))
+    try:
+        return recipe_from_dict(data, str(path))
+    except RecipeError as exc:  # name the file, once
+        if exc.message.startswith(str(path)):
+            raise
+        raise RecipeError(f"{path}: {exc.message}", exc.fix) from None

@@ -39,33 +39,59 @@ def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return load_yinyang(split) if name == "yinyang" else load_digits_split(split)
 
 
+MAX_NPZ_BYTES = 4 * 2**30  # a --data file's arrays, uncompressed (MNIST's training set is 0.2 GiB)
+
+
+def check_samples(x: Any, y: Any, dataset: str, source: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+    """Features ``[N, F]`` (finite, in [0, 1] as the built-in splits and the encoders take them) and integer
+    labels ``[N]`` of ``dataset``'s classes, N >= 1; returned as float32 and int64, else a ``DataError``."""
+    want = N_FEATURES[dataset]
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind not in "iuf" or x.ndim != 2 or x.shape[1] != want:
+        raise DataError(f"{source}: x has shape {list(x.shape)} ({x.dtype}), the model's dataset '{dataset}' needs "
+                        f"[N, {want}] numbers", f"give {want} raw feature columns per sample")
+    if x.shape[0] == 0:
+        raise DataError(f"{source}: x has no samples (shape {list(x.shape)})", "give at least one sample")
+    if not np.isfinite(x).all():
+        row = int(np.argwhere(~np.isfinite(x))[0, 0])
+        raise DataError(f"{source}: x holds NaN or infinite values (first in row {row})", "give finite features")
+    if x.min() < 0 or x.max() > 1:
+        raise DataError(f"{source}: x holds values outside [0, 1] ({float(x.min()):g}..{float(x.max()):g}); the "
+                        "encoders take features scaled to [0, 1]",
+                        "scale the features to [0, 1], as the built-in splits are")
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{source}: y must be integer labels of shape [{x.shape[0]}], got {y.dtype} {list(y.shape)}",
+                        "save integer class labels, one per row of x")
+    if y.min() < 0 or y.max() >= N_CLASSES[dataset]:
+        raise DataError(f"{source}: labels outside 0..{N_CLASSES[dataset] - 1}",
+                        f"dataset '{dataset}' has {N_CLASSES[dataset]} classes")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
 def load_npz(path: str | Path, dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """A user's ``.npz`` file: checked against the features and classes the model expects."""
+    """A user's ``.npz`` file: readable (no pickle, at most :data:`MAX_NPZ_BYTES` unpacked), with ``x`` and ``y``
+    as :func:`check_samples` requires for the model's dataset; other arrays are ignored."""
     path = Path(path)
+    fix = "save it with np.savez(path, x=features, y=labels)"
     if not path.is_file():
         raise DataError(f"data file {path} does not exist", "give an existing .npz file")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {path} is empty (0 bytes)", fix)
+    check_dataset_name(dataset)
     try:
         with np.load(path, allow_pickle=False) as archive:
+            size = sum(info.file_size for info in archive.zip.infolist())
+            if size > MAX_NPZ_BYTES:
+                raise DataError(f"{path} unpacks to {size / 2**30:.1f} GiB, more than {MAX_NPZ_BYTES // 2**30} GiB",
+                                "split the data into smaller files")
             if "x" not in archive or "y" not in archive:
-                raise DataError(f"{path} lacks arrays 'x' and 'y' (has {sorted(archive.files)})",
-                                "save it with np.savez(path, x=features, y=labels)")
-            x, y = np.asarray(archive["x"], np.float32), np.asarray(archive["y"])
+                raise DataError(f"{path} lacks arrays 'x' and 'y' (has {sorted(archive.files)})", fix)
+            x, y = archive["x"], archive["y"]
     except DataError:
         raise
-    except Exception as exc:  # zip or format errors of every kind
-        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__})",
-                        "save it with np.savez(path, x=features, y=labels)") from None
-    want = N_FEATURES[dataset]
-    if x.ndim != 2 or x.shape[1] != want:
-        raise DataError(f"{path}: x has shape {x.shape}, the model's dataset '{dataset}' needs [N, {want}]",
-                        f"give {want} raw feature columns per sample")
-    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path}: y must be integer labels of shape [{x.shape[0]}], got {y.dtype} {y.shape}",
-                        "save integer class labels, one per row of x")
-    if y.size and (y.min() < 0 or y.max() >= N_CLASSES[dataset]):
-        raise DataError(f"{path}: labels outside 0..{N_CLASSES[dataset] - 1}",
-                        f"dataset '{dataset}' has {N_CLASSES[dataset]} classes")
-    return x, y.astype(np.int64)
+    except Exception as exc:  # zip, zlib or format errors of every kind
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__})", fix) from None
+    return check_samples(x, y, dataset, str(path))
 
 
 def load_data(dataset: str, data: str | None, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,15 @@
 """Target spec files (``targets/NAME.yaml``): the envelope every target shares.
 
-A spec file carries ``format: neurodeploy.target``, a ``version``, the target's ``name`` and a
-``description``; everything else is the target's own limits as data, each value with its source,
-and only the target that owns the file reads and validates those sections.
+A spec file carries ``format: neurodeploy.target``, a ``version``, the target's ``name`` (a
+lower-case identifier) and a ``description``; everything else is the target's own limits as data,
+each value with its source, and only the target that owns the file reads and validates those
+sections (with :mod:`neurodeploy.validation.rules`; :func:`refuse_spec` words the error).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,14 @@ from ..errors import TargetSpecError
 from ..fileformat import Envelope, read_envelope
 from ..safe_yaml import load_yaml
 from ..shipped import shipped_dir
+from ..validation.rules import Invalid, Text, refusal
 
 FORMAT = "neurodeploy.target"
 VERSION = 1
 ENVELOPE = Envelope("target spec", FORMAT, (VERSION,),
                     "start from a shipped spec, e.g. targets/xylo.yaml")
+ENVELOPE_KEYS = ("format", "version", "name", "description")  # what every spec has; the rest is its target's
+NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
 def targets_dir() -> Path:
@@ -54,6 +59,14 @@ class TargetSpec:
                                   f"add them (see targets/{self.name}.yaml)")
 
 
+def refuse_spec(spec: TargetSpec, invalid: Invalid) -> TargetSpecError:
+    """The one-line error for a spec key that breaks its rule: file, key, rule, and a fix that points at the
+    shipped spec."""
+    error = refusal(TargetSpecError, f"target spec {spec.path or spec.name}", invalid, "")
+    error.fix = f"{invalid.fix or 'fix it'} (see targets/{spec.name}.yaml)"
+    return error
+
+
 def spec_path(name_or_path: str | Path) -> Path:
     """A target name (``bss2``) → its file in :func:`targets_dir`; a path stays a path."""
     path = Path(name_or_path)
@@ -69,4 +82,11 @@ def load_spec(path: str | Path) -> TargetSpec:
     data = read_envelope(path, ENVELOPE, load_yaml)
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise TargetSpecError(f"target spec {path} has no name", "add 'name: TARGET' to it")
+    if not NAME.match(data["name"]):
+        raise TargetSpecError(f"target spec {path}: name = {data['name']!r} is not a lower-case identifier",
+                              "name the target with letters, digits, '_' and '-', e.g. name: loihi2")
+    try:
+        Text(empty=True).check(data.get("description", ""), "description")
+    except Invalid as invalid:
+        raise refusal(TargetSpecError, f"target spec {path}", invalid, "") from None
     return TargetSpec(name=data["name"], description=str(data.get("description", "")), raw=data, path=str(path))

@@ -17,6 +17,7 @@ from ..modelfile import ModelFile
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe
 from ..scoring import accuracy, batched_scores
+from ..validation.arguments import check_training_arguments
 from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
 from .loss import task_loss
 
@@ -76,10 +77,12 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         recipe_file: str = "") -> ModelFile:
     """Train the recipe's network; returns the model file (``.metrics``: test accuracies, timings, ...).
 
-    ``epochs`` and ``seed`` override the recipe's; ``recipe_file`` is recorded in the provenance.
+    ``epochs`` (1..10000) and ``seed`` (0..2^32-1) override the recipe's (out of range: ``NeurodeployError``);
+    ``recipe_file`` is recorded in the provenance.
     Where the dataset has a validation split (Yin-Yang), the weights of the epoch with the best
     validation accuracy are kept (``training.select_on_validation``); the test set is only scored.
     """
+    check_training_arguments(epochs, seed)  # before any data is loaded
     settings = dict(recipe.training)
     if epochs is not None:
         settings["epochs"] = int(epochs)
