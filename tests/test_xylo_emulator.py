@@ -226,7 +226,7 @@ def xylosim_record(cfg: XyloConfig, x: np.ndarray) -> XyloRecord:
         pytest.skip(f"xylosim (pip install xylosim==0.1.3) is not installed: {exc}")
 
     def synapses(w):
-        w = w.reshape(w.shape[0], w.shape[1], -1)
+        w = w[..., None] if w.ndim == 2 else w
         return [[XyloSynapse(int(post), int(syn), int(w[pre, post, syn])) for post, syn in zip(*np.nonzero(w[pre]))]
                 for pre in range(w.shape[0])]
 
@@ -245,8 +245,8 @@ def xylosim_record(cfg: XyloConfig, x: np.ndarray) -> XyloRecord:
     for b in range(x.shape[1]):
         layer.reset_all()
         layer.evolve(x[:, b].tolist())
-        per_neuron = [np.array(getattr(layer, name)).T for name in ("rec_i_syn", "rec_i_syn2", "rec_v_mem",
-                                                                      "rec_i_syn_out", "rec_v_mem_out")]
+        per_neuron = [np.array(getattr(layer, name)).reshape(len(getattr(layer, name)), x.shape[0]).T
+                      for name in ("rec_i_syn", "rec_i_syn2", "rec_v_mem", "rec_i_syn_out", "rec_v_mem_out")]
         spikes = [np.array(layer.rec_recurrent_spikes), np.array(layer.rec_out_spikes)]
         runs.append([spikes[0], *per_neuron[:3], spikes[1], *per_neuron[3:]])
     del layer, keep

@@ -150,14 +150,15 @@ def test_two_hidden_layers_use_the_recurrent_matrix_and_a_wide_readout_goes_on_h
     assert obs.membrane.shape == (40, 5, 62) and obs.counters["events_in"] > 0
 
 
-def test_a_mapped_deployment_runs_identically_on_the_vendor_simulator():
+@pytest.mark.parametrize("sizes", [(5, 30, 3), (5, 30, 20, 12)])  # readout on output / on hidden neurons
+def test_a_mapped_deployment_runs_identically_on_the_vendor_simulator(sizes):
     """The deployment's configuration, given to SynSense's xylosim, gives the same spikes and states."""
     from test_xylo_emulator import xylosim_record  # skips without xylosim (fails in CI)
 
     from neurodeploy.targets.xylo.emulator import evolve
     from neurodeploy.targets.xylo.mapper import config_of, input_counts
 
-    deployment, _ = mapped(model(sizes=(5, 30, 3)))
+    deployment, _ = mapped(model(sizes=sizes))
     config = config_of(deployment)
     counts = input_counts(inputs(4)[1])
     ours, vendor = evolve(config, counts), xylosim_record(config, counts)
