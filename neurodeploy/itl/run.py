@@ -21,7 +21,7 @@ from ..targets.base import Target
 from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .forward import layer_neurons
-from .loop import itl_data, snapshot, train_epoch
+from .loop import Retrying, itl_data, snapshot, train_epoch
 from .measure import measure_alignment
 
 PROBE_SAMPLES = 200  # training samples the trace alignment is measured on
@@ -59,6 +59,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                                "does not support delayed projections yet", "fine-tune a model without delays")
     data = itl_data(model, train_samples)
     used = len(data.labels)
+    engine = Retrying(engine)  # every run below: a failed one is retried with the same batch
     state = None
     if checkpoint is not None:
         fingerprint = {**checkpoint.fingerprint, "backend": engine.name, "target": target.name,
@@ -129,7 +130,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                "kept_epoch": best["epoch"], "validation_accuracy_before": before["validation"],
                "validation_accuracy_after": best["validation_accuracy"], "test_accuracy_before": before["test"],
                "test_accuracy_after": after_test, "history": history,
-               "alignment": {k: v._asdict() for k, v in alignment.layers.items()}}
+               "alignment": {k: v._asdict() for k, v in alignment.layers.items()}, "runs_retried": engine.retries}
     mapping = {**session.mapping_record(deployment), "alignment": alignment.to_dict(), "trained_on": trained_on,
                "weight_copies": int(weight_copies)}
     result = ModelFile(graph=model.graph, weights=best["weights"], dt_s=model.dt_s, encoding=model.encoding,

@@ -12,12 +12,15 @@ projection adds one step of routing latency; potentials are CADC LSB.
   ``CHIP``'s own transfer curves (:mod:`.variation`), adds membrane noise, reads out through an
   8-bit CADC every ~2 µs, a 10-bit MADC and jittered spike times, and drops events a bus cannot
   carry. ``mock:CHIP:noise=off,cadc=off`` switches effects off.
+- ``mock:CHIP:faults=dead:0.02+drop:0.001`` adds faults: dead circuits, stuck CapMem cells, lost or
+  late events, runs that disconnect (:mod:`.faults`, which gives the syntax and the counters).
 
 The neuron dynamics are the fused LIF kernel with each neuron's own parameters.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -35,6 +38,8 @@ from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .delay_lines import fpga_delayed_times, input_route_currents
 from .events import bus_capacity, bus_of_routes, deliver
+from .faults import (NO_STUCK_CELLS, ChipDisconnected, StuckCells, disconnects, draw_faults, event_fate,
+                     faulty_transport, neurons_hit, route_pairs, run_generator)
 from .plan import RunPlan, Workspace, make_plan
 from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
 from .variation import ChipVariation, MockEffects, draw_variation, realise
@@ -74,7 +79,8 @@ class Chip(NamedTuple):
     variation: ChipVariation
     effects: MockEffects
     spec: BSS2Spec
-    dead: np.ndarray  # circuits that do not work (fault injection for tests)
+    dead: np.ndarray  # circuits that do not work (fault injection: tests, and the dead fault)
+    stuck: StuckCells = NO_STUCK_CELLS  # CapMem cells that ignore what is written (the stuck fault)
 
 
 def input_channels(meta: dict) -> int:
@@ -110,7 +116,7 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
         physical = {name: a[f"circuit_{name}"] for name in ("tau_mem_s", "tau_syn_s", "t_ref_s")}
         physical.update(v_leak=a["circuit_v_leak_cadc"], v_th=a["circuit_v_th_cadc"], v_reset=a["circuit_v_reset_cadc"])
     else:
-        phys = realise(ChipCodes.from_arrays(a), chip.variation, chip.spec, chip.dead)
+        phys = realise(ChipCodes.from_arrays(a), chip.variation, chip.spec, chip.dead, chip.stuck)
         weight = a["synapse_weight"] * (1.0 + chip.variation.synapse)
         gain = phys.gain_cadc_per_lsb * enabled
         physical = phys._asdict()
@@ -161,19 +167,29 @@ class MockChip:
                  dead_circuits: tuple[int, ...] = ()) -> None:
         self.chip = str(chip)
         self.effects = effects or MockEffects()
-        off = [k for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
-        self.name = f"mock:{self.chip}" + (":" + ",".join(f"{k}=off" for k in off)
-                                           if off and self.chip != "ideal" else "")
+        self.faults = self.effects.faults
+        if self.faults and self.chip == "ideal":
+            raise BackendError(f"mock:ideal has no faults (faults={self.faults.text()})",
+                               f"give faults to a chip number, e.g. mock:0:faults={self.faults.text()}")
+        off = [f"{k}=off" for k in MockEffects.SWITCHES if not getattr(self.effects, k)]
+        settings = off + ([f"faults={self.faults.text()}"] if self.faults else [])
+        self.name = f"mock:{self.chip}" + (":" + ",".join(settings) if settings and self.chip != "ideal" else "")
         self.chip_id: Optional[str] = f"mock-chip-{self.chip}"  # what a real chip reports as its unique identifier
         self.uses_codes = self.chip != "ideal"  # the ideal chip realises the requested settings, not codes
         self._chip: Optional[Chip] = None
         if self.chip != "ideal":
             spec = load_bss2_spec()
-            self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec,
-                              np.asarray(dead_circuits, np.int64))
+            broken = draw_faults(int(self.chip), spec.total_circuits, spec["capmem"]["code_max"], self.faults)
+            dead = np.union1d(np.asarray(dead_circuits, np.int64), broken.dead).astype(np.int64)
+            self._chip = Chip(draw_variation(int(self.chip), spec, self.effects), self.effects, spec, dead,
+                              broken.stuck)
         self._noise = torch.Generator().manual_seed(seed * 1_000_003 + (0 if self._chip is None else int(self.chip)))
         self._configured: tuple[Deployment, ChipState, RunPlan] | None = None
         self._workspace = Workspace()  # scratch tensors kept from batch to batch
+        self._seed = seed
+        self._runs = 0  # runs asked for, failed ones included: seeds the per-run fault draws
+        self._health: dict[str, int] = {}  # fault counters of the configuration, until a run reports them
+        self._fault_draws: Optional[torch.Generator] = None  # this run's drop/delay draws
 
     def _state(self, deployment: Deployment) -> ChipState:
         # Reconfiguring costs the same as on a chip: only when the deployment changes.
@@ -183,7 +199,30 @@ class MockChip:
             plan = make_plan(state, self._chip.spec if self._chip else None, self._on("event_drops"),
                              self._input_noise_std(state))
             self._configured = (deployment, state, plan)
+            self._health = self._configuration_health(deployment)
         return self._configured[1]
+
+    def _configuration_health(self, deployment: Deployment) -> dict[str, int]:
+        """The deployment's logical neurons on dead circuits / with stuck cells (when those faults are on)."""
+        health: dict[str, int] = {}
+        if self._chip is None:
+            return health
+        circuits = deployment["neuron_circuits"]
+        if self.faults.dead > 0:
+            health["dead_neurons"] = neurons_hit(circuits, self._chip.dead)
+        if self.faults.stuck > 0:
+            health["stuck_neurons"] = neurons_hit(circuits, np.unique(self._chip.stuck.circuit))
+        return health
+
+    def _transport_faults(self) -> bool:
+        """Whether events may be lost or late beyond congestion (the drop and delay faults)."""
+        return self._chip is not None and (self.faults.drop > 0 or self.faults.delay > 0)
+
+    def _draws(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Uniforms of this run for the drop and delay faults."""
+        if self._fault_draws is None:  # run() sets it whenever _transport_faults(); for the type checker
+            raise BackendError(f"backend {self.name} drew faults outside a run", "call run()")
+        return torch.rand(shape, generator=self._fault_draws)
 
     @property
     def _configuration(self) -> tuple[Deployment, ChipState, RunPlan]:
@@ -215,7 +254,17 @@ class MockChip:
         """
         routes = state.input_routes
         congested = False
-        if not self._on("event_drops") or len(routes.source) == 0:
+        if self._transport_faults() and len(routes.source):
+            # Events on each route, through the buses, then through the faults: the general path.
+            delivered = events[..., torch.as_tensor(routes.source)]
+            if self._on("event_drops") and self._plan.input_may_drop:
+                priority = lambda: torch.rand(delivered.shape, generator=self._noise)  # noqa: E731
+                delivered, dropped = deliver(delivered, routes.bus, bus_capacity(state.dt_s, self._spec), priority)
+                counters["events_dropped"] += dropped
+            delivered = faulty_transport(delivered, lambda t, b, r: self._draws((len(t),)), self.faults, counters)
+            matrix = routes.per_route
+            congested = True
+        elif not self._on("event_drops") or len(routes.source) == 0:
             delivered, matrix = events, routes.per_source
         elif not self._plan.input_may_drop:  # what deliver() returns when no bus can overflow
             delivered, matrix = events[..., self._plan.input_source], routes.per_route
@@ -253,6 +302,7 @@ class MockChip:
         """``[T, B]`` synaptic input of run b's neuron ``neuron[b]``, built from the events directly.
 
         Falls back to the dense path when a bus could overflow (more routes than it carries per step).
+        With the drop or delay fault, each event travels each of its routes on its own.
         """
         routes, meta = state.input_routes, self._configuration[0].meta
         capacity = bus_capacity(state.dt_s, self._chip.spec) if self._chip is not None else 0
@@ -260,10 +310,21 @@ class MockChip:
             events = bin_on_clock(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
             return self._input_current(state, events, counters, neuron)
         step, batch, channel = clock_events(times, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
+        x = torch.zeros(state.steps, len(neuron))
+        if self._transport_faults():
+            event, route = route_pairs(channel, routes.source, times.shape[1])
+            dropped, late = event_fate(self._draws((len(event),)), self.faults)
+            counters["events_dropped_fault"] += int(dropped.sum())
+            counters["events_delayed"] += int((late > 0).sum())
+            arrive = torch.as_tensor(step[event]) + late + 1  # one step of routing latency
+            on_chip = ~dropped & (arrive < state.steps)
+            run = torch.as_tensor(batch[event])[on_chip]
+            x.index_put_((arrive[on_chip], run), routes.per_route[torch.as_tensor(route)[on_chip], neuron[run]],
+                         accumulate=True)
+            return self._add_noise(x, neuron)
         arrival = step + 1  # one step of routing latency
         keep = arrival < state.steps
         arrive, b, c = (torch.as_tensor(a[keep]) for a in (arrival, batch, channel))
-        x = torch.zeros(state.steps, len(neuron))
         x.index_put_((arrive, b), routes.per_source[c, neuron[b]], accumulate=True)
         return self._add_noise(x, neuron)
 
@@ -276,36 +337,50 @@ class MockChip:
                                torch.exp(torch.as_tensor(-state.dt_s / p.tau_mem_s)))
 
     def _simulate(self, state: ChipState, x: torch.Tensor, counters: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole chip over time; internal events that overflow a bus are dropped as on the chip.
+        """The whole chip over time; internal events that overflow a bus are dropped as on the chip, and the
+        drop and delay faults act on them.
 
-        Congestion is rare, so the fused path with on-chip feedback runs first. If a bus
-        overflowed, the run is repeated with the delivered internal events fed in from outside,
-        until they no longer change (exact for feed-forward networks after one pass per layer).
+        Losses are rare, so the fused path with on-chip feedback runs first. If an event was lost
+        or late, the run is repeated with the delivered internal events fed in from outside, until
+        they no longer change (exact for feed-forward networks after one pass per layer).
         """
         neurons = state.neuron_routes
         spikes, v = lif_sequence(x, state.params, state.dt_s, lateral=neurons.per_source.t())
-        if not self._on("event_drops") or len(neurons.source) == 0 or not self._plan.neuron_may_drop:
+        congestion = self._on("event_drops") and self._plan.neuron_may_drop
+        faulty = self._transport_faults()
+        if len(neurons.source) == 0 or not (congestion or faulty):
             return spikes, v  # deliver() would drop nothing: no bus has more routes than it carries
-        capacity = bus_capacity(state.dt_s, self._spec)
-        drawn: list[torch.Tensor] = []
+        capacity = bus_capacity(state.dt_s, self._spec) if congestion else 0
+        shape = (*spikes.shape[:2], len(neurons.source))
+        drawn: dict[str, torch.Tensor] = {}
 
-        def priority() -> torch.Tensor:
-            # Drawn once per run, so that every pass drops the same competing events.
-            if not drawn:
-                drawn.append(torch.rand(*spikes.shape[:2], len(neurons.source), generator=self._noise))
-            return drawn[0]
+        def once(name: str, draw) -> torch.Tensor:
+            # Drawn once per run, so that every pass treats the same events alike.
+            if name not in drawn:
+                drawn[name] = draw()
+            return drawn[name]
 
+        priority = lambda: once("priority", lambda: torch.rand(*shape, generator=self._noise))  # noqa: E731
+        lost: Optional[dict[str, int]] = None
         for _ in range(len(neurons.source) + 1):
             route_events = spikes[..., torch.as_tensor(neurons.source)]
-            delivered, dropped = deliver(route_events, neurons.bus, capacity, priority)
-            if dropped == 0 and counters.get("_internal_dropped", 0) == 0:
-                return spikes, v
+            counts = {"events_dropped": 0, "events_dropped_fault": 0, "events_delayed": 0}
+            delivered = route_events
+            if congestion:
+                delivered, counts["events_dropped"] = deliver(delivered, neurons.bus, capacity, priority)
+            if faulty:
+                delivered = faulty_transport(delivered, partial(_at, once("faults", lambda: self._draws(shape))),
+                                             self.faults, counts)
+            if lost is None and not any(counts.values()):
+                return spikes, v  # every event arrived in time: the fused run is exact
+            lost = counts
             new_spikes, v = lif_sequence(x + delay_one_step(delivered) @ neurons.per_route, state.params, state.dt_s)
-            counters["_internal_dropped"] = dropped
             if torch.equal(new_spikes, spikes):
                 break
             spikes = new_spikes
-        counters["events_dropped"] += counters.pop("_internal_dropped", 0)
+        for key, value in (lost or {}).items():
+            if key in counters:
+                counters[key] += value
         return spikes, v
 
     def _madc(self, state: ChipState, x_runs: torch.Tensor, v_runs: torch.Tensor,
@@ -337,10 +412,20 @@ class MockChip:
     def run(self, deployment: Deployment, input_times_s: np.ndarray,
             record: Optional[Recording] = None) -> Observations:
         record = record or Recording()
+        run_index, self._runs = self._runs, self._runs + 1
+        if self._chip is not None and disconnects(int(self.chip), run_index, self.faults.disconnect):
+            self._configured = None  # a reconnected chip is configured again
+            raise ChipDisconnected(f"run {run_index + 1} on {self.name} lost the connection to the chip and returned "
+                                   "nothing (injected fault)", "run it again; itl retries such runs itself")
         input_times_s = fpga_delayed_times(deployment, input_times_s)  # delayed copies leave the FPGA
         state = self._state(deployment)
         meta = deployment.meta
         counters = {"events_in": int(np.isfinite(input_times_s).sum()), "events_internal": 0, "events_dropped": 0}
+        if self._transport_faults():
+            counters.update(events_dropped_fault=0, events_delayed=0)
+            self._fault_draws = run_generator(int(self.chip), self._seed, run_index, "transport")
+        counters.update(self._health)
+        self._health = dict.fromkeys(self._health, 0)  # reported once per configuration
         with torch.no_grad():
             n = len(state.baseline)
             only_madc = not record.spikes and not record.membrane and record.madc_neuron is not None
@@ -384,6 +469,11 @@ class MockChip:
             spikes = torch.zeros(*x.shape[:2], 0) if not record.spikes else spikes
         return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=state.baseline[recorded],
                             time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out)
+
+
+def _at(draws: torch.Tensor, t: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The fixed draws of the events at ``(t, b, r)``."""
+    return draws[t, b, r]
 
 
 def _fits_buses(events: torch.Tensor, routes: Routes, capacity: int) -> bool:

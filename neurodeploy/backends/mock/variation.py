@@ -35,18 +35,20 @@ MADC                      4 codes/LSB, offset 60 ± 20, gain ± 5 %: assumption 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ...errors import BackendError
 from ...targets.bss2.analog import ChipCodes, quadrant_of, refractory_time_s
 from ...targets.bss2.spec import BSS2Spec
+from .faults import DEAD_POTENTIAL_CADC, FIX, KINDS, NO_FAULTS, NO_STUCK_CELLS, Faults, StuckCells, stick
 
 
 @dataclass(frozen=True)
 class MockEffects:
-    """Non-idealities of a mock chip; each can be switched off (``mock:3:noise=off``)."""
+    """Non-idealities of a mock chip; each can be switched off (``mock:3:noise=off``), and faults switched on
+    (``mock:3:faults=dead:0.02``, :mod:`.faults`)."""
 
     fixed_pattern: bool = True
     noise: bool = True
@@ -66,24 +68,35 @@ class MockEffects:
     jitter_s: float = 8e-9
     madc_per_cadc: float = 4.0
     madc_offset: float = 60.0
+    faults: Faults = NO_FAULTS
 
     SWITCHES = ("fixed_pattern", "noise", "jitter", "cadc", "madc", "event_drops")
 
     @classmethod
     def parse(cls, text: str) -> MockEffects:
-        """``"noise=off,cadc=off"`` → effects with those switched off."""
+        """``"noise=off,cadc=off"`` → effects with those switched off; ``"faults=dead:0.02+drop:0.001"`` → with
+        those faults (:mod:`.faults`)."""
         effects = cls()
         for item in filter(None, text.split(",")):
-            key, _, value = item.partition("=")
+            key, equals, value = item.partition("=")
+            if key == "faults" and equals:
+                effects = replace(effects, faults=Faults.parse(value, effects.faults))
+                continue
             if key not in cls.SWITCHES or value not in ("on", "off"):
+                if item.partition(":")[0].partition("=")[0] in KINDS:  # "faults=dead:0.02,stuck:0.01", "dead=0.02"
+                    raise BackendError(f"mock setting '{item}' is a fault outside 'faults='",
+                                       "write faults=KIND:RATE, several joined with '+': "
+                                       "mock:0:faults=dead:0.02+stuck:0.01")
                 raise BackendError(f"unknown mock effect setting '{item}'",
                                    f"use EFFECT=on|off with EFFECT one of {list(cls.SWITCHES)}, "
-                                   "e.g. mock:0:noise=off")
-            effects = replace(effects, **{key: value == "on"})
+                                   f"e.g. mock:0:noise=off; for faults {FIX}")
+            switch: dict[str, Any] = {key: value == "on"}
+            effects = replace(effects, **switch)
         return effects
 
     def describe(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: (self.faults.describe() if f.name == "faults" else getattr(self, f.name))
+                for f in fields(self)}
 
 
 class ChipVariation(NamedTuple):
@@ -137,12 +150,14 @@ class CircuitPhysics(NamedTuple):
 
 
 def realise(codes: ChipCodes, variation: ChipVariation, spec: BSS2Spec,
-            dead: np.ndarray = NO_DEAD_CIRCUITS) -> CircuitPhysics:
+            dead: np.ndarray = NO_DEAD_CIRCUITS, stuck: StuckCells = NO_STUCK_CELLS) -> CircuitPhysics:
     """Per-circuit physical parameters that ``codes`` produce on this chip.
 
     ``dead`` circuits (an injected fault) ignore their codes: the membrane sits at the bottom of
-    the range and no synaptic input arrives.
+    the range and no synaptic input arrives. ``stuck`` CapMem cells hold their own code whatever
+    ``codes`` asks for.
     """
+    codes = stick(codes, stuck)
     c = spec["capmem"]
     n = len(codes.v_leak)
     quadrant = quadrant_of(n, spec)
@@ -159,7 +174,7 @@ def realise(codes: ChipCodes, variation: ChipVariation, spec: BSS2Spec,
     gain = (c["synaptic_gain_per_code"] * np.exp(variation.gain)
             * np.maximum(codes.i_bias_synin_gm - variation.gain_offset_code, 0.0) * dac[quadrant])
     v_leak, v_reset = potential("v_leak"), potential("v_reset")
-    v_leak[dead], v_reset[dead], gain[dead] = 5.0, 5.0, 0.0
+    v_leak[dead], v_reset[dead], gain[dead] = DEAD_POTENTIAL_CADC, DEAD_POTENTIAL_CADC, 0.0
     return CircuitPhysics(
         v_leak=v_leak, v_reset=v_reset,
         v_th=np.where(codes.threshold_enabled, potential("v_threshold"), np.inf),
