@@ -43,6 +43,8 @@ class DataError(NeurodeployError):
 class BackendError(NeurodeployError):
     """A backend is unknown or cannot run here."""
 
+    retryable: bool = False  # True: the same run may succeed when repeated (a lost connection, a time-out)
+
 
 class CalibrationError(NeurodeployError):
     """A calibration file does not fit the chip, the model or itself."""

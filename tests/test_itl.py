@@ -191,3 +191,29 @@ def test_the_chip_travels_with_the_model_into_map_and_run(trained_model, tmp_pat
     assert run(deployment, "mock:ideal")["warnings"] == []
     other = run(deployment, "mock:3")
     assert len(other["warnings"]) == 1 and "mock-chip-ideal" in other["warnings"][0]
+
+
+def test_itl_refuses_models_it_would_simulate_wrongly(tmp_path):
+    """An imported NIR model (forward Euler) and a recurrent model: one clean error each, nothing written."""
+    import nir
+
+    from neurodeploy.errors import NeurodeployError
+    from neurodeploy.interchange import import_nir
+    from neurodeploy.modelfile import save_model
+
+    graph = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([5])}), "w": nir.Linear(weight=np.ones((4, 5))),
+        "h": nir.CubaLIF(tau_syn=np.full(4, 5e-3), tau_mem=np.full(4, 1e-2), r=np.ones(4), v_leak=np.zeros(4),
+                         v_threshold=np.ones(4)),
+        "w2": nir.Linear(weight=np.ones((3, 4))),
+        "o": nir.CubaLI(tau_syn=np.full(3, 5e-3), tau_mem=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3)),
+        "out": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("in", "w"), ("w", "h"), ("h", "w2"), ("w2", "o"), ("o", "out")])
+    from neurodeploy.recipe import load_recipe
+
+    model = import_nir(graph, dataset="yinyang", encoding=load_recipe("yinyang").encoding)
+    path = tmp_path / "imported.pt"
+    save_model(model, path)
+    with pytest.raises(NeurodeployError, match="supports native models only"):
+        itl(path, tmp_path / "out.pt", backend="mock:ideal", epochs=1, train_samples=50, progress=False)
+    assert not (tmp_path / "out.pt").exists()

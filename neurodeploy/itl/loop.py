@@ -46,7 +46,7 @@ def run_with_retry(engine: Backend, deployment: Deployment, input_times_s: np.nd
         try:
             return engine.run(deployment, input_times_s, record), attempt - 1
         except BackendError as error:
-            if not getattr(error, "retryable", False):
+            if not error.retryable:
                 raise
             if attempt == attempts:
                 raise BackendError(f"backend {engine.name} failed {attempts} runs of the same batch in a row "

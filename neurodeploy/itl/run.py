@@ -54,6 +54,13 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
                                f"use --target {engine.target}")
     calibration_id = None if calibration is None else target.calibration_identity(calibration)
+    if model.graph.discretisation != "native":  # itl/forward.py simulates the native step only
+        raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "
+                               "training supports native models only", "fine-tune a native model (trained here, "
+                               "or imported with discretisation 'native' where the graph allows it)")
+    if any(p.recurrent for p in model.graph.projections):  # itl/forward.py injects feed-forward layers only
+        raise NeurodeployError(f"{source} has recurrent projections; in-the-loop training does not support them "
+                               "yet", "fine-tune a feed-forward model")
     if model.delays:  # itl's forward injects layer by layer and has no delay kernels yet
         raise NeurodeployError(f"{source} has learned delays ({', '.join(model.delays)}); in-the-loop training "
                                "does not support delayed projections yet", "fine-tune a model without delays")
