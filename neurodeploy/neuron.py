@@ -95,9 +95,11 @@ class NeuronParameters:
                                 f"set {name} to a positive number of seconds, e.g. 10e-3")
         if not (math.isfinite(self.t_ref_s) and self.t_ref_s >= 0):
             raise error(f"{where}.t_ref_s = {self.t_ref_s} is not a finite time >= 0", "set t_ref_s >= 0, e.g. 2e-3")
+        for name in ("v_leak", "v_th", "v_reset", "i_bias"):
+            bad = [v for v in _values(self.value(name)) if not math.isfinite(v)]
+            if bad:
+                raise error(f"{where}.{name} = {bad[0]} is not finite (a potential or bias)", "give finite numbers")
         leak, th, reset = (_values(self.value(n)) for n in ("v_leak", "v_th", "v_reset"))
-        if not all(math.isfinite(v) for v in (*leak, *th, *reset, *_values(self.value("i_bias")))):
-            raise error(f"{where} holds a potential or bias that is not finite", "give finite numbers")
         if not all(t > v for t, v in _pairs(th, leak)):
             raise error(f"{where}: v_th ({self.v_th}) must lie above v_leak ({self.v_leak})",
                         "raise v_th or lower v_leak")

@@ -190,6 +190,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path} is refused: {exc}", "write a plain recipe (see models/yinyang.yaml)") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path} is not valid YAML ({type(exc).__name__})", "fix the YAML syntax") from None
+    except ValueError as exc:  # a value YAML cannot convert: an integer of more than 4300 digits
+        raise RecipeError(f"{path} holds a value YAML cannot convert ({type(exc).__name__}, e.g. an integer of "
+                          "thousands of digits)", "write plain numbers") from None
     try:
         return recipe_from_dict(data, str(path))
     except RecipeError as exc:  # name the file, once

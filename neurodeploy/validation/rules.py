@@ -62,6 +62,8 @@ def refusal(error: type[E], source: str, invalid: Invalid, remedy: str, prefer_r
 
 def show(value: Any) -> str:
     """A value as an error message shows it: short, and safe for huge integers and long texts."""
+    if isinstance(value, np.generic):
+        return show(value.item())
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int):
@@ -70,8 +72,6 @@ def show(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
-    if isinstance(value, (np.generic,)):
-        return show(value.item())
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)}" if len(value) > 4 else "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, Mapping):
@@ -79,9 +79,20 @@ def show(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _integer_text(value: float) -> str:
+    """An integer bound as a reader takes it in: ``4294967295``, or ``2^64-1`` and ``-2^63`` when huge."""
+    value = int(value)
+    if abs(value) < 10**12:
+        return str(value)
+    sign, magnitude = ("-" if value < 0 else ""), abs(value)
+    for offset, suffix in ((0, ""), (1, "-1")):
+        if (magnitude + offset) & (magnitude + offset - 1) == 0:
+            return f"{sign}2^{(magnitude + offset).bit_length() - 1}{suffix}"
+    return f"{value:.3g}"
+
+
 def _range_text(lo: Optional[float], hi: Optional[float], lo_open: bool, hi_open: bool, integer: bool) -> str:
-    fmt = (lambda v: f"{v:d}" if abs(v) < 1e15 else f"2^{int(v).bit_length() - 1}" if v > 0 else f"{v:g}") \
-        if integer else (lambda v: f"{v:g}")
+    fmt = _integer_text if integer else (lambda v: f"{v:g}")
     if lo is not None and hi is not None:
         if integer:
             return f"in {fmt(lo)}..{fmt(hi)}"

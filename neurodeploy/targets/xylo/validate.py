@@ -113,13 +113,6 @@ def _check_placement(arrays: dict, meta: dict, graph: Graph, hidden: int, output
     index = arrays["neuron_index"]
     Array("int", (neurons,), lo=0).check(index, "array 'neuron_index'")
     Array("float", (neurons,), lo=0, lo_open=True).check(arrays["state_scale"], "array 'state_scale'")
-    for value, name, size in ((0, "hidden", hidden), (1, "output", outputs)):
-        mine = index[bank == value]
-        if len(mine) and mine.max() >= size:
-            raise Invalid("array 'neuron_index'", f"places a neuron at {name} neuron {int(mine.max())}, the "
-                          f"configuration has {size}")
-        if len(np.unique(mine)) != len(mine):
-            raise Invalid("array 'neuron_index'", f"places two neurons on one {name} neuron")
     starts = np.cumsum([0, *sizes])
     for number, name in enumerate(meta["layers"]):
         banks = np.unique(bank[starts[number]:starts[number + 1]])
@@ -128,3 +121,13 @@ def _check_placement(arrays: dict, meta: dict, graph: Graph, hidden: int, output
         if graph.population(name).kind == "lif" and banks[0] != 0:
             raise Invalid("array 'neuron_bank'", f"puts spiking layer '{name}' on output neurons, which hear "
                           "hidden neurons only")
+    for value, name, size in ((0, "hidden", hidden), (1, "output", outputs)):
+        mine = index[bank == value]
+        if len(mine) and mine.max() >= size:
+            raise Invalid("array 'neuron_index'", f"places a neuron at {name} neuron {int(mine.max())}, the "
+                          f"configuration has {size}")
+        if len(np.unique(mine)) != len(mine):
+            raise Invalid("array 'neuron_index'", f"places two neurons on one {name} neuron")
+        if len(mine) != size:
+            raise Invalid("array 'neuron_index'", f"places {len(mine)} neurons on the {size} {name} neurons the "
+                          "configuration has")
