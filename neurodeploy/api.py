@@ -32,8 +32,9 @@ from .scoring import accuracy, batched_scores, check_weight_copies
 from .targets.base import CheckResult, MapOptions, Target
 from .targets.registry import all_targets, get_target
 from .training.fit import fit
-from .validation.arguments import (CLIP_QUANTILE, EPOCHS, LEARNING_RATE, SEED, TRAIN_SAMPLES, WEIGHT_COPIES,
-                                   WEIGHT_SCALE, check_argument, check_training_arguments)
+from .validation.arguments import (SEED, WEIGHT_COPIES, check_argument, check_itl_arguments, check_map_arguments,
+                                   check_training_arguments)
+from .validation.loading import load_checked_deployment
 
 
 class RunResult(NamedTuple):
@@ -97,6 +98,7 @@ def evaluate(model: ModelFile, data: Optional[tuple[np.ndarray, np.ndarray]] = N
 
 def check(model: ModelFile, target: str | Target = "bss2", **options: Any) -> CheckResult:
     """Every design rule ``model`` breaks on ``target`` and the warnings; options as :func:`map`."""
+    check_argument(WEIGHT_COPIES, options.get("weight_copies"), "--weight-copies", optional=True)
     chosen = target if isinstance(target, Target) else get_target(target)
     return chosen.check(model, MapOptions(**options))
 
@@ -112,9 +114,7 @@ def map(model: ModelFile, target: str | Target = "bss2", *, calibration: Any = N
     >>> deployment = nd.map(model, target="xylo")  # doctest: +SKIP
     """
     check_weight_copies(weight_copies)
-    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies", optional=True)
-    check_argument(CLIP_QUANTILE, clip_quantile, "--clip-quantile")
-    check_argument(WEIGHT_SCALE, weight_scale, "--weight-scale")
+    check_map_arguments(clip_quantile, weight_scale, weight_copies)
     chosen = target if isinstance(target, Target) else get_target(target)
     options = MapOptions(clip_quantile=clip_quantile, weight_scale=weight_scale, calibration=calibration,
                          delays=delays, weight_copies=weight_copies)
@@ -125,6 +125,15 @@ def map(model: ModelFile, target: str | Target = "bss2", *, calibration: Any = N
     if violations or deployment is None:
         raise DoesNotFitError(chosen.name, violations)
     return deployment
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read a deployment file and check everything in it before it is used: what every deployment holds, what
+    its target's chip needs (:meth:`~neurodeploy.targets.base.Target.validate_deployment`) and its checksum.
+
+    >>> deployment = nd.load_deployment("yy.npz")  # doctest: +SKIP
+    """
+    return load_checked_deployment(path)
 
 
 def _times_of_raster(deployment: Deployment, raster: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -200,12 +209,8 @@ def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2",
 
     >>> tuned = nd.itl(model, "mock:0", calibration=cal, epochs=1)  # doctest: +SKIP
     """
-    check_argument(EPOCHS, epochs, "--epochs")
-    check_argument(TRAIN_SAMPLES, train_samples, "--train-samples", optional=True)
-    check_argument(LEARNING_RATE, learning_rate, "--learning-rate")
     check_weight_copies(weight_copies)
-    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies")
-    check_argument(SEED, seed, "--seed")
+    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
     chosen = target if isinstance(target, Target) else get_target(target)
     engine = backend if not isinstance(backend, str) else get_backend(backend)
     result, _ = train_in_the_loop(model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,

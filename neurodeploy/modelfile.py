@@ -103,9 +103,14 @@ def save_model(model: ModelFile, path: str | Path) -> None:
         torch.save(model.to_dict(), tmp)
 
 
+def _read(path: str | Path) -> tuple[dict, Graph]:
+    data = read_envelope(path, ENVELOPE, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    return data, check_model_file(data, str(path))
+
+
 def read_model_dict(path: str | Path) -> dict:
-    """Load and check the envelope only (format and version)."""
-    return read_envelope(path, ENVELOPE, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    """The file's contents as stored (plain types and tensors), after every check :func:`load_model` makes."""
+    return _read(path)[0]
 
 
 def check_model_file(data: dict, source: str) -> Graph:
@@ -125,8 +130,7 @@ def check_model_file(data: dict, source: str) -> Graph:
 def load_model(path: str | Path) -> ModelFile:
     """Read a model file; anything missing, malformed, out of range or changed after writing is a
     ``FileKindError`` naming the field."""
-    data = read_model_dict(path)
-    graph = check_model_file(data, str(path))
+    data, graph = _read(path)
     return ModelFile(graph=graph, weights={k: v.float() for k, v in data["weights"].items()}, dt_s=float(data["dt_s"]),
                      encoding=dict(data["encoding"]), dataset=data["dataset"], seed=int(data["seed"]),
                      training=dict(data["training"]), metrics=dict(data["metrics"]),

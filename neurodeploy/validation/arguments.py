@@ -54,3 +54,20 @@ def check_training_arguments(epochs: Optional[int], seed: Optional[int]) -> None
     """``train``'s overrides (None: the recipe's)."""
     check_argument(EPOCHS, epochs, "--epochs", optional=True)
     check_argument(SEED, seed, "--seed", optional=True)
+
+
+def check_map_arguments(clip_quantile: Any = 1.0, weight_scale: Any = "per-neuron", weight_copies: Any = None) -> None:
+    """``map``'s options (``weight_copies`` None: as the model was trained)."""
+    check_argument(CLIP_QUANTILE, clip_quantile, "--clip-quantile")
+    check_argument(WEIGHT_SCALE, weight_scale, "--weight-scale")
+    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies", optional=True)
+
+
+def check_itl_arguments(epochs: Any, train_samples: Any, learning_rate: Any, weight_copies: Any, seed: Any) -> None:
+    """``itl``'s settings (``train_samples`` None: the whole training set; its upper bound, the training set's
+    size, is checked when the data is loaded)."""
+    check_argument(EPOCHS, epochs, "--epochs")
+    check_argument(TRAIN_SAMPLES, train_samples, "--train-samples", optional=True)
+    check_argument(LEARNING_RATE, learning_rate, "--learning-rate")
+    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies")
+    check_argument(SEED, seed, "--seed")
