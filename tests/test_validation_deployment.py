@@ -127,6 +127,41 @@ def test_every_kind_of_deployment_the_project_writes_loads(trained_model, deploy
     assert READABLE_VERSIONS == (1, 2, 3)
 
 
+def _imported(tmp_path: Path, hidden, recurrent: bool) -> Path:
+    """A NIR graph 5 -> 6 -> 3 imported as a Yin-Yang model (nir-euler), as tests/test_nir_mapping.py builds them."""
+    import nir
+    from neurodeploy.interchange import import_nir
+
+    n = 6
+    nodes = {"in": nir.Input(input_type={"input": np.array([5])}), "w1": nir.Linear(weight=np.ones((n, 5))),
+             "h": hidden, "w2": nir.Linear(weight=np.ones((3, n))),
+             "ro": nir.CubaLI(tau_syn=np.full(3, 5e-3), tau_mem=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3)),
+             "out": nir.Output(output_type={"output": np.array([3])}), "rec": nir.Linear(weight=np.eye(n))}
+    edges = [("in", "w1"), ("w1", "h"), ("h", "w2"), ("w2", "ro"), ("ro", "out")]
+    if recurrent:
+        edges += [("h", "rec"), ("rec", "h")]
+    else:
+        del nodes["rec"]
+    encoding = load_recipe("yinyang").encoding
+    save_model(import_nir(nir.NIRGraph(nodes=nodes, edges=edges), dt_s=1e-3, dataset="yinyang", encoding=encoding),
+               tmp_path / "imported.pt")
+    return tmp_path / "imported.pt"
+
+
+def test_deployments_of_imported_models_load(tmp_path):
+    import nir
+
+    cuba = nir.CubaLIF(tau_syn=np.full(6, 5e-3), tau_mem=np.full(6, 1e-2), r=np.ones(6), v_leak=np.zeros(6),
+                       v_threshold=np.ones(6))
+    leaky = nir.LIF(tau=np.full(6, 1e-2), r=np.ones(6), v_leak=np.zeros(6), v_threshold=np.ones(6))
+    for hidden, recurrent, target in ((cuba, True, "xylo"), (leaky, False, "bss2"), (cuba, False, "bss2")):
+        model = _imported(tmp_path, hidden, recurrent)
+        out = tmp_path / f"{target}.npz"
+        map_model(model, target, out)
+        deployment = load_checked_deployment(out)
+        assert deployment.meta["graph"].get("discretisation") == "nir-euler"
+
+
 def test_saving_a_loaded_deployment_keeps_its_checksum(deployment_file, tmp_path):
     deployment = load_checked_deployment(deployment_file)
     save_deployment(deployment, tmp_path / "again.npz")
