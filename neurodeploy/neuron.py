@@ -138,11 +138,11 @@ class NeuronParameters:
         unknown = set(data) - allowed
         if unknown:
             raise error(f"unknown key(s) {sorted(unknown)} in {where}", f"allowed keys: {sorted(allowed)}")
-        try:
-            numbers: dict[str, Any] = {k: float(v) for k, v in data.items()}
-            params = cls(**numbers)
-        except (TypeError, ValueError):
-            raise error(f"{where} holds a non-numeric value", "give numbers, e.g. tau_mem_s: 10e-3") from None
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise error(f"{where}.{key} = {value!r} is not a number", "give numbers, e.g. tau_mem_s: 10.0e-3")
+        numbers: dict[str, Any] = {k: float(v) for k, v in data.items()}
+        params = cls(**numbers)
         params.check(where, error)
         return params
 

@@ -25,7 +25,7 @@ from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 from .safe_yaml import LimitError, load_yaml
 from .shipped import is_bare_name, resolve, shipped_names
-from .validation.common import LOSSES, MAX_STEPS, check_encoding, training_rules
+from .validation.common import LOSSES, MAX_STEPS, check_encoding, training_rules, yaml_numbers
 from .validation.rules import Fields, Invalid, ListOf, Number, Rule, Text
 
 FORMAT = "neurodeploy.recipe"
@@ -99,6 +99,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
     """Validate a parsed recipe and build its graph."""
     if not isinstance(data, Mapping):
         raise RecipeError(f"{source} is not a YAML mapping", "see models/yinyang.yaml for the layout")
+    data = yaml_numbers(data)  # 10e-3 is a number (YAML 1.2), though PyYAML reads it as text
     check_envelope(dict(data), ENVELOPE, source)
     _require(data, TOP_KEYS, "the recipe's top level")
     for key in ("dataset", "dt_s", "encoding", "layers"):

@@ -244,6 +244,8 @@ RECIPE_DAMAGE = [
     (lambda d: d["layers"][0]["neuron"].update(t_ref_s=INF), "t_ref_s = inf"),
     (lambda d: d["layers"][0]["neuron"].update(v_th=NAN), "layers[0].neuron.v_th = nan is not finite"),
     (lambda d: d["layers"][0].update(neuron=5), "layers[0].neuron = 5"),
+    (lambda d: d["layers"][1]["neuron"].update(tau_syn_s=True), "layers[1].neuron.tau_syn_s = True is not a number"),
+    (lambda d: d["layers"][1]["neuron"].update(tau_syn_s="5 ms"), "layers[1].neuron.tau_syn_s = '5 ms'"),
     (lambda d: d["layers"][0].update(init={"mean": NAN}), "layers[0].init.mean = nan"),
     (lambda d: d["layers"][0].update(init={"std": -1.0}), "layers[0].init.std = -1.0"),
     (lambda d: d["layers"][0].update(init=[0.3, 1.5]), "layers[0].init"),
@@ -275,6 +277,19 @@ def test_a_recipe_with_a_huge_number_is_refused(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     one_line(info.value, str(path))
+
+
+def test_numbers_yaml_reads_as_text_are_numbers(tmp_path):
+    text = (ROOT / "models" / "yinyang.yaml").read_text().replace("dt_s: 1.0e-3", "dt_s: 1e-3")
+    text = text.replace("tau_mem_s: 10.0e-3", "tau_mem_s: 10e-3")
+    assert "dt_s: 1e-3" in text and "tau_mem_s: 10e-3" in text
+    (tmp_path / "r.yaml").write_text(text)
+    recipe = load_recipe(tmp_path / "r.yaml")
+    assert recipe.dt_s == 1e-3 and recipe.graph.populations[1].parameters.tau_mem_s == 10e-3
+    spec = (ROOT / "targets" / "xylo.yaml").read_text()
+    spec = spec.replace("tau_warn_relative_error: 0.10", "tau_warn_relative_error: 1e-1")
+    (tmp_path / "xylo.yaml").write_text(spec)
+    assert get_target(tmp_path / "xylo.yaml").spec["quantisation"]["tau_warn_relative_error"] == 0.1
 
 
 def test_every_shipped_recipe_loads():

@@ -20,6 +20,7 @@ from ..errors import TargetSpecError
 from ..fileformat import Envelope, read_envelope
 from ..safe_yaml import load_yaml
 from ..shipped import shipped_dir
+from ..validation.common import yaml_numbers
 from ..validation.rules import Invalid, Text, refusal
 
 FORMAT = "neurodeploy.target"
@@ -79,7 +80,7 @@ def load_spec(path: str | Path) -> TargetSpec:
     if not path.is_file():
         raise TargetSpecError(f"target spec file {path} does not exist",
                               "give a target name (see `neurodeploy targets`) or the path of a spec file")
-    data = read_envelope(path, ENVELOPE, load_yaml)
+    data = read_envelope(path, ENVELOPE, lambda p: yaml_numbers(load_yaml(p)))  # 10e-3: a number (YAML 1.2)
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise TargetSpecError(f"target spec {path} has no name", "add 'name: TARGET' to it")
     if not NAME.match(data["name"]):

@@ -7,6 +7,7 @@ functions raise :class:`~.rules.Invalid` naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,21 @@ ENCODINGS = {
     "latency": Fields(required={"kind": Text(), "t_min_s": Number(lo=0), "t_max_s": Number(lo=0),
                                 "threshold": Number(), "duration_s": Number(lo=0, lo_open=True)}),
 }
+
+
+YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+\Z")
+
+
+def yaml_numbers(tree: Any) -> Any:
+    """``tree`` with texts that YAML 1.2 reads as numbers turned into them: PyYAML follows YAML 1.1, which
+    reads ``10e-3`` (no dot) as text. Hand-written files (recipes, target specs) mean the number."""
+    if isinstance(tree, str) and YAML12_FLOAT.match(tree):
+        return float(tree)
+    if isinstance(tree, Mapping):
+        return {key: yaml_numbers(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [yaml_numbers(value) for value in tree]
+    return tree
 
 
 def check_graph(data: Any, name: str = "graph") -> Graph:
