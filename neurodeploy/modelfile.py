@@ -131,9 +131,18 @@ def load_model(path: str | Path) -> ModelFile:
     """Read a model file; anything missing, malformed, out of range or changed after writing is a
     ``FileKindError`` naming the field."""
     data, graph = _read(path)
-    return ModelFile(graph=graph, weights={k: v.float() for k, v in data["weights"].items()}, dt_s=float(data["dt_s"]),
+    return ModelFile(graph=graph, weights={k: v.detach().float() for k, v in data["weights"].items()},
+                     dt_s=float(data["dt_s"]),
                      encoding=dict(data["encoding"]), dataset=data["dataset"], seed=int(data["seed"]),
                      training=dict(data["training"]), metrics=dict(data["metrics"]),
                      provenance=dict(data["provenance"]),
-                     delays={k: v.float() for k, v in data.get("delays", {}).items()},
-                     delay_sigma_steps=dict(data.get("delay_sigma_steps", {})), mapping=dict(data.get("mapping", {})))
+                     delays={k: v.detach().float() for k, v in data.get("delays", {}).items()},
+                     delay_sigma_steps=dict(data.get("delay_sigma_steps", {})),
+                     mapping=_detached(dict(data.get("mapping", {}))))
+
+
+def _detached(tree: Any) -> Any:
+    """Tensors as plain values: a file may hold one that requires a gradient, which nothing here wants."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach()
+    return {k: _detached(v) for k, v in tree.items()} if isinstance(tree, dict) else tree

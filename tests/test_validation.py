@@ -104,6 +104,7 @@ MODEL_DAMAGE = [
     ("dataset of other inputs", lambda d: d.update(dataset="digits"), "dataset 'digits' with its encoding gives 65"),
     ("NaN duration", lambda d: d["encoding"].update(duration_s=NAN), "encoding.duration_s = nan"),
     ("huge duration", lambda d: d["encoding"].update(duration_s=1e9), "encoding.duration_s"),
+    ("duration beyond float steps", lambda d: d["encoding"].update(duration_s=1e308), "encoding.duration_s = 1e+308"),
     ("unknown encoding key", lambda d: d["encoding"].update(t_erly_s=1.0), "encoding.t_erly_s is not a known key"),
     ("population size 0", lambda d: _set_path(d, ["graph", "populations", 1, "size"], 0),
      "graph.populations[1].size = 0"),
@@ -206,6 +207,17 @@ def test_reading_a_model_dict_checks_it_too(trained_model, tmp_path):
     with pytest.raises(FileKindError, match="graph is missing"):
         read_model_dict(tmp_path / "nograph.pt")
     assert read_model_dict(trained_model)["dataset"] == "yinyang"
+
+
+def test_tensors_that_require_a_gradient_load_as_plain_tensors(trained_model, tmp_path):
+    import dataclasses
+
+    model = load_model(trained_model)
+    weights = {k: torch.nn.Parameter(v.clone()) for k, v in model.weights.items()}
+    save_model(dataclasses.replace(model, weights=weights), tmp_path / "grad.pt")
+    again = load_model(tmp_path / "grad.pt")
+    assert not any(w.requires_grad for w in again.weights.values())
+    assert nd.map(again, "xylo", probe=False).target == "xylo"
 
 
 def test_the_cli_refuses_a_damaged_model_in_one_line(trained_model, tmp_path):

@@ -10,7 +10,7 @@ anything uses it. The target's own arrays and meta keys are its target's to chec
 * ``layers``/``layer_kinds``: the graph's non-input populations, each once, with their kinds;
 * ``readout_neurons``: ``[first, count]``, the readout layer's logical ids;
 * ``training``: the three settings a backend decodes with; ``report``: a mapping with its ``layers``;
-* ``float_weight:P``: one finite float ``[post, pre]`` array per projection of the graph and no other;
+* ``float_weight:P``: one finite float32 ``[post, pre]`` array per projection of the graph and no other;
   ``float_delay:P`` one per delayed projection, within its range; ``delays.sigma_steps`` finite >= 0.
 """
 
@@ -83,12 +83,13 @@ def _check_float_arrays(meta: Mapping[str, Any], arrays: Mapping[str, Any], grap
     for name, shape in shapes.items():
         if WEIGHT + name not in arrays:
             raise Invalid(f"array '{WEIGHT}{name}'", "is missing (the graph has that projection)")
-        Array("float", shape).check(arrays[WEIGHT + name], f"array '{WEIGHT}{name}'")
+        Array("float", shape, dtype="float32").check(arrays[WEIGHT + name], f"array '{WEIGHT}{name}'")
     delayed = {p.name: p.max_delay_steps for p in graph.projections if p.max_delay_steps}
     for name in delayed:
         if DELAY + name not in arrays:
             raise Invalid(f"array '{DELAY}{name}'", f"is missing (projection {name} has delays)")
-        Array("float", shapes[name], lo=0, hi=delayed[name]).check(arrays[DELAY + name], f"array '{DELAY}{name}'")
+        Array("float", shapes[name], lo=0, hi=delayed[name], dtype="float32").check(
+            arrays[DELAY + name], f"array '{DELAY}{name}'")
     for key in arrays:
         prefix, _, name = key.partition(":")
         if prefix + ":" == WEIGHT and name not in shapes or prefix + ":" == DELAY and name not in delayed:

@@ -367,18 +367,24 @@ class Array(Rule):
     finite: bool = True
     allow_inf: bool = False
     lo_open: bool = False
+    dtype: Optional[str] = None  # exactly this numpy dtype (e.g. "float32"), where the readers need it
 
     def describe(self) -> str:
+        if self.dtype is not None:
+            return f"an array of {self.dtype}" + self._rest()
+        return f"an array of {KIND_NAMES[self.kind]}" + self._rest()
+
+    def _rest(self) -> str:
         shape = "" if self.shape is None else " of shape [" + ", ".join(
             "*" if s is None else str(s) for s in self.shape) + "]"
         bounds = _range_text(self.lo, self.hi, self.lo_open, False, self.kind in ("int", "bool"))
-        return f"an array of {KIND_NAMES[self.kind]}{shape}" + (f" {bounds}" if bounds else "")
+        return shape + (f" {bounds}" if bounds else "")
 
     def check(self, value: Any, name: str) -> Any:
         array = as_numpy(value)
         if array is None:
             raise Invalid(name, f"is {show(value)}, it must be {self.describe()}", "")
-        if array.dtype.kind not in KINDS[self.kind]:
+        if array.dtype.kind not in KINDS[self.kind] or self.dtype is not None and array.dtype != np.dtype(self.dtype):
             raise Invalid(name, f"has dtype {array.dtype}, it must be {self.describe()}")
         if self.shape is not None and (array.ndim != len(self.shape) or any(
                 want is not None and have != want for have, want in zip(array.shape, self.shape))):

@@ -14,8 +14,9 @@ Against the chip's geometry and formats in ``targets/bss2.yaml``:
 * routes ``(source, hemisphere, driver, label)``: sources within the inputs (or the FPGA's delayed
   copies) and the spiking neurons, hemispheres, drivers and labels within the geometry, each on an
   enabled row pair, no two on one driver with one label;
-* per-circuit settings finite (the threshold may be +inf: comparator off), time constants > 0 on placed
-  circuits; CapMem codes ``0..code_max``, refractory counters and scalers within theirs, the threshold
+* per-circuit settings finite (the threshold may be +inf: comparator off); on placed circuits time
+  constants, refractory periods (or 0) and potentials within the chip's ranges, as the design rules
+  require of a mapping; CapMem codes ``0..code_max``, refractory counters and scalers within theirs, the threshold
   switch on exactly where the threshold is finite;
 * quantised weights within ``±weight_max`` (``[post, pre]``, or ``[post, slots]`` for a delayed
   projection); weight scales finite > 0, one per neuron; delayed copies within channels, delays and
@@ -219,14 +220,21 @@ def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
         Array("float", (total,), allow_inf=name == "v_th_cadc").check(arrays[key], f"array '{key}'")
         if name == "v_th_cadc" and (arrays[key] == -np.inf).any():
             raise Invalid(f"array '{key}'", "holds -inf (only +inf, a switched-off comparator, is allowed)")
-    for name, lo in (("tau_mem_s", 0.0), ("tau_syn_s", 0.0)):
-        values = arrays[f"circuit_{name}"][placed]
-        if (values <= lo).any():
-            raise Invalid(f"array 'circuit_{name}'", f"holds {float(values[values <= lo][0])!r} on a placed circuit, "
-                          "it must be > 0")
-    for name in ("t_ref_s", "synaptic_gain_cadc_per_lsb"):
-        if (arrays[f"circuit_{name}"] < 0).any():
-            raise Invalid(f"array 'circuit_{name}'", "holds a negative value, it must be >= 0")
+    # Placed circuits: what the design rules (BSS2-TAU-MEM, -TAU-SYN, -REFRAC, -POTENTIAL) let a mapping ask for.
+    neuron = spec["neuron"]
+    ranges = {"tau_mem_s": neuron["tau_mem_s"]["limits"], "tau_syn_s": neuron["tau_syn_s"]["limits"],
+              "t_ref_s": neuron["t_ref_s"]["limits"], "v_leak_cadc": neuron["potentials_cadc"]["leak"],
+              "v_reset_cadc": neuron["potentials_cadc"]["reset"], "v_th_cadc": neuron["potentials_cadc"]["threshold"]}
+    for name, (lo, hi) in ranges.items():
+        values = arrays[f"circuit_{name}"]
+        exempt = (values == 0) if name == "t_ref_s" else (values == np.inf) if name == "v_th_cadc" else False
+        bad = placed & ~exempt & ((values < lo) | (values > hi))
+        if bad.any():
+            circuit = int(np.flatnonzero(bad)[0])
+            raise Invalid(f"array 'circuit_{name}'", f"holds {float(values[circuit])!r} at placed circuit {circuit}, "
+                          f"outside the chip's range {lo:g}..{hi:g}")
+    if (arrays["circuit_synaptic_gain_cadc_per_lsb"] < 0).any():
+        raise Invalid("array 'circuit_synaptic_gain_cadc_per_lsb'", "holds a negative value, it must be >= 0")
     if "code:v_leak" not in arrays:  # a version-1 or 2 deployment made before codes existed
         return
     code_max = spec["capmem"]["code_max"]
