@@ -114,6 +114,10 @@ LAYOUT = Fields(required={
 
 def _array(values: object, name: str) -> np.ndarray:
     """A YAML list as an array (ragged or mixed lists are refused here, typed checks follow)."""
+    if isinstance(values, list):
+        flags = sum(isinstance(v, bool) for v in values)
+        if 0 < flags < len(values):
+            raise Invalid(name, "mixes true/false with numbers")
     try:
         array = np.asarray(values)
     except (ValueError, TypeError):

@@ -13,7 +13,8 @@ Against the chip's geometry and formats in ``targets/bss2.yaml``:
   on enabled rows and in placed columns;
 * routes ``(source, hemisphere, driver, label)``: sources within the inputs (or the FPGA's delayed
   copies) and the spiking neurons, hemispheres, drivers and labels within the geometry, each on an
-  enabled row pair, no two on one driver with one label;
+  enabled row pair, no two on one driver with one label, and one for every label a weighted synapse
+  listens to;
 * per-circuit settings finite (the threshold may be +inf: comparator off); on placed circuits time
   constants, refractory periods (or 0) and potentials within the chip's ranges, as the design rules
   require of a mapping; CapMem codes ``0..code_max``, refractory counters and scalers within theirs, the threshold
@@ -211,6 +212,15 @@ def _check_routes(arrays: dict, meta: dict, sizes: list[int], inputs: int, spec:
         h, d, label = (int(i) for i in unique[counts > 1][0])
         raise Invalid("routes", f"put two sources on driver {d} of hemisphere {h} with label {label}: its synapses "
                       "could not tell them apart")
+    # Every synapse that holds a weight listens to a routed source: its driver carries its label.
+    address = 2 ** int(meta["delays"]["address_bits"]) - 1 if "delays" in meta else spec.labels_per_driver - 1
+    routed = {(h, d, label & address) for h, d, label in both.tolist()}
+    hemi, rows, column = np.nonzero(arrays["synapse_weight"])
+    used = np.unique(np.stack([hemi, rows // 2, arrays["synapse_label"][hemi, rows, column]], axis=1), axis=0)
+    for where in used.tolist():
+        if tuple(where) not in routed:
+            raise Invalid("array 'synapse_weight'", f"has weights on driver {where[1]} of hemisphere {where[0]} "
+                          f"listening to label {where[2]}, which no route carries there")
 
 
 def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
