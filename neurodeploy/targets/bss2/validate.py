@@ -215,8 +215,8 @@ def _check_routes(arrays: dict, meta: dict, sizes: list[int], inputs: int, spec:
     # Every synapse that holds a weight listens to a routed source: its driver carries its label.
     address = 2 ** int(meta["delays"]["address_bits"]) - 1 if "delays" in meta else spec.labels_per_driver - 1
     routed = {(h, d, label & address) for h, d, label in both.tolist()}
-    hemi, rows, column = np.nonzero(arrays["synapse_weight"])
-    used = np.unique(np.stack([hemi, rows // 2, arrays["synapse_label"][hemi, rows, column]], axis=1), axis=0)
+    hemi, rows, cols = np.nonzero(arrays["synapse_weight"])
+    used = np.unique(np.stack([hemi, rows // 2, arrays["synapse_label"][hemi, rows, cols]], axis=1), axis=0)
     for where in used.tolist():
         if tuple(where) not in routed:
             raise Invalid("array 'synapse_weight'", f"has weights on driver {where[1]} of hemisphere {where[0]} "
