@@ -15,7 +15,8 @@ Against the chip's geometry and formats in ``targets/bss2.yaml``:
   copies) and the spiking neurons, hemispheres, drivers and labels within the geometry, each on an
   enabled row pair, no two on one driver with one label, and one for every label a weighted synapse
   listens to;
-* per-circuit settings finite (the threshold may be +inf: comparator off); on placed circuits time
+* per-circuit settings finite float64 (the threshold may be +inf: comparator off), 0 where no neuron is
+  placed; on placed circuits time
   constants, refractory periods (or 0) and potentials within the chip's ranges, as the design rules
   require of a mapping; CapMem codes ``0..code_max``, refractory counters and scalers within theirs, the threshold
   switch on exactly where the threshold is finite;
@@ -227,7 +228,11 @@ def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
     total, quadrants = spec.total_circuits, spec["capmem"]["quadrants"]
     for name in SETTINGS:
         key = f"circuit_{name}"
-        Array("float", (total,), allow_inf=name == "v_th_cadc").check(arrays[key], f"array '{key}'")
+        Array("float", (total,), allow_inf=name == "v_th_cadc", dtype="float64").check(arrays[key], f"array '{key}'")
+        if (arrays[key][~placed] != 0).any():
+            circuit = int(np.flatnonzero(~placed & (arrays[key] != 0))[0])
+            raise Invalid(f"array '{key}'", f"holds {float(arrays[key][circuit])!r} at circuit {circuit}, which is not "
+                          "placed (the mapper leaves those at 0)")
         if name == "v_th_cadc" and (arrays[key] == -np.inf).any():
             raise Invalid(f"array '{key}'", "holds -inf (only +inf, a switched-off comparator, is allowed)")
     # Placed circuits: what the design rules (BSS2-TAU-MEM, -TAU-SYN, -REFRAC, -POTENTIAL) let a mapping ask for.

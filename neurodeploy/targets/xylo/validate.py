@@ -112,7 +112,7 @@ def _check_placement(arrays: dict, meta: dict, graph: Graph, hidden: int, output
     Array("int", (neurons,), lo=0, hi=1).check(bank, "array 'neuron_bank'")
     index = arrays["neuron_index"]
     Array("int", (neurons,), lo=0).check(index, "array 'neuron_index'")
-    Array("float", (neurons,), lo=0, lo_open=True).check(arrays["state_scale"], "array 'state_scale'")
+    Array("float", (neurons,), lo=0, lo_open=True, dtype="float64").check(arrays["state_scale"], "array 'state_scale'")
     starts = np.cumsum([0, *sizes])
     for number, name in enumerate(meta["layers"]):
         banks = np.unique(bank[starts[number]:starts[number + 1]])
