@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "api": ("RunResult", "calibrate", "check", "evaluate", "for_backend", "itl", "map", "run", "targets", "train"),
+    "api": ("RunResult", "calibrate", "check", "evaluate", "for_backend", "itl", "load_deployment", "map", "run",
+            "targets", "train"),
     "data.datasets": ("load_split",),
-    "deployment": ("Deployment", "load_deployment", "save_deployment"),
+    "deployment": ("Deployment", "save_deployment"),
     "errors": ("DoesNotFitError", "NeurodeployError"),
     "interchange": ("export_nir", "import_nir", "read_nir", "write_nir"),
     "modelfile": ("ModelFile", "load_model", "save_model"),
@@ -34,9 +35,10 @@ __all__ = sorted(_WHERE)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .api import RunResult, calibrate, check, evaluate, for_backend, itl, map, run, targets, train  # noqa: F401
+    from .api import (RunResult, calibrate, check, evaluate, for_backend, itl, load_deployment, map, run,  # noqa: F401
+                      targets, train)
     from .data.datasets import load_split  # noqa: F401
-    from .deployment import Deployment, load_deployment, save_deployment  # noqa: F401
+    from .deployment import Deployment, save_deployment  # noqa: F401
     from .errors import DoesNotFitError, NeurodeployError  # noqa: F401
     from .interchange import export_nir, import_nir, read_nir, write_nir  # noqa: F401
     from .modelfile import ModelFile, load_model, save_model  # noqa: F401

@@ -178,21 +178,22 @@ def test_map_without_delays_refuses_a_strategy(trained_model):
         map_model(trained_model, "bss2", None, delays="multi-synapse")
 
 
-def test_deployment_version_2_and_reading_version_1(tmp_path, deployment_file):
+def test_deployment_version_3_and_reading_version_1(tmp_path, deployment_file):
     deployment = load_deployment(deployment_file)
     assert "delays" not in deployment.meta
     path = tmp_path / "d.npz"
     save_deployment(deployment, path)
     archive = dict(np.load(path, allow_pickle=False))
     meta = json.loads(archive["meta"].tobytes())
-    assert meta["version"] == 2
-    for version, readable in ((1, True), (3, False)):
-        archive["meta"] = np.frombuffer(json.dumps({**meta, "version": version}).encode(), np.uint8)
+    assert meta["version"] == 3
+    old = {k: v for k, v in meta.items() if k != "checksum"}  # versions 1 and 2 had no checksum
+    for version, readable in ((1, True), (4, False)):
+        archive["meta"] = np.frombuffer(json.dumps({**old, "version": version}).encode(), np.uint8)
         np.savez(path, **archive)
         if readable:
             assert load_deployment(path).meta["version"] == 1
         else:
-            with pytest.raises(FileKindError, match="version 3"):
+            with pytest.raises(FileKindError, match="version 4"):
                 load_deployment(path)
 
 

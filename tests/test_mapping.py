@@ -60,7 +60,7 @@ def test_fan_in_beyond_merging_is_refused():
 def test_check_reports_every_violation(tmp_path):
     neuron = NeuronParameters(tau_mem_s=5.0, t_ref_s=2e-3)  # 5 ms on hardware: beyond 2000 us
     path = tmp_path / "bad.pt"
-    save_model(make_model([1100, 700, 3], neuron=neuron), path)
+    save_model(make_model([5, 1100, 700, 3], neuron=neuron), path)  # 1100 inputs to the second layer
     result = check_model(path)
     rules = sorted({v["rule"] for v in result["violations"]})
     assert rules == ["BSS2-FANIN", "BSS2-NEURONS", "BSS2-TAU-MEM"]

@@ -116,3 +116,16 @@ def test_spec_files_are_validated_by_their_target(tmp_path):
 def test_map_options_are_the_cli_options():
     assert set(MapOptions._fields) == {"clip_quantile", "weight_scale", "calibration", "delays", "weight_copies",
                                        "probe_inputs"}
+
+
+def test_the_architecture_contracts_name_every_module():
+    """Each module of the package is a source of the BSS-2 contract or BSS-2's own, so none escapes it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    sources, forbidden = set(config[0]["source_modules"]), set(config[0]["forbidden_modules"])
+    package = ROOT / "neurodeploy"
+    modules = {"neurodeploy." + ".".join(p.relative_to(package).with_suffix("").parts)
+               for p in package.rglob("*.py") if p.name != "__init__.py"}
+    covered = lambda m: any(m == s or m.startswith(s + ".") for s in sources | forbidden)  # noqa: E731
+    assert sorted(m for m in modules if not covered(m)) == []

@@ -133,14 +133,8 @@ class Target:
     def validate_deployment(self, deployment: Deployment) -> None:
         """Check what only this target understands in a loaded ``deployment`` (its arrays and meta keys), after
         the checks every deployment passes (:mod:`neurodeploy.validation.deployment`); raise
-        :class:`neurodeploy.validation.rules.Invalid` naming the field. A plug-in overrides this (default:
-        nothing more to check); the built-in targets' checks are ``neurodeploy/targets/NAME/validate.py``,
-        found by import path as the registry finds their classes."""
-        import importlib
-
-        builtin = {"bss2": "neurodeploy.targets.bss2.validate", "xylo": "neurodeploy.targets.xylo.validate"}
-        if self.name in builtin and type(self).__module__ == f"neurodeploy.targets.{self.name}.target":
-            importlib.import_module(builtin[self.name]).validate_deployment(self, deployment)
+        :class:`neurodeploy.validation.rules.Invalid` naming the field. A target overrides this (default:
+        nothing more to check); the built-in targets' checks are ``neurodeploy/targets/NAME/validate.py``."""
 
     def for_backend(self, deployment: Deployment, engine: Backend,
                     calibration: Optional[str | Path] = None) -> Deployment:

@@ -19,6 +19,7 @@ from .calibration_file import Calibration, load_calibration
 from .delays import STRATEGIES
 from .itl_layout import Layout, chip_weights, clamp_to_range, fixed_layout, reconfigured
 from .mapper import check, map_to_bss2
+from . import validate
 from .spec import BSS2Spec
 
 
@@ -76,6 +77,9 @@ class BSS2Target(Target):
                                       calibration=self._calibration(options.calibration),
                                       delays=options.delays, weight_copies=options.weight_copies,
                                       probe_inputs=options.probe_inputs))
+
+    def validate_deployment(self, deployment: Deployment) -> None:
+        validate.validate_deployment(self, deployment)
 
     def backend(self, name: str) -> Optional[Backend]:
         if name == "mock" or name.startswith("mock:"):

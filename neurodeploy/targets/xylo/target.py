@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ...backends.base import Backend
+from ...deployment import Deployment
 from ...modelfile import ModelFile
 from ..base import DEFAULT_OPTIONS, CheckResult, MapOptions, MapResult, Target
 from ..spec import TargetSpec
 from .mapper import lower_and_check, map_to_xylo
+from . import validate
 from .spec import XyloSpec
 
 
@@ -41,6 +43,9 @@ class XyloTarget(Target):
         self.check_options(options)
         return MapResult(*map_to_xylo(model, self.spec, clip_quantile=options.clip_quantile,
                                       weight_scale=options.weight_scale, probe_inputs=options.probe_inputs))
+
+    def validate_deployment(self, deployment: Deployment) -> None:
+        validate.validate_deployment(self, deployment)
 
     def backend(self, name: str) -> Optional[Backend]:
         if name == "xylo-sim":
