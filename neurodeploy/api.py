@@ -28,7 +28,7 @@ from .itl.run import train_in_the_loop
 from .modelfile import ModelFile
 from .models.delayed import network_from_model
 from .recipe import Recipe, load_recipe
-from .scoring import accuracy, batched_scores, check_weight_copies
+from .scoring import accuracy, batched_scores
 from .targets.base import CheckResult, MapOptions, Target
 from .targets.registry import all_targets, get_target
 from .training.fit import fit
@@ -113,7 +113,6 @@ def map(model: ModelFile, target: str | Target = "bss2", *, calibration: Any = N
 
     >>> deployment = nd.map(model, target="xylo")  # doctest: +SKIP
     """
-    check_weight_copies(weight_copies)
     check_map_arguments(clip_quantile, weight_scale, weight_copies)
     chosen = target if isinstance(target, Target) else get_target(target)
     options = MapOptions(clip_quantile=clip_quantile, weight_scale=weight_scale, calibration=calibration,
@@ -209,8 +208,7 @@ def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2",
 
     >>> tuned = nd.itl(model, "mock:0", calibration=cal, epochs=1)  # doctest: +SKIP
     """
-    check_weight_copies(weight_copies)
-    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
+    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)  # before the backend starts
     chosen = target if isinstance(target, Target) else get_target(target)
     engine = backend if not isinstance(backend, str) else get_backend(backend)
     result, _ = train_in_the_loop(model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,

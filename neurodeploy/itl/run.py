@@ -16,8 +16,9 @@ from ..backends.base import Backend
 from ..data.datasets import training_probe
 from ..errors import FileKindError, NeurodeployError
 from ..modelfile import ModelFile
-from ..scoring import backend_accuracy, check_weight_copies
+from ..scoring import backend_accuracy
 from ..targets.base import Target
+from ..validation.arguments import check_itl_arguments
 from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .forward import layer_neurons
@@ -45,11 +46,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     Each epoch's validation accuracy is measured on the chip; the epoch (0: the model as given)
     with the best one is kept. ``source`` names the model in the output's provenance.
     """
-    if epochs < 1:
-        raise NeurodeployError(f"--epochs {epochs} is below 1", "give --epochs 1 or more")
-    check_weight_copies(weight_copies)
-    if not learning_rate > 0:
-        raise NeurodeployError(f"--learning-rate {learning_rate} is not positive", "e.g. --learning-rate 3e-3")
+    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
     if engine.target not in (None, target.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
                                f"use --target {engine.target}")
