@@ -5,7 +5,7 @@
 //   I_k      = alpha I_{k-1} + x_k                      (x_k already holds the lateral term L z_{k-1})
 //   v_free_k = v_leak + beta (v_{k-1} - v_leak) + (1 - beta) I_k
 //   p_k      = v_reset if refractory else v_free_k      ("v_pre": the membrane before reset)
-//   z_k      = H(p_k - v_th)                            (surrogate dz/du = 1 / (s |u| + 1)^2)
+//   z_k      = H(p_k - v_th)                            (surrogate dz/du = sigma'(u), u = p_k - v_th)
 //   v_k      = p_k - z_k (p_k - v_reset)
 //   r_k      = n_ref if z_k else max(r_{k-1} - 1, 0)
 //
@@ -14,16 +14,18 @@
 //   A_v = dL/dv_k through v_free_{k+1}  = beta * g_free_{k+1}
 //   gv     = dL/dv_k      = grad_v_k + A_v
 //   gz     = dL/dz_k      = grad_z_k + (L^T gI_{k+1})_n  [- gv (p_k - v_reset) unless detach_reset]
-//   g_pre  = dL/dp_k      = gv (1 - z_k) + gz / (s |p_k - v_th| + 1)^2
+//   g_pre  = dL/dp_k      = gv (1 - z_k) + gz sigma'(p_k - v_th)    (surrogate_grad below)
 //   g_free = dL/dv_free_k = 0 if refractory else g_pre
 //   gI     = dL/dI_k      = A_I + (1 - beta) g_free      (= dL/dx_k)
 //
 // The arithmetic is written in the twin's operation order and built with -ffp-contract=off, so
 // that float results match PyTorch's unfused operations bit for bit (spikes must be identical).
-// v_th = +inf is legal (non-spiking readout inside a chip emulation): z = 0 and the surrogate
-// 1/(inf)^2 = 0, so no NaN arises as long as the upstream gradients are finite.
+// v_th = +inf is legal (non-spiking readout inside a chip emulation): z = 0 and every surrogate
+// is 0 at u = -inf (1/inf^2, h/(1 + inf), max(0, -inf), exp(-inf)), so no NaN arises as long as
+// the upstream gradients are finite.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -55,6 +57,73 @@ struct NeuronAdjoint {
   T v;
 };
 
+// ---- surrogate gradients ------------------------------------------------------------------------
+// The registry of neurodeploy/core/surrogate.py (the twin; codes and parameters must match): each
+// kind is sigma'(u) of u = v_pre - v_th with two numbers p0, p1 that Python computes once in double
+// precision (Surrogate.kernel_args) and both sides use as given:
+//   kSuperSpike  1 / (p0 |u| + 1)^2                 p0 = steepness             (Zenke & Ganguli 2018)
+//   kArctan      p0 / (1 + (p1 u)^2)                p0 = alpha/2, p1 = pi alpha/2   (Fang et al. 2021)
+//   kTriangle    p0 max(0, 1 - |u| / p1)            p0 = height, p1 = width    (Esser et al. 2016)
+//   kSlayer      p0 exp(-|u| / p1)                  p0 = rho/(tau_rho theta), p1 = tau_rho theta
+//                                                   (SLAYER, Shrestha & Orchard, NeurIPS 2018)
+// surrogate_grad returns gz sigma'(u) in the twin's operation order (SuperSpike divides, as the
+// twin always has; exp may differ from torch.exp in the last bit).
+enum class SurrogateKind : int32_t { kSuperSpike = 0, kArctan = 1, kTriangle = 2, kSlayer = 3 };
+constexpr int32_t kSurrogateKinds = 4;
+
+template <typename T>
+struct Surrogate {
+  SurrogateKind kind;
+  T p0, p1;
+};
+
+ND_INLINE float nd_exp(float x) { return expf(x); }
+ND_INLINE double nd_exp(double x) { return exp(x); }
+
+template <SurrogateKind K, typename T>
+ND_INLINE T surrogate_grad(T gz, T u, T p0, T p1) {
+  const T au = u < T(0) ? -u : u;
+  if constexpr (K == SurrogateKind::kSuperSpike) {
+    const T d = p0 * au + T(1);
+    return gz / (d * d);
+  } else if constexpr (K == SurrogateKind::kArctan) {
+    const T q = p1 * u;
+    return gz * (p0 / (T(1) + q * q));
+  } else if constexpr (K == SurrogateKind::kTriangle) {
+    const T t = T(1) - au / p1;
+    return gz * (p0 * (t > T(0) ? t : T(0)));
+  } else {
+    return gz * (p0 * nd_exp(-au / p1));
+  }
+}
+
+// The kind fixed at compile time (the CPU launcher instantiates its vectorised loops per kind, so
+// no branch stays in them) ...
+template <SurrogateKind K, typename T>
+struct FixedSurrogate {
+  T p0, p1;
+  ND_INLINE T operator()(T gz, T u) const { return surrogate_grad<K>(gz, u, p0, p1); }
+};
+
+// ... or chosen at run time (the CUDA launcher: the kind is uniform across a warp).
+template <typename T>
+ND_INLINE T surrogate_grad(T gz, T u, const Surrogate<T>& s) {
+  switch (s.kind) {
+    case SurrogateKind::kArctan: return surrogate_grad<SurrogateKind::kArctan>(gz, u, s.p0, s.p1);
+    case SurrogateKind::kTriangle: return surrogate_grad<SurrogateKind::kTriangle>(gz, u, s.p0, s.p1);
+    case SurrogateKind::kSlayer: return surrogate_grad<SurrogateKind::kSlayer>(gz, u, s.p0, s.p1);
+    default: return surrogate_grad<SurrogateKind::kSuperSpike>(gz, u, s.p0, s.p1);
+  }
+}
+
+template <typename T>
+struct RuntimeSurrogate {
+  Surrogate<T> s;
+  ND_INLINE T operator()(T gz, T u) const { return surrogate_grad(gz, u, s); }
+};
+
+// ---- one neuron, one step -----------------------------------------------------------------------
+
 template <typename T>
 ND_INLINE T spike_of(T v_pre, T v_th) {
   return (v_pre - v_th) > T(0) ? T(1) : T(0);
@@ -81,18 +150,17 @@ ND_INLINE T lif_forward_step(T x, NeuronState<T>& s, const NeuronCoeffs<T>& c, T
 // One reverse step; `grad_z` must already include the lateral term (L^T gI_{k+1})_n.
 // `reset_gate` is 1 when the reset passes gradient to z, 0 when it is detached (a factor, not a
 // branch, so that the CPU loop vectorises; 0 * finite = 0 leaves grad_z exact).
+// `surrogate(gz, u)` is gz sigma'(u): a FixedSurrogate or a RuntimeSurrogate (above).
 // Returns gI_k = dL/dx_k and updates the carried adjoints in `a`.
-template <typename T>
+template <typename T, typename SurrogateFn>
 ND_INLINE T lif_backward_step(T grad_z, T grad_v, T v_pre, bool refractory,
-                              const NeuronCoeffs<T>& c, T steepness, T reset_gate,
+                              const NeuronCoeffs<T>& c, const SurrogateFn& surrogate, T reset_gate,
                               NeuronAdjoint<T>& a) {
   const T z = spike_of(v_pre, c.v_th);
   const T gv = grad_v + a.v;
   // Reset v = p - z (p - v_reset) also feeds z's gradient unless the reset is detached.
   const T gz = grad_z - reset_gate * (gv * (v_pre - c.v_reset));
-  const T u = v_pre - c.v_th;
-  const T d = steepness * (u < T(0) ? -u : u) + T(1);
-  const T g_pre = gv * (T(1) - z) + gz / (d * d);
+  const T g_pre = gv * (T(1) - z) + surrogate(gz, v_pre - c.v_th);
   // While refractory the membrane is clamped to the constant v_reset: no gradient to v_free.
   const T g_free = refractory ? T(0) : g_pre;
   const T g_i = a.i_syn + (T(1) - c.beta) * g_free;
@@ -172,7 +240,7 @@ struct BackwardArgs {
   const T* grad_z;   // null: zero
   const T* grad_v;   // null: zero
   const T* lateral;  // L itself [N, N] (row = target), or null
-  T steepness;
+  Surrogate<T> surrogate;
   bool detach_reset;
   T* grad_x;
 };

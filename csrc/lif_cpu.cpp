@@ -55,6 +55,19 @@ void with_flag(bool flag, F&& f) {
   else f(std::false_type{});
 }
 
+// Calls f(std::integral_constant<SurrogateKind, kind>): the surrogate, too, is a compile-time
+// switch of the backward loops (a run-time switch inside them would be evaluated per element).
+template <typename F>
+void with_surrogate(SurrogateKind kind, F&& f) {
+  using K = SurrogateKind;
+  switch (kind) {
+    case K::kArctan: f(std::integral_constant<K, K::kArctan>{}); break;
+    case K::kTriangle: f(std::integral_constant<K, K::kTriangle>{}); break;
+    case K::kSlayer: f(std::integral_constant<K, K::kSlayer>{}); break;
+    default: f(std::integral_constant<K, K::kSuperSpike>{}); break;
+  }
+}
+
 // Consecutive steps of one chunk lie B*N elements apart, a new page every step, where the
 // hardware prefetcher loses the stream; asking for the lines of a step ahead made the chunked
 // loop ~4x faster here (5 -> 1.2 ns per neuron-step, one thread).
@@ -277,7 +290,7 @@ void forward_cpu(const ForwardArgs<T>& a) {
 // are at vp[(t - seg0) * vp_stride + j] (the recomputed segment starting at seg0). `adj_i` /
 // `adj_v` carry the adjoints between steps; with kLat, `grad_z_lateral` is (gI_{t+1} L)[b, n0:]
 // for the single step t_lo.
-template <typename T, bool kGz, bool kGv, bool kRef, bool kLat>
+template <typename T, SurrogateKind kSg, bool kGz, bool kGv, bool kRef, bool kLat>
 void backward_steps(const BackwardArgs<T>& a, int64_t b, int64_t n0, int64_t len, int64_t t_hi,
                     int64_t t_lo, int64_t seg0, const T* vp_base, const uint8_t* rf_base,
                     int64_t vp_stride, T* __restrict__ adj_i, T* __restrict__ adj_v,
@@ -286,7 +299,7 @@ void backward_steps(const BackwardArgs<T>& a, int64_t b, int64_t n0, int64_t len
   const T* __restrict__ beta = a.f.beta + n0;
   const T* __restrict__ v_th = a.f.v_th + n0;
   const T* __restrict__ v_reset = a.f.v_reset + n0;
-  const T steepness = a.steepness;
+  const FixedSurrogate<kSg, T> surrogate{a.surrogate.p0, a.surrogate.p1};
   const T reset_gate = a.detach_reset ? T(0) : T(1);
   const int64_t stride = a.f.batch * a.f.neurons;
   for (int64_t t = t_hi - 1; t >= t_lo; --t) {
@@ -311,14 +324,14 @@ void backward_steps(const BackwardArgs<T>& a, int64_t b, int64_t n0, int64_t len
       if constexpr (kGv) gv = g_v[j];
       if constexpr (kRef) r = rf[j] != 0;
       NeuronAdjoint<T> ad{adj_i[j], adj_v[j]};
-      gx[j] = lif_backward_step(gz, gv, vp[j], r, c, steepness, reset_gate, ad);
+      gx[j] = lif_backward_step(gz, gv, vp[j], r, c, surrogate, reset_gate, ad);
       adj_i[j] = ad.i_syn;
       adj_v[j] = ad.v;
     }
   }
 }
 
-template <typename T, bool kGz, bool kGv, bool kRef>
+template <typename T, SurrogateKind kSg, bool kGz, bool kGv, bool kRef>
 void backward_independent(const BackwardArgs<T>& a) {
   const int64_t n_all = a.f.neurons, chunks = (n_all + kChunk - 1) / kChunk;
   const int64_t tasks = a.f.batch * chunks, segments = num_segments(a.f.steps);
@@ -332,15 +345,15 @@ void backward_independent(const BackwardArgs<T>& a) {
     for (int64_t s = segments - 1; s >= 0; --s) {
       const int64_t t0 = s * kSegment, t1 = std::min(a.f.steps, t0 + kSegment);
       run_chunk<T, Mode::kRecompute, kRef>(a.f, b, n0, len, t0, t1, vp_buf, rf_buf);
-      backward_steps<T, kGz, kGv, kRef, false>(a, b, n0, len, t1, t0, t0, vp_buf, rf_buf, kChunk,
-                                               adj_i, adj_v, nullptr);
+      backward_steps<T, kSg, kGz, kGv, kRef, false>(a, b, n0, len, t1, t0, t0, vp_buf, rf_buf,
+                                                    kChunk, adj_i, adj_v, nullptr);
     }
   }
 }
 
 // With feedback the rows' neurons couple in every step: time loop outside, one element-wise
 // pass over the stored v_pre and one GEMM per step. Buffers are allocated once per call.
-template <typename T, bool kGz, bool kGv, bool kRef>
+template <typename T, SurrogateKind kSg, bool kGz, bool kGv, bool kRef>
 void backward_lateral(const BackwardArgs<T>& a, const at::Tensor& grad_x,
                       const at::Tensor& lateral) {
   const int64_t n_all = a.f.neurons, batch = a.f.batch, stride = batch * n_all;
@@ -355,9 +368,9 @@ void backward_lateral(const BackwardArgs<T>& a, const at::Tensor& grad_x,
 #pragma omp parallel for schedule(guided) num_threads(threads(batch * n_all))
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t b = task / chunks, n0 = (task % chunks) * kChunk, o = b * n_all + n0;
-      backward_steps<T, kGz, kGv, kRef, true>(a, b, n0, std::min(kChunk, n_all - n0), k + 1, k,
-                                              0, a.f.v_pre + o, kRef ? a.f.refractory + o : nullptr,
-                                              stride, ai + o, av + o, gl + o);
+      backward_steps<T, kSg, kGz, kGv, kRef, true>(
+          a, b, n0, std::min(kChunk, n_all - n0), k + 1, k, 0, a.f.v_pre + o,
+          kRef ? a.f.refractory + o : nullptr, stride, ai + o, av + o, gl + o);
     }
     if (k > 0) at::mm_out(gz_lat, grad_x[k], lateral);  // (gI_k L)[b, j] for step k-1
   }
@@ -390,13 +403,16 @@ void lateral_grad_cpu(const BackwardArgs<T>& a, T* g_lt) {
 
 template <typename T>
 void backward_cpu(const BackwardArgs<T>& a, const at::Tensor& grad_x, const at::Tensor& lateral) {
-  with_flag(a.grad_z != nullptr, [&](auto gz) {
-    with_flag(a.grad_v != nullptr, [&](auto gv) {
-      with_flag(a.f.any_refractory, [&](auto ref) {
-        constexpr bool kGz = decltype(gz)::value, kGv = decltype(gv)::value;
-        constexpr bool kRef = decltype(ref)::value;
-        if (a.lateral == nullptr) backward_independent<T, kGz, kGv, kRef>(a);
-        else backward_lateral<T, kGz, kGv, kRef>(a, grad_x, lateral);
+  with_surrogate(a.surrogate.kind, [&](auto sg) {
+    with_flag(a.grad_z != nullptr, [&](auto gz) {
+      with_flag(a.grad_v != nullptr, [&](auto gv) {
+        with_flag(a.f.any_refractory, [&](auto ref) {
+          constexpr SurrogateKind kSg = decltype(sg)::value;
+          constexpr bool kGz = decltype(gz)::value, kGv = decltype(gv)::value;
+          constexpr bool kRef = decltype(ref)::value;
+          if (a.lateral == nullptr) backward_independent<T, kSg, kGz, kGv, kRef>(a);
+          else backward_lateral<T, kSg, kGz, kGv, kRef>(a, grad_x, lateral);
+        });
       });
     });
   });

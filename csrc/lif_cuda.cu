@@ -83,7 +83,7 @@ __global__ void backward_independent(const BackwardArgs<T> a) {
       const T gz = a.grad_z != nullptr ? a.grad_z[off] : T(0);
       const T gv = a.grad_v != nullptr ? a.grad_v[off] : T(0);
       a.grad_x[off] = lif_backward_step(gz, gv, v_pre[t - t0], refractory[t - t0], c,
-                                        a.steepness, reset_gate, adj);
+                                        RuntimeSurrogate<T>{a.surrogate}, reset_gate, adj);
     }
   }
 }
@@ -219,8 +219,8 @@ __global__ void __launch_bounds__(kMaxThreads) backward_lateral(const BackwardAr
       const T gz = (a.grad_z != nullptr ? a.grad_z[off] : T(0)) + gz_lat[m];
       const T gv = a.grad_v != nullptr ? a.grad_v[off] : T(0);
       const bool r = f.refractory != nullptr && f.refractory[off] != 0;
-      const T g = lif_backward_step(gz, gv, f.v_pre[off], r, coeffs_of(f, n), a.steepness,
-                                    reset_gate, adj[m]);
+      const T g = lif_backward_step(gz, gv, f.v_pre[off], r, coeffs_of(f, n),
+                                    RuntimeSurrogate<T>{a.surrogate}, reset_gate, adj[m]);
       a.grad_x[off] = g;
       g_next[n] = g;
     }

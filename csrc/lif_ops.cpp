@@ -130,9 +130,12 @@ std::tuple<at::Tensor, at::Tensor> lif_backward(
     const at::Tensor& x, const at::Tensor& z, const at::Tensor& state,
     const at::Tensor& refractory, const at::Tensor& alpha, const at::Tensor& beta,
     const at::Tensor& v_leak, const at::Tensor& v_th, const at::Tensor& v_reset,
-    const at::Tensor& n_ref, const c10::optional<at::Tensor>& lateral, double steepness,
-    bool detach_reset, bool need_grad_lateral) {
+    const at::Tensor& n_ref, const c10::optional<at::Tensor>& lateral, int64_t surrogate,
+    double surrogate_p0, double surrogate_p1, bool detach_reset, bool need_grad_lateral) {
   const at::Tensor lateral_t = check_inputs(x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral);
+  TORCH_CHECK(surrogate >= 0 && surrogate < kSurrogateKinds,
+              "neurodeploy_lif: surrogate must be a SurrogateKind code in 0..", kSurrogateKinds - 1,
+              " (neurodeploy/core/surrogate.py), got ", surrogate);
   check_sequence(z, x, "z");
   if (grad_z.has_value()) check_sequence(*grad_z, x, "grad_z");
   if (grad_v.has_value()) check_sequence(*grad_v, x, "grad_v");
@@ -158,7 +161,8 @@ std::tuple<at::Tensor, at::Tensor> lif_backward(
         grad_z.has_value() ? grad_z->data_ptr<scalar_t>() : nullptr,
         grad_v.has_value() ? grad_v->data_ptr<scalar_t>() : nullptr,
         has_lateral ? lat.data_ptr<scalar_t>() : nullptr,
-        static_cast<scalar_t>(steepness),
+        {static_cast<SurrogateKind>(surrogate), static_cast<scalar_t>(surrogate_p0),
+         static_cast<scalar_t>(surrogate_p1)},
         detach_reset,
         grad_x.data_ptr<scalar_t>()};
     if (x.is_cuda()) {
@@ -197,7 +201,8 @@ TORCH_LIBRARY(neurodeploy_lif, m) {
       "lif_backward(Tensor? grad_z, Tensor? grad_v, Tensor x, Tensor z, Tensor state, "
       "Tensor refractory, Tensor alpha, Tensor beta, Tensor v_leak, Tensor v_th, "
       "Tensor v_reset, Tensor n_ref, "
-      "Tensor? lateral, float steepness, bool detach_reset, bool need_grad_lateral) "
+      "Tensor? lateral, int surrogate, float surrogate_p0, float surrogate_p1, bool detach_reset, "
+      "bool need_grad_lateral) "
       "-> (Tensor, Tensor)");
 }
 

@@ -3,7 +3,13 @@
 Every key is checked: an unknown or misspelt key, a missing one, a value of the wrong type, not
 finite or out of its range (:mod:`neurodeploy.validation`: the same ranges as the verbs' arguments,
 e.g. ``training.epochs`` 1..10000, ``training.seed`` 0..2^32-1) raises a ``RecipeError`` that names
-it (and the file, when read from one). See ``models/yinyang.yaml`` for an annotated example. A shipped
+it (and the file, when read from one). See ``models/yinyang.yaml`` for an annotated example.
+
+``training.surrogate: {kind: ..., <params>}`` chooses the surrogate gradient (:mod:`neurodeploy.core.surrogate`:
+``superspike``, ``arctan``, ``triangle``, ``slayer``; missing parameters take their defaults, and ``slayer``'s
+``theta`` the spiking layers' ``v_th - v_leak``). Without it, ``training.surrogate_steepness`` (default 10) means
+``{kind: superspike, steepness: ...}``, as it always has; giving both is refused. The training settings keep the
+surrogate with every parameter (``surrogate``), and ``surrogate_steepness`` only for SuperSpike. A shipped
 recipe can be given by name (``yinyang``): it is found in the checkout's ``models/`` or, when
 installed, in the package's copy (``neurodeploy.shipped``).
 """
@@ -21,6 +27,7 @@ from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
 from .data.encoding import n_channels, validate_encoding
 from .errors import FileKindError, RecipeError
 from .fileformat import Envelope, check_envelope
+from .core.surrogate import SUPERSPIKE, Surrogate
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 from .safe_yaml import LimitError, load_yaml
@@ -79,10 +86,14 @@ def _checked(rule: Rule, value: Any, where: str) -> Any:
         raise RecipeError(f"{invalid.field} {invalid.problem}", invalid.fix) from None
 
 
-def _training(data: Any) -> dict:
+def _training(data: Any, graph: Graph) -> dict:
     """The ``training`` block with defaults filled in; every setting typed and in its range (``TRAINING_RULES``)."""
     _checked(Fields(strict=False), data, "training")
-    _require(data, set(TRAINING_DEFAULTS), "training")
+    _require(data, set(TRAINING_DEFAULTS) | {"surrogate"}, "training")
+    if "surrogate" in data and "surrogate_steepness" in data:
+        raise RecipeError("training.surrogate and training.surrogate_steepness are both given",
+                          "remove training.surrogate_steepness (SuperSpike's steepness is "
+                          "training.surrogate: {kind: superspike, steepness: ...})")
     out = {**TRAINING_DEFAULTS, **data}
     _checked(Fields(optional=TRAINING_RULES), out, "training")
     if out["quantisation_aware_epochs"] > out["epochs"]:
@@ -92,7 +103,28 @@ def _training(data: Any) -> dict:
     for key in ("learning_rate", "lr_final_fraction", "surrogate_steepness", "readout_scale", "rate_target",
                 "rate_weight", "weight_decay", "weight_noise"):
         out[key] = float(out[key])
+    surrogate = _surrogate(out, graph)
+    out["surrogate"] = surrogate.to_dict()
+    if surrogate.kind == SUPERSPIKE:  # the older key, kept for SuperSpike (readers before the registry)
+        out["surrogate_steepness"] = surrogate["steepness"]
+    else:  # it means SuperSpike: not written for another kind
+        del out["surrogate_steepness"]
     return out
+
+
+def _surrogate(training: dict, graph: Graph) -> Surrogate:
+    """``training.surrogate`` (already checked) with its defaults, or SuperSpike with ``surrogate_steepness``."""
+    if "surrogate" not in training:
+        return Surrogate.superspike(training["surrogate_steepness"])
+    spec = dict(training["surrogate"])
+    if spec["kind"] == "slayer" and "theta" not in spec:  # SLAYER's ϑ: the threshold above rest
+        gaps = sorted({p.parameters.v_th - p.parameters.v_leak for p in graph.populations if p.kind == "lif"})
+        if len(gaps) != 1 or not 1e-6 <= gaps[0] <= 1e6:
+            raise RecipeError(f"training.surrogate.theta is missing, and the spiking layers' v_th - v_leak "
+                              f"({', '.join(f'{g:g}' for g in gaps) or 'none'}) give no single value in [1e-06, 1e+06]",
+                              "set training.surrogate.theta (SLAYER's threshold above rest)")
+        spec["theta"] = gaps[0]
+    return Surrogate.from_dict(spec)
 
 
 def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
@@ -164,7 +196,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
                           f"{N_CLASSES[dataset]} classes", f"set the readout size to {N_CLASSES[dataset]}")
     graph = Graph(tuple(populations), tuple(projections))
     return Recipe(name=str(data.get("name", source)), dataset=dataset, dt_s=dt_s, encoding=encoding,
-                  graph=graph, init=init, training=_training(data.get("training", {})), delays=delays)
+                  graph=graph, init=init, training=_training(data.get("training", {}), graph), delays=delays)
 
 
 def recipe_names() -> list[str]:

@@ -19,6 +19,7 @@ import torch
 
 from neurodeploy.core import dispatch, fused
 from neurodeploy.core.lif import LIFParameters, lif_sequence
+from neurodeploy.core.surrogate import KINDS, Surrogate
 
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
 DT_S = 1e-3
@@ -104,6 +105,67 @@ def test_matches_twin(built, seed, steps, batch, n, lateral, refractory, detach,
         _close(gf, gt)
     if steps >= 20 and steps * batch * n >= 1000:  # must exercise spikes, else it tests little
         assert 0.01 < zt.mean().item() < 0.6, zt.mean().item()
+
+
+def _random_cases(kind: str, count: int) -> list[tuple]:
+    """``count`` seeded random cases for one surrogate kind: shapes (T up to 100, across checkpoint
+    boundaries; B up to 4; N up to 300, across chunk tails) and every switch drawn at random."""
+    g = torch.Generator().manual_seed(1000 + KINDS[kind].code)
+    draw = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+    return [(1000 + 10 * KINDS[kind].code + i, draw(1, 100), draw(1, 4), draw(1, 300),
+             *(bool(draw(0, 1)) for _ in range(4))) for i in range(count)]
+
+
+# Each kind at its defaults and at other parameters (SLAYER's own tau_rho = scale_rho = 1).
+SURROGATES = [Surrogate.of(kind) for kind in KINDS] + [
+    Surrogate.of("superspike", steepness=3.0), Surrogate.of("arctan", alpha=7.0),
+    Surrogate.of("triangle", height=0.3, width=1.0), Surrogate.of("slayer", scale_rho=1.0, tau_rho=1.0)]
+SURROGATE_SWEEP = [(s, *case) for s in SURROGATES for case in _random_cases(s.kind, 4)]
+
+
+@pytest.mark.parametrize("surrogate,seed,steps,batch,n,lateral,refractory,detach,inf_th", SURROGATE_SWEEP,
+                         ids=[f"{c[0].describe()}-{c[1]}" for c in SURROGATE_SWEEP])
+def test_every_surrogate_matches_twin(built, surrogate, seed, steps, batch, n, lateral, refractory, detach,
+                                      inf_th) -> None:
+    """The fused kernel's surrogate (csrc/lif_core.h) against the twin's (core/surrogate.py), for every kind:
+    spikes identical, membrane and the gradients of x and L within the contract's 1e-5."""
+    x, p, lat = _case(seed, steps, batch, n, lateral=lateral, refractory=refractory, inf_th=inf_th)
+    outs, grads = [], []
+    for fn in (fused.fused_lif_sequence, lif_sequence):
+        xi = x.clone().requires_grad_()
+        li = None if lat is None else lat.clone().requires_grad_()
+        z, v = fn(xi, p, DT_S, lateral=li, detach_reset=detach, surrogate=surrogate)
+        g = torch.Generator().manual_seed(seed + 100)
+        gz, gv = torch.randn(z.shape, generator=g), torch.randn(v.shape, generator=g)
+        outs.append((z, v))
+        grads.append(torch.autograd.grad([z, v], [xi] + ([li] if li is not None else []), [gz, gv]))
+    (zf, vf), (zt, vt) = outs
+    assert torch.equal(zf, zt), f"{int((zf != zt).sum())} spikes differ"
+    _close(vf, vt)
+    for gf, gt in zip(*grads):
+        assert torch.isfinite(gf).all()
+        _close(gf, gt)
+
+
+def test_surrogates_reach_the_kernel(built) -> None:
+    """Each kind gives the kernel's backward other gradients (the kind and its numbers are not dropped), and the
+    dispatcher passes the surrogate on; float64 too."""
+    x, p, _ = _case(81, 40, 2, 20, lateral=False, refractory=True, inf_th=False, dtype=torch.float64)
+    seen = {}
+    for surrogate in SURROGATES:
+        xi = x.clone().requires_grad_()
+        z, _ = dispatch.lif_sequence(xi, p, DT_S, surrogate=surrogate)
+        (g,) = torch.autograd.grad(z.sum(), xi)
+        xt = x.clone().requires_grad_()
+        (gt,) = torch.autograd.grad(lif_sequence(xt, p, DT_S, surrogate=surrogate)[0].sum(), xt)
+        _close(g, gt)
+        seen[surrogate] = g
+    assert len({tuple(g.flatten().tolist()) for g in seen.values()}) == len(SURROGATES)
+    with pytest.raises(RuntimeError, match="surrogate must be a SurrogateKind code"):
+        xi = x.clone().requires_grad_()
+        z, _ = fused._FusedLIF.apply(xi, None, fused._coefficients(p, DT_S, 20, x.dtype, x.device),
+                                     (len(KINDS), 1.0, 1.0), True)
+        z.sum().backward()
 
 
 @pytest.mark.parametrize("which", ["spikes", "membrane"])

@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from .lif import LIFParameters, Scalar
-from .surrogate import spike
+from .surrogate import Surrogate, spike
 
 
 class EulerCoefficients(NamedTuple):
@@ -76,7 +76,8 @@ def euler_coefficients(p: LIFParameters, dt_s: float, n: int, *, model: str = "c
 
 def euler_sequence(x: torch.Tensor, c: EulerCoefficients, *, lateral: Optional[torch.Tensor] = None,
                    spiking: bool = True, surrogate_steepness: float = 10.0,
-                   detach_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                   detach_reset: bool = False,
+                   surrogate: Optional[Surrogate] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a population over time: ``x`` ``[T, B, N]`` → spikes and membrane, each ``[T, B, N]``.
 
     ``lateral`` (``[N, N]``, row = target): the population's own spikes of the previous step
@@ -95,7 +96,7 @@ def euler_sequence(x: torch.Tensor, c: EulerCoefficients, *, lateral: Optional[t
         i_syn = c.a * i_syn + x_k
         v = c.v_leak + c.b * (v - c.v_leak) + c.m * i_syn
         if spiking:
-            z = spike(v - c.v_th, surrogate_steepness)
+            z = spike(v - c.v_th, surrogate_steepness, surrogate)
             z_reset = z.detach() if detach_reset else z
             v = v - z_reset * ((c.v_th - c.v_reset) if c.subtract else (v - c.v_reset))
         spikes.append(z)

@@ -5,8 +5,9 @@ twin) computes, update order and all, in one C++ loop over time per neuron inste
 PyTorch operations per step; with ``lateral`` the feedback :math:`L z_{k-1}` is event-driven
 (only the columns of the neurons that spiked are added).
 
-Gradients flow to ``x`` and ``lateral``, through time, with the SuperSpike surrogate
-:math:`\partial z/\partial u = 1/(s|u|+1)^2`. The neuron parameters (``p``, ``dt_s``) are
+Gradients flow to ``x`` and ``lateral``, through time, with the surrogate gradient of
+``surrogate`` (every kind of :mod:`neurodeploy.core.surrogate`; ``None``: SuperSpike
+:math:`\partial z/\partial u = 1/(s|u|+1)^2` with ``surrogate_steepness``). The neuron parameters (``p``, ``dt_s``) are
 constants of the kernel: it returns no gradient for them, and refuses parameter tensors that
 require grad (the dispatcher sends such calls to the twin instead).
 
@@ -31,6 +32,7 @@ import torch
 from ..errors import NeurodeployError
 from ..shipped import shipped_dir
 from .lif import LIFParameters, lif_coefficients, lif_sequence as twin_lif_sequence
+from .surrogate import Surrogate, resolve
 
 _MODES = ("auto", "fused", "twin")
 _EXTENSION_NAME = "neurodeploy_lif"
@@ -246,10 +248,10 @@ class _FusedLIF(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, lateral, coeffs, steepness, detach_reset):
+    def forward(ctx, x, lateral, coeffs, surrogate_args, detach_reset):
         z, v, state, refractory = _build["ops"].lif_forward(x, *coeffs, lateral, True)
         ctx.save_for_backward(x, z, state, refractory, lateral)
-        ctx.coeffs, ctx.steepness, ctx.detach_reset = coeffs, steepness, detach_reset
+        ctx.coeffs, ctx.surrogate_args, ctx.detach_reset = coeffs, surrogate_args, detach_reset
         ctx.set_materialize_grads(False)  # a missing output gradient is a null pointer, not zeros
         return z, v
 
@@ -260,14 +262,15 @@ class _FusedLIF(torch.autograd.Function):
         contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
         grad_x, grad_lateral = _build["ops"].lif_backward(
             contiguous(grad_z), contiguous(grad_v), x, z, state, refractory, *ctx.coeffs, lateral,
-            ctx.steepness, ctx.detach_reset, ctx.needs_input_grad[1])
+            *ctx.surrogate_args, ctx.detach_reset, ctx.needs_input_grad[1])
         return (grad_x if ctx.needs_input_grad[0] else None,
                 grad_lateral if ctx.needs_input_grad[1] else None, None, None, None)
 
 
 def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
                        lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
-                       detach_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                       detach_reset: bool = False,
+                       surrogate: Optional[Surrogate] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The twin's :func:`~neurodeploy.core.lif.lif_sequence`, fused: ``x`` ``[T, B, N]`` → (spikes, membrane).
 
     Raises :class:`FusedKernelUnavailable` if the extension did not build, and ``ValueError``
@@ -290,7 +293,8 @@ def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
     if not needs_grad:  # inference (the mock, evaluation): keep nothing for backward
         z, v, _, _ = ops.lif_forward(x, *coeffs, lat, False)
         return z, v
-    return _FusedLIF.apply(x, lat, coeffs, float(surrogate_steepness), bool(detach_reset))
+    return _FusedLIF.apply(x, lat, coeffs, resolve(surrogate, surrogate_steepness).kernel_args(),
+                           bool(detach_reset))
 
 
 __all__ = ["FusedKernelUnavailable", "fused_lif_sequence", "fused_supports", "kernel_mode",

@@ -15,7 +15,8 @@ training via :func:`lif_step`'s injection, fused kernel, mock):
    the lateral term :math:`L z_{k-1}` when intra-layer feedback is on);
 2. membrane: :math:`v_k = v_{leak} + \beta (v_{k-1} - v_{leak}) + (1-\beta) I_k`, or
    :math:`v_k = v_{reset}` while the refractory counter is running;
-3. spike: :math:`z_k = \Theta(v_k - v_{th})`, surrogate gradient in backward;
+3. spike: :math:`z_k = \Theta(v_k - v_{th})`, surrogate gradient in backward (``surrogate``, a
+   :class:`~neurodeploy.core.surrogate.Surrogate`; ``None``: SuperSpike with ``surrogate_steepness``);
 4. reset: :math:`v_k \leftarrow v_k - z_k (v_k - v_{reset})` (``detach_reset`` stops the
    gradient through :math:`z_k` here, seed 004_5fb35622c679aa12.txt), and the refractory
    counter is set to :math:`n_{ref} = \mathrm{round}(t_{ref}/\Delta t)` steps.
@@ -32,7 +33,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 
 from .inject import inject
-from .surrogate import spike
+from .surrogate import Surrogate, spike
 
 Scalar = Union[float, torch.Tensor]
 
@@ -97,7 +98,7 @@ def initial_state(batch: int, c: LIFCoefficients) -> LIFState:
 def lif_step(x: torch.Tensor, state: LIFState, c: LIFCoefficients, *,
              lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
              detach_reset: bool = False, v_measured: Optional[torch.Tensor] = None,
-             z_measured: Optional[torch.Tensor] = None) -> LIFState:
+             z_measured: Optional[torch.Tensor] = None, surrogate: Optional[Surrogate] = None) -> LIFState:
     """One time step (update order in the module docstring); ``x`` is ``[B, N]``.
 
     ``v_measured`` / ``z_measured`` (``[B, N]``, model units; in-the-loop training) replace the
@@ -113,7 +114,7 @@ def lif_step(x: torch.Tensor, state: LIFState, c: LIFCoefficients, *,
     v_free = c.v_leak + c.beta * (state.v - c.v_leak) + (1.0 - c.beta) * i_syn
     refractory = state.refractory_steps > 0
     v = inject(torch.where(refractory, c.v_reset, v_free), v_measured)
-    z = inject(spike(v - c.v_th, surrogate_steepness), z_measured)
+    z = inject(spike(v - c.v_th, surrogate_steepness, surrogate), z_measured)
     if v_measured is None:
         z_reset = z.detach() if detach_reset else z
         v = v - z_reset * (v - c.v_reset)
@@ -123,7 +124,8 @@ def lif_step(x: torch.Tensor, state: LIFState, c: LIFCoefficients, *,
 
 def lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
                  lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
-                 detach_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                 detach_reset: bool = False,
+                 surrogate: Optional[Surrogate] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a LIF population over time: ``x`` ``[T, B, N]`` → spikes and membrane, each ``[T, B, N]``.
 
     ``lateral`` (``[N, N]``, row = target) adds the layer's own spikes of the previous step
@@ -134,7 +136,7 @@ def lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
     spikes, membrane = [], []
     for x_k in x.unbind(0):
         state = lif_step(x_k, state, c, lateral=lateral, surrogate_steepness=surrogate_steepness,
-                         detach_reset=detach_reset)
+                         detach_reset=detach_reset, surrogate=surrogate)
         spikes.append(state.z)
         membrane.append(state.v)
     return torch.stack(spikes), torch.stack(membrane)

@@ -17,6 +17,7 @@ import torch
 
 from ..backends.base import Observations
 from ..core.lif import li_sequence
+from ..core.surrogate import Surrogate
 from ..errors import GraphError
 from ..graph import Graph
 from ..models.network import NetworkOutput, delay_one_step
@@ -54,8 +55,13 @@ def measured_per_layer(obs: Observations, graph: Graph, neurons: Mapping[str, np
 
 
 def injected_forward(graph: Graph, weights: Mapping[str, torch.Tensor], input_spikes: torch.Tensor, dt_s: float,
-                     measured: Mapping[str, Measured], surrogate_steepness: float = 10.0) -> NetworkOutput:
-    """The forward pass of :class:`~neurodeploy.models.network.SpikingNetwork` on the chip's trajectory."""
+                     measured: Mapping[str, Measured], surrogate_steepness: float = 10.0,
+                     surrogate: Optional[Surrogate] = None) -> NetworkOutput:
+    """The forward pass of :class:`~neurodeploy.models.network.SpikingNetwork` on the chip's trajectory.
+
+    ``surrogate``: the model's surrogate gradient (:func:`neurodeploy.core.surrogate.surrogate_of` of its
+    training settings); ``None``: SuperSpike with ``surrogate_steepness``.
+    """
     spikes = {graph.input.name: input_spikes}
     readout_v = None
     for pop in graph.populations[1:]:
@@ -68,7 +74,7 @@ def injected_forward(graph: Graph, weights: Mapping[str, torch.Tensor], input_sp
         seen = measured.get(pop.name, Measured(None, None))
         if pop.kind == "lif":
             spikes[pop.name], _ = lif_sequence_injected(x, params, dt_s, v_measured=seen.v, z_measured=seen.z,
-                                                        surrogate_steepness=surrogate_steepness)
+                                                        surrogate_steepness=surrogate_steepness, surrogate=surrogate)
         else:
             readout_v = inject(li_sequence(x, params, dt_s), seen.v)
     return NetworkOutput(spikes=spikes, readout_v=readout_v)

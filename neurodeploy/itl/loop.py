@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..backends.base import Backend, Observations, Recording
+from ..core.surrogate import surrogate_of
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
 from ..deployment import Deployment
@@ -112,6 +113,7 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
     """One pass over the training samples in ``order``; returns the deployment holding the new weights and
     the epoch's loss, accuracy on the chip and synapses rewritten."""
     settings = model.training
+    surrogate = surrogate_of(settings)  # the surrogate the model was trained with
     losses, correct, rewritten = [], 0, 0
     for start in range(0, len(order), settings["batch_size"]):
         idx = order[start:start + settings["batch_size"]]
@@ -121,7 +123,7 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
                                f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
         measured = measured_per_layer(obs, model.graph, neurons, alignment)
         out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
-                               measured, settings["surrogate_steepness"])
+                               measured, surrogate=surrogate)
         if out.readout_v is None:
             raise GraphError(f"population '{model.graph.readout.name}' is not an li readout",
                              "end the model's graph with a non-spiking readout (kind: li)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.delays import harden_delays
+from ..core.surrogate import surrogate_of
 from ..modelfile import ModelFile
 from .network import SpikingNetwork
 
@@ -17,7 +18,8 @@ def hardened_model(model: ModelFile) -> ModelFile:
 
 
 def network_from_model(model: ModelFile, hardened: bool = False, **options) -> SpikingNetwork:
-    """The model's network; ``hardened``: with integer delays (σ = 0)."""
+    """The model's network, with the model's surrogate gradient; ``hardened``: with integer delays (σ = 0)."""
     model = hardened_model(model) if hardened else model
+    options.setdefault("surrogate", surrogate_of(model.training))
     return SpikingNetwork(model.graph, model.dt_s, weights=model.weights, delays=model.delays or None,
                           delay_sigma_steps=model.delay_sigma_steps, **options)

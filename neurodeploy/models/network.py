@@ -21,6 +21,7 @@ from ..core.dispatch import lif_sequence
 from ..core.euler import euler_coefficients, euler_sequence
 from ..core.lif import li_sequence
 from ..core.quantise import fake_quantise
+from ..core.surrogate import Surrogate, resolve
 from ..errors import GraphError
 from ..graph import Graph, Population
 
@@ -48,15 +49,21 @@ def decode(readout_v: torch.Tensor, how: str = "max_over_time") -> torch.Tensor:
 
 
 class SpikingNetwork(nn.Module):
-    """Weights are float parameters keyed by projection name (``"pre->post"``), shape ``[post, pre]``."""
+    """Weights are float parameters keyed by projection name (``"pre->post"``), shape ``[post, pre]``.
+
+    ``surrogate``: the spikes' surrogate gradient (:mod:`neurodeploy.core.surrogate`); ``None``: SuperSpike
+    with ``surrogate_steepness``.
+    """
 
     def __init__(self, graph: Graph, dt_s: float, *, surrogate_steepness: float = 10.0,
                  detach_reset: bool = True, weights: Optional[Mapping[str, torch.Tensor]] = None,
                  delays: Optional[Mapping[str, torch.Tensor]] = None,
-                 delay_sigma_steps: Optional[Mapping[str, float]] = None):
+                 delay_sigma_steps: Optional[Mapping[str, float]] = None,
+                 surrogate: Optional[Surrogate] = None):
         super().__init__()
         self.graph = graph
         self.dt_s = dt_s
+        self.surrogate: Surrogate = resolve(surrogate, surrogate_steepness)
         self.surrogate_steepness = surrogate_steepness
         self.detach_reset = detach_reset
         self.projection_names = [p.name for p in graph.projections]
@@ -119,15 +126,14 @@ class SpikingNetwork(nn.Module):
                 coefficients = euler_coefficients(params, self.dt_s, pop.size, model=n.model, reset=n.reset,
                                                   i_bias=n.value("i_bias"), dtype=x.dtype, device=x.device)
                 z, v = euler_sequence(x, coefficients, lateral=lateral, spiking=pop.kind == "lif",
-                                      surrogate_steepness=self.surrogate_steepness, detach_reset=self.detach_reset)
+                                      detach_reset=self.detach_reset, surrogate=self.surrogate)
                 if pop.kind == "lif":
                     spikes[pop.name] = z
                 else:
                     readout_v = v
             elif pop.kind == "lif":
                 spikes[pop.name], _ = lif_sequence(
-                    x, params, self.dt_s, lateral=lateral, surrogate_steepness=self.surrogate_steepness,
-                    detach_reset=self.detach_reset)
+                    x, params, self.dt_s, lateral=lateral, detach_reset=self.detach_reset, surrogate=self.surrogate)
             else:
                 readout_v = li_sequence(x, params, self.dt_s)
         return NetworkOutput(spikes=spikes, readout_v=readout_v)

@@ -13,7 +13,8 @@ not offer them.
 
 Every deployment, whatever its target, carries in ``meta``: ``target``, ``graph``, ``dt_s``,
 ``encoding``, ``dataset``, ``layers``, ``layer_kinds``, ``readout_neurons`` (first logical id,
-count), ``training`` (loss), ``report`` and ``chip`` (None unless bound to one chip); and the
+count), ``training`` (:func:`training_meta`: loss, reset detach, the surrogate gradient), ``report`` and
+``chip`` (None unless bound to one chip); and the
 float weights as ``float_weight:PROJECTION`` arrays, so that the ``software`` backend runs any
 target's deployment as the ideal reference.
 """
@@ -27,10 +28,18 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..backends.base import Backend
+from ..core.surrogate import surrogate_of
 from ..deployment import Deployment
 from ..errors import DesignRuleViolation, NeurodeployError
 from ..modelfile import ModelFile
 from .spec import TargetSpec, load_spec, spec_path
+
+
+def training_meta(model: ModelFile) -> dict[str, Any]:
+    """A deployment's ``meta.training``: the model's loss, reset detach and surrogate gradient (``surrogate``,
+    every parameter; ``surrogate_steepness`` as the model file has it, None for a kind other than SuperSpike)."""
+    return {**{k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
+            "surrogate": surrogate_of(model.training).to_dict()}
 
 
 class MapOptions(NamedTuple):

@@ -16,6 +16,7 @@ from ..data.encoding import encode_dataset
 from ..modelfile import ModelFile
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe
+from ..core.surrogate import surrogate_of
 from ..scoring import accuracy, batched_scores
 from ..validation.arguments import check_training_arguments
 from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
@@ -97,7 +98,8 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     labels = torch.as_tensor(y_train)
     validate = settings["select_on_validation"] and "validation" in encoded
 
-    net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
+    surrogate = surrogate_of(settings)  # training.surrogate (or the older surrogate_steepness)
+    net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate=surrogate,
                          detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator),
                          delays=initial_delays(recipe, generator) or None)
     optimiser = torch.optim.AdamW(parameter_groups(net, recipe, settings["learning_rate"]),
@@ -130,7 +132,7 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     seconds = time.perf_counter() - started
     net.quantise_levels = None  # the model file keeps float weights; `map` quantises them
     if validate:
-        net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate_steepness=settings["surrogate_steepness"],
+        net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate=surrogate,
                              detach_reset=settings["detach_reset"], weights=best[2], delays=best[3] or None,
                              delay_sigma_steps=net.delay_sigma_steps)
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from ..core.surrogate import KINDS as SURROGATE_KINDS, Surrogate
 from ..data.datasets import N_CLASSES, N_FEATURES
 from ..data.encoding import n_channels
 from ..errors import GraphError
 from ..graph import DISCRETISATIONS, POPULATION_KINDS, Graph
 from ..neuron import MODELS, PER_NEURON_FIELDS, RECIPE_FIELDS, RESETS
 from .arguments import EPOCHS, SEED
-from .rules import Fields, Flag, Invalid, ListOf, MapOf, Nullable, Number, OneOf, Rule, Text, join
+from .rules import Anything, Fields, Flag, Invalid, ListOf, MapOf, Nullable, Number, OneOf, Rule, Text, join, show
 
 NO_DATASET = "none"  # an imported model without a dataset (neurodeploy.interchange.NO_DATASET)
 MAX_STEPS = 100_000  # time steps of one sample (duration / dt): 40 for Yin-Yang; more exhausts memory
@@ -77,8 +79,8 @@ def check_encoding(encoding: Any, dt_s: float, name: str = "encoding") -> None:
     if not isinstance(encoding, Mapping):
         raise Invalid(name, "must be a mapping", "give the encoding block of a recipe")
     kind = encoding.get("kind")
-    if kind not in ENCODINGS:
-        raise Invalid(name, f"has unknown encoding kind {kind!r}", f"use one of {sorted(ENCODINGS)}")
+    if not isinstance(kind, str) or kind not in ENCODINGS:  # a list or mapping there is unhashable
+        raise Invalid(name, f"has unknown encoding kind {show(kind)}", f"use one of {sorted(ENCODINGS)}")
     ENCODINGS[kind].check(encoding, name)
     steps = encoding["duration_s"] / dt_s
     if not 0.5 <= steps < MAX_STEPS + 0.5:  # round(steps) in 1..MAX_STEPS; steps may be inf
@@ -112,6 +114,35 @@ def check_time_step(dt_s: Any, name: str = "dt_s") -> float:
 
 
 LOSSES = ("max_over_time", "mean_over_time")
+SURROGATE_PARAMETER = Number(lo=1e-6, hi=1e6)  # a recipe's: no peak or width over- or underflows in float32
+
+
+@dataclass(frozen=True)
+class SurrogateRule(Rule):
+    """``{kind: K, <K's parameters>}`` (:mod:`neurodeploy.core.surrogate`): a registered kind, only its
+    parameters, each a number in [1e-6, 1e6] (``stored``: any finite number > 0, as model files record it)."""
+
+    stored: bool = False
+
+    def describe(self) -> str:
+        return "a mapping {kind: " + " | ".join(SURROGATE_KINDS) + ", <its parameters>}"
+
+    def check(self, value: Any, name: str) -> Any:
+        kinds = ", ".join(SURROGATE_KINDS)
+        if not isinstance(value, Mapping):
+            raise Invalid(name, f"= {show(value)} must be {self.describe()}", f"e.g. {name}: {{kind: arctan}}")
+        if "kind" not in value:
+            raise Invalid(join(name, "kind"), "is missing", f"add {join(name, 'kind')}: one of {kinds}")
+        kind = OneOf(tuple(SURROGATE_KINDS)).check(value["kind"], join(name, "kind"))
+        number = Number(lo=0, lo_open=True) if self.stored else SURROGATE_PARAMETER
+        Fields(required={"kind": Anything()}, optional={p: number for p in SURROGATE_KINDS[kind].params}).check(
+            value, name)
+        try:
+            Surrogate.from_dict(value)
+        except ValueError as exc:
+            raise Invalid(name, f"is unusable: {exc}", f"change the parameters of {name}") from None
+        return value
+
 
 
 def training_rules(stored: bool) -> dict[str, Rule]:
@@ -124,7 +155,8 @@ def training_rules(stored: bool) -> dict[str, Rule]:
         "batch_size": Number(lo=1, hi=MAX_BATCH, integer=True), "learning_rate": positive,
         "lr_final_fraction": Number(lo=0, hi=1, lo_open=True),
         "seed": Number(lo=-(2**63), hi=2**64 - 1, integer=True) if stored else SEED,
-        "surrogate_steepness": positive, "detach_reset": Flag(), "loss": OneOf(LOSSES), "readout_scale": positive,
+        "surrogate_steepness": positive, "surrogate": SurrogateRule(stored=stored),
+        "detach_reset": Flag(), "loss": OneOf(LOSSES), "readout_scale": positive,
         "rate_target": Number(lo=0), "rate_weight": Number(lo=0),
         "quantisation_aware_epochs": Number(lo=0, integer=True),
         "weight_levels": Number(lo=1, hi=MAX_WEIGHT_LEVELS, integer=True), "select_on_validation": Flag(),

@@ -9,7 +9,8 @@ anything uses it. The target's own arrays and meta keys are its target's to chec
 * ``graph`` (layout and consistency), ``dt_s`` finite > 0, ``dataset`` and ``encoding`` as in a model file;
 * ``layers``/``layer_kinds``: the graph's non-input populations, each once, with their kinds;
 * ``readout_neurons``: ``[first, count]``, the readout layer's logical ids;
-* ``training``: the three settings a backend decodes with; ``report``: a mapping with its ``layers``;
+* ``training``: the three settings a backend decodes with, and (written since the surrogate registry) the
+  model's ``surrogate``; ``report``: a mapping with its ``layers``;
 * ``float_weight:P``: one finite float32 ``[post, pre]`` array per projection of the graph and no other;
   ``float_delay:P`` one per delayed projection, within its range; ``delays.sigma_steps`` finite >= 0.
 """
@@ -21,13 +22,14 @@ from typing import Any
 
 from ..graph import Graph
 from .checksum import FIELD, is_digest
-from .common import LOSSES, check_dataset, check_graph, check_time_step
+from .common import LOSSES, SurrogateRule, check_dataset, check_graph, check_time_step
 from .rules import Anything, Array, Fields, Flag, Invalid, ListOf, MapOf, Nullable, Number, OneOf, Text
 
 GENERIC_KEYS = ("format", "version", "software_version", "target", "graph", "dt_s", "encoding", "dataset", "layers",
                 "layer_kinds", "readout_neurons", "training", "report")
 TRAINING = Fields(required={"surrogate_steepness": Nullable(Number(lo=0, lo_open=True)),
-                            "detach_reset": Nullable(Flag()), "loss": Nullable(OneOf(LOSSES))})
+                            "detach_reset": Nullable(Flag()), "loss": Nullable(OneOf(LOSSES))},
+                  optional={"surrogate": SurrogateRule(stored=True)})  # deployments since the surrogate registry
 REPORT = Fields(required={"layers": ListOf(Fields(required={"name": Text()}, strict=False))},
                 optional={"warnings": ListOf(Text(empty=True))}, strict=False)
 WEIGHT, DELAY = "float_weight:", "float_delay:"

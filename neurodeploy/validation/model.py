@@ -12,7 +12,9 @@ then verifies the checksum. Checked:
   ``delay_sigma_steps`` finite and >= 0, only for delayed projections;
 * ``dt_s`` finite > 0; ``dataset`` known (or ``none``); ``encoding`` valid for it, with the graph's input
   channels and readout size; ``seed`` an integer torch accepts;
-* ``training``: the settings downstream code reads, typed and in range; ``metrics``, ``provenance`` mappings;
+* ``training``: the settings downstream code reads, typed and in range; ``surrogate`` a registered kind with
+  its parameters, and ``surrogate_steepness`` beside it only for SuperSpike, equal to its steepness;
+  ``metrics``, ``provenance`` mappings;
 * ``mapping`` (in-the-loop training): pinned weight scales per layer (finite > 0, one per neuron),
   potential scales, weight copies, the chip trained on.
 """
@@ -62,6 +64,7 @@ def check_model_dict(data: Mapping[str, Any]) -> Graph:
     check_dataset(data["dataset"], data["encoding"], dt_s, graph)
     TORCH_SEED.check(data["seed"], "seed")
     STORED_TRAINING.check(data["training"], "training")
+    check_surrogate_settings(data["training"])
     if data["training"].get("quantisation_aware_epochs", 0) > data["training"].get("epochs", float("inf")):
         raise Invalid("training.quantisation_aware_epochs", "exceeds training.epochs")
     Fields(strict=False).check(data["metrics"], "metrics")
@@ -74,6 +77,19 @@ def check_model_dict(data: Mapping[str, Any]) -> Graph:
     if FIELD in data and not is_digest(data[FIELD]):
         raise Invalid(FIELD, "is not a SHA-256 digest (64 hexadecimal digits)")
     return graph
+
+
+def check_surrogate_settings(training: Mapping[str, Any]) -> None:
+    """``surrogate_steepness`` beside a recorded ``surrogate`` only for SuperSpike, and then its steepness."""
+    surrogate, steepness = training.get("surrogate"), training.get("surrogate_steepness")
+    if surrogate is None or steepness is None:
+        return
+    if surrogate["kind"] != "superspike":
+        raise Invalid("training.surrogate_steepness", f"is given with a {surrogate['kind']!r} surrogate "
+                      "(it is SuperSpike's steepness)")
+    if surrogate.get("steepness", 10.0) != steepness:
+        raise Invalid("training.surrogate_steepness", f"= {steepness!r} differs from training.surrogate.steepness "
+                      f"= {surrogate.get('steepness', 10.0)!r}")
 
 
 def check_weights(weights: Any, graph: Graph, name: str = "weights") -> None:

@@ -11,6 +11,7 @@ import torch
 from ...deployment import Deployment
 from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile
+from ..base import training_meta
 from ...models.network import SpikingNetwork
 from .spec import BSS2Spec
 from .calibration_file import Calibration
@@ -205,7 +206,7 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
         "layer_kinds": [layer.kind for layer in layers],
         "readout_layer": layers[-1].name, "readout_neurons": [placement.layer_start[layers[-1].name],
                                                               layers[-1].size],
-        "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
+        "training": training_meta(model),
         "weight_scale": weight_scale, "clip_quantile": clip_quantile, "weight_copies": weight_copies,
         "chip": None if calibration is None else calibration.chip,
         "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,

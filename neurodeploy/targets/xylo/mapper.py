@@ -17,6 +17,7 @@ import torch
 from ...deployment import Deployment
 from ...errors import DesignRuleViolation
 from ...modelfile import ModelFile
+from ..base import training_meta
 from ...models.network import SpikingNetwork
 from .emulator import XyloConfig, evolve
 from .lower import XyloLayer, lower
@@ -146,7 +147,7 @@ def map_to_xylo(model: ModelFile, spec: XyloSpec, *, clip_quantile: float = 1.0,
         "dataset": model.dataset, "layers": [layer.name for layer in layers],
         "layer_kinds": [layer.kind for layer in layers], "readout_layer": layers[-1].name,
         "readout_neurons": [int(sum(layer.size for layer in layers[:-1])), layers[-1].size],
-        "training": {k: model.training.get(k) for k in ("surrogate_steepness", "detach_reset", "loss")},
+        "training": training_meta(model),
         "weight_scale": weight_scale, "clip_quantile": clip_quantile, "weight_shift": q.shift,
         "chip": None, "report": report, "trained_on": model.mapping.get("trained_on"),
     }
