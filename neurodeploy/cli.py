@@ -8,7 +8,9 @@ wrong prints one line too and exits with 1. ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
+import warnings
 from typing import Any
 from collections.abc import Callable
 
@@ -17,6 +19,34 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import DoesNotFitError, NeurodeployError
+
+
+# The documented ranges of the verbs' numeric arguments (neurodeploy/validation/arguments.py, where the library
+# checks them too; tests/fuzz/test_fuzz_cli.py keeps the two equal). Kept here so that `--help` stays quick.
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**32 - 1
+MAX_WEIGHT_COPIES = 1024
+EPOCHS = click.IntRange(1, MAX_EPOCHS)
+SEED = click.IntRange(0, MAX_SEED)
+WEIGHT_COPIES = click.IntRange(1, MAX_WEIGHT_COPIES)
+
+
+class FiniteRange(click.FloatRange):
+    """A float in a range, refusing NaN and ±inf (click's ``FloatRange`` lets NaN through: it compares false)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def _progress(as_json: bool = False) -> bool:
+    """Progress bars only for a person at a terminal: in a pipe or log they are noise, and a bar that an
+    error closes would stay above the error line."""
+    return not as_json and sys.stderr.isatty()
 
 
 def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
@@ -45,12 +75,22 @@ def _fail(error: NeurodeployError) -> None:
 
 class OneLineErrors(click.Group):
     """A group whose every failure is one line on stderr: usage errors (code 2) and, unless
-    ``--debug``, unexpected errors (code 1) as well."""
+    ``--debug``, unexpected errors (code 1) as well. Python warnings raised meanwhile (numpy's
+    ``RuntimeWarning``, ...) are held back: after success each is one ``warning: ...`` line, after a
+    failure the error is the only line."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         argv = list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:])
+        with warnings.catch_warnings(record="--debug" not in argv) as caught:
+            code = self._main_one_line(argv, *args, **kwargs)
+        for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught or ()):
+            click.echo(f"warning: {message}", err=True)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _main_one_line(self, argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        """Click's ``main``; every failure ends the process here with one line (``sys.exit``)."""
         try:
-            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
         except click.UsageError as error:
             where = error.ctx.command_path if error.ctx else "neurodeploy"
             _error_line(f"{error.format_message()} (fix: see `{where} --help`)", 2)
@@ -65,9 +105,10 @@ class OneLineErrors(click.Group):
         except Exception as error:  # noqa: BLE001 - no traceback reaches a user without --debug
             if "--debug" in argv:
                 raise
-            _error_line(f"internal error: {type(error).__name__}: {error} (fix: rerun with --debug and report "
+            text = " ".join(str(error).split())
+            text = text if len(text) <= 300 else text[:300] + "..."
+            _error_line(f"internal error: {type(error).__name__}: {text} (fix: rerun with --debug and report "
                         "the traceback)", 1)
-        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _guarded(function: Callable[[], Any]) -> Any:
@@ -99,8 +140,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 @click.argument("recipe", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
-@click.option("--seed", type=int, help="Override the recipe's seed.")
+@click.option("--epochs", type=EPOCHS, help="Override the recipe's epochs.")
+@click.option("--seed", type=SEED, help="Override the recipe's seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train(recipe: str, output: str, epochs: int | None, seed: int | None, as_json: bool) -> None:
     """Train a recipe and write a model file.
@@ -109,7 +150,7 @@ def train(recipe: str, output: str, epochs: int | None, seed: int | None, as_jso
     """
     from .workflows.train import train as run_training
 
-    metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=True))
+    metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=_progress(as_json)))
     _emit({**metrics, "output": output}, as_json,
           lambda m: f"test accuracy {_percent(m['test_accuracy'])} on {m['n_test']} samples; "
                     f"{m['epochs']} epochs in {m['training_seconds']:.0f} s → {output}")
@@ -159,7 +200,7 @@ def _map_report_text(r: dict) -> str:
 @click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
 @click.option("-o", "--output", type=click.Path(), help="Deployment file to write (.npz).")
 @click.option("--check", is_flag=True, help="Only check the design rules; report all violations; write nothing.")
-@click.option("--clip-quantile", default=1.0, show_default=True, type=float,
+@click.option("--clip-quantile", default=1.0, show_default=True, type=FiniteRange(0, 1, min_open=True),
               help="Quantile of |w| that maps to the largest weight (1.0: no clipping).")
 @click.option("--weight-scale", type=click.Choice(["per-neuron", "per-projection"]), default="per-neuron",
               show_default=True, help="One quantisation scale per target neuron, or one per layer.")
@@ -168,7 +209,7 @@ def _map_report_text(r: dict) -> str:
 @click.option("--delays", default=None, metavar="STRATEGY",
               help="How trained delays are realised, one of the target's strategies (`neurodeploy targets`; "
                    "bss2: multi-synapse, spike-strength, gradient-only, the default).")
-@click.option("--weight-copies", type=int,
+@click.option("--weight-copies", type=WEIGHT_COPIES,
               help="Spread each weight over up to K synapses on K rows, so that their mismatch averages out "
                    "(K events per spike); each layer uses as many as its free drivers allow. "
                    "Default 1, or what `itl` trained the model with.")
@@ -216,7 +257,7 @@ def run(deployment: str, backend: str, data: str | None, calibration: str | None
     """
     from .workflows.run import run as run_deployment
 
-    result = _guarded(lambda: run_deployment(deployment, backend, data, progress=not as_json,
+    result = _guarded(lambda: run_deployment(deployment, backend, data, progress=_progress(as_json),
                                              calibration=calibration))
     _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} "
                                      f"samples; events {r['counters']}")
@@ -230,7 +271,7 @@ def run(deployment: str, backend: str, data: str | None, calibration: str | None
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="Override a target (hardware units), e.g. --set tau_mem_s=6e-6; repeatable.")
 @click.option("-o", "--output", type=click.Path(), help="Calibration file to write (.yaml).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the searches' random start offsets.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the searches' random start offsets.")
 @click.option("--plot", "plot_dir", type=click.Path(), help="Write before/after histograms (PNG) here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(backend: str, target: str, sets: tuple[str, ...], output: str | None, seed: int,
@@ -242,7 +283,7 @@ def calibrate_command(backend: str, target: str, sets: tuple[str, ...], output: 
     from .workflows.calibrate import calibrate_chip, parse_sets
 
     result = _guarded(lambda: calibrate_chip(backend, target, parse_sets(sets), output, seed, plot_dir,
-                                             progress=not as_json))
+                                             progress=_progress(as_json)))
     _emit(result, as_json, _calibration_text)
     if output is None and not as_json:
         click.echo("note: no -o given, nothing was written", err=True)
@@ -268,11 +309,11 @@ def _calibration_text(r: dict) -> str:
 @click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
 @click.option("--calibration", type=click.Path(), help="Calibration file of the backend's chip.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
-@click.option("--epochs", default=2, show_default=True, type=int, help="Epochs over the training samples.")
-@click.option("--train-samples", type=int, help="Use the first N training samples (default: all).")
-@click.option("--learning-rate", default=3e-3, show_default=True, type=float,
+@click.option("--epochs", default=2, show_default=True, type=EPOCHS, help="Epochs over the training samples.")
+@click.option("--train-samples", type=click.IntRange(min=1), help="Use the first N training samples (default: all).")
+@click.option("--learning-rate", default=3e-3, show_default=True, type=FiniteRange(0, 1, min_open=True),
               help="AdamW step size (model weight units).")
-@click.option("--weight-copies", default=1, show_default=True, type=int,
+@click.option("--weight-copies", default=1, show_default=True, type=WEIGHT_COPIES,
               help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -287,7 +328,7 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
-                                  weight_copies=weight_copies, resume=resume, progress=not as_json))
+                                  weight_copies=weight_copies, resume=resume, progress=_progress(as_json)))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "
@@ -298,10 +339,10 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
 @main.command("import")
 @click.argument("graph", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
-@click.option("--dt-s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--dt-s", type=FiniteRange(min=0, min_open=True),
               help="Seconds per step (default: the graph's metadata, else 1e-3).")
 @click.option("--like", metavar="RECIPE", help="Take dataset and input encoding from this recipe (name or file).")
-@click.option("--tau-scale", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--tau-scale", default=1.0, show_default=True, type=FiniteRange(min=0, min_open=True),
               help="Multiply every time constant (Norse 1.1 writes them 1000x too small: 1000).")
 @click.option("--reset", type=click.Choice(["graph", "subtract"]), default="graph", show_default=True,
               help="subtract: spiking neurons subtract the threshold (snnTorch 1.0's default, written as v_reset=0).")

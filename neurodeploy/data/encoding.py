@@ -28,7 +28,7 @@ ENCODING_KEYS = {
 def validate_encoding(enc: Mapping[str, Any]) -> None:
     """Raise ``RecipeError`` naming any unknown kind, unknown key or impossible time."""
     kind = enc.get("kind")
-    if kind not in ENCODING_KEYS:
+    if not isinstance(kind, str) or kind not in ENCODING_KEYS:  # a list or mapping there is unhashable
         raise RecipeError(f"unknown encoding kind {kind!r}",
                           f"use one of {sorted(ENCODING_KEYS)}")
     unknown = set(enc) - ENCODING_KEYS[kind]

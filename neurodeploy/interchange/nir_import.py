@@ -31,6 +31,7 @@ from ..modelfile import ModelFile
 from ..neuron import NeuronParameters
 from .nir_linear import Composer, check_supported, projections
 from .nir_neurons import ImportedNeuron, convert, is_neuron, peer_warnings
+from .nir_params import check_parameters
 from .nir_read import FlatGraph, flatten, read_graph
 
 DEFAULT_DT_S = 1e-3  # Norse's default step; snnTorch's exporter assumes 1e-4 (a warning says so)
@@ -178,6 +179,7 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
     graph, source = read_graph(graph_or_path)
     flat = flatten(graph)
     check_supported(flat)
+    check_parameters(flat)
     dt, dt_from = _time_step(dt_s, flat.metadata)
     composer = Composer(flat, dt)
     names = [n for n, node in flat.nodes.items() if is_neuron(node)]

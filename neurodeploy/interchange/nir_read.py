@@ -53,9 +53,9 @@ def read_graph(source: str | Path | nir.NIRGraph) -> tuple[nir.NIRGraph, str]:
         with h5py.File(path, "r") as handle:
             if "node" not in handle:
                 raise InterchangeError(f"{path} is an HDF5 file but not a NIR graph (it has no 'node' group)", REMEDY)
-    except OSError:
-        raise InterchangeError(f"{path} is not a NIR file: not HDF5 (truncated, corrupted or another kind of file)",
-                               REMEDY) from None
+    except (OSError, RuntimeError, ValueError):  # h5py: RuntimeError for a damaged object header or link
+        raise InterchangeError(f"{path} is not a readable NIR file: not HDF5, or a damaged one (truncated, "
+                               "corrupted or another kind of file)", REMEDY) from None
     try:
         graph = nir.read(path, type_check=False)  # types are checked here, with errors that name the node
     except Exception as exc:  # h5py, nir and numpy raise many kinds for a damaged or unknown file

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import check_output
+from ..atomic import check_output, nameless_temporaries
 from ..backends.registry import get_backend
-from ..errors import NeurodeployError
+from ..errors import FileKindError, NeurodeployError
 from ..targets.registry import get_target
 
 
 def parse_sets(items: tuple[str, ...]) -> dict:
-    """``("tau_mem_s=1e-5", ...)`` → ``{"tau_mem_s": 1e-05}``."""
+    """``("tau_mem_s=1e-5", ...)`` → ``{"tau_mem_s": 1e-05}``; each value a finite number."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         try:
-            out[key] = float(value)
+            number = float(value)
         except ValueError:
             sep = ""
-        if not sep:
+        if not sep or not key.strip():
             raise NeurodeployError(f"--set '{item}' is not NAME=NUMBER", "e.g. --set tau_mem_s=1e-5")
+        if not math.isfinite(number):
+            raise NeurodeployError(f"--set '{item}' is not a finite number", "e.g. --set tau_mem_s=1e-5")
+        out[key.strip()] = number
     return out
+
+
+def check_plot_folder(plot_dir: str | Path) -> None:
+    """``--plot DIR`` must be a folder, or a name one can be made with (before any work starts)."""
+    folder = Path(plot_dir)
+    if folder.exists() and not folder.is_dir():
+        raise FileKindError(f"--plot {folder} is a file, not a folder", "give a folder for the figures")
+    check_output(folder / "plot.png")
 
 
 def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = None,
@@ -31,11 +43,15 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
     """Calibrate all neurons of the chip behind ``backend`` for ``target``; returns the before/after summary."""
     if output is not None:
         check_output(output)
+    if plot_dir is not None:
+        check_plot_folder(plot_dir)
     chosen = get_target(target)
     engine = get_backend(backend)
     if engine.target not in (None, chosen.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{chosen.name}'",
                                f"use --target {engine.target}")
-    summary = chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir, progress=progress)
+    with nameless_temporaries():
+        summary = chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir,
+                                   progress=progress)
     summary.pop("calibration", None)  # the object; the file holds it
     return summary

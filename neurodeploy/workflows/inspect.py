@@ -7,12 +7,12 @@ from pathlib import Path
 
 import yaml
 
-from ..deployment import load_deployment
 from ..errors import FileKindError
 from ..modelfile import read_model_dict
 from ..recipe import load_recipe
 from ..safe_yaml import LimitError, load_yaml
 from ..targets.registry import all_targets, get_target
+from ..validation.loading import load_checked_deployment
 
 
 def _summary_of_model(path: Path) -> dict:
@@ -26,7 +26,7 @@ def _summary_of_model(path: Path) -> dict:
 
 
 def _summary_of_deployment(path: Path) -> dict:
-    dep = load_deployment(path)
+    dep = load_checked_deployment(path)
     report = dep.meta["report"]
     usage = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != "target"}
     return {"kind": "deployment", "version": dep.meta["version"], "target": dep.target,
@@ -39,11 +39,12 @@ def _summary_of_deployment(path: Path) -> dict:
 def _summary_of_yaml(path: Path) -> dict:
     try:
         data = load_yaml(path)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: a 5000-digit int
         reason = str(exc) if isinstance(exc, LimitError) else type(exc).__name__
         raise FileKindError(f"{path} is not readable YAML ({reason})",
                             "give a recipe, target spec, calibration, model or deployment") from None
-    fmt = data.get("format") if isinstance(data, dict) else None
+    raw = data.get("format") if isinstance(data, dict) else None
+    fmt = raw if isinstance(raw, str) else ""  # a list or mapping there names no format (and is unhashable)
     if fmt == "neurodeploy.recipe":
         recipe = load_recipe(path)
         return {"kind": "recipe", "name": recipe.name, "dataset": recipe.dataset, "dt_s": recipe.dt_s,
@@ -55,7 +56,7 @@ def _summary_of_yaml(path: Path) -> dict:
     for target in all_targets():  # file kinds a target owns (BSS-2: calibration files)
         if fmt in target.file_formats:
             return target.file_formats[fmt](path)
-    raise FileKindError(f"{path} is YAML but not a neurodeploy file (format {fmt!r})",
+    raise FileKindError(f"{path} is YAML but not a neurodeploy file (format {raw!r})",
                         "give a recipe, target spec, model or deployment")
 
 
@@ -67,8 +68,11 @@ def inspect_file(path: str | Path) -> dict:
     if path.suffix in (".yaml", ".yml"):
         return {"file": str(path), **_summary_of_yaml(path)}
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            is_npz = any(name == "meta.npy" for name in archive.namelist())
+        try:
+            with zipfile.ZipFile(path) as archive:
+                is_npz = any(name == "meta.npy" for name in archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # a damaged archive: let the model reader say so
+            is_npz = False
         summary = _summary_of_deployment(path) if is_npz else _summary_of_model(path)
         return {"file": str(path), **summary}
     raise FileKindError(f"{path} is not a neurodeploy file (not a model, deployment, recipe or target)",

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import check_output
+from ..atomic import check_output, nameless_temporaries
 from ..interchange import InterchangeWarning, read_nir, write_nir
 from ..modelfile import load_model, save_model
 from ..recipe import load_recipe
@@ -26,7 +26,8 @@ def import_model(graph_path: str | Path, output: str | Path, *, dt_s: Optional[f
         warnings.simplefilter("ignore", InterchangeWarning)
         model = read_nir(graph_path, dt_s=dt_s, dataset=dataset, encoding=encoding, tau_scale=tau_scale,
                          reset=reset, discretisation=discretisation, readout=readout)
-    save_model(model, output)
+    with nameless_temporaries():
+        save_model(model, output)
     return {"output": str(output), "dt_s": model.dt_s, "discretisation": model.graph.discretisation,
             "dataset": model.dataset, "populations": [(p.name, p.kind, p.size) for p in model.graph.populations],
             "projections": [p.name for p in model.graph.projections],

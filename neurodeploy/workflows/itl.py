@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import check_output
+from ..atomic import check_output, nameless_temporaries
 from ..backends.registry import get_backend
 from ..itl.checkpoint import checkpoint_path
 from ..itl.run import Checkpointing, train_in_the_loop
@@ -26,13 +26,16 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         progress: bool = True) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary."""
     check_output(output, (model_path, calibration))
-    engine, chosen, model = get_backend(backend), get_target(target), load_model(model_path)
     ckpt = checkpoint_path(output)
+    if not resume or not ckpt.is_file():  # a checkpoint to resume from is an input; otherwise it will be written
+        check_output(ckpt, (model_path, calibration))
+    engine, chosen, model = get_backend(backend), get_target(target), load_model(model_path)
     fingerprint = {"model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest()}
-    result, summary = train_in_the_loop(
-        model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
-        weight_copies=weight_copies, seed=seed, progress=progress, source=Path(model_path).name,
-        checkpoint=Checkpointing(ckpt, fingerprint, resume))
-    save_model(result, output)
+    with nameless_temporaries():  # the checkpoints and the model: torch.save
+        result, summary = train_in_the_loop(
+            model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,
+            learning_rate=learning_rate, weight_copies=weight_copies, seed=seed, progress=progress,
+            source=Path(model_path).name, checkpoint=Checkpointing(ckpt, fingerprint, resume))
+        save_model(result, output)
     ckpt.unlink(missing_ok=True)
     return {**summary, "output": str(output)}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import api
-from ..atomic import check_output
+from ..atomic import check_output, nameless_temporaries
 from ..deployment import save_deployment
 from ..modelfile import load_model
 from ..scoring import check_weight_copies
@@ -33,6 +33,7 @@ def map_model(model_path: str | Path, target: str = "bss2", output: Optional[str
                          weight_scale=weight_scale, delays=delays, weight_copies=weight_copies)
     report = deployment.meta["report"]
     if output is not None:
-        save_deployment(deployment, output)
+        with nameless_temporaries():
+            save_deployment(deployment, output)
         report = {**report, "output": str(output)}
     return {**report, "chip": deployment.meta.get("chip")}

@@ -13,8 +13,9 @@ from ..backends.base import Backend, readout_scores
 from ..backends.registry import get_backend
 from ..data.datasets import load_data
 from ..data.encoding import encode
-from ..deployment import Deployment, load_deployment
+from ..deployment import Deployment
 from ..scoring import accuracy
+from ..validation.loading import load_checked_deployment
 
 BATCH = 500
 
@@ -33,12 +34,12 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
         progress: bool = False, calibration: Optional[str | Path] = None) -> dict:
     """Accuracy and event counters of a deployment on a backend."""
     engine = get_backend(backend)
-    deployment = for_backend(load_deployment(deployment_path), engine, calibration)
+    deployment = for_backend(load_checked_deployment(deployment_path), engine, calibration)
     x, y = load_data(deployment.meta["dataset"], data)
     times = encode(x, deployment.meta["encoding"])
     scores: list[torch.Tensor] = []
     counters: dict[str, int] = {}
-    for start in tqdm(range(0, len(y), BATCH), desc=f"run on {backend}", disable=not progress):
+    for start in tqdm(range(0, len(y), BATCH), desc=f"run on {backend}", disable=not progress, leave=False):
         obs = engine.run(deployment, times[start:start + BATCH])
         scores.append(readout_scores(deployment, obs))
         for key, value in obs.counters.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import check_output
+from ..atomic import check_output, nameless_temporaries
 from ..modelfile import save_model
 from ..recipe import load_recipe
 from ..training.fit import fit
@@ -17,5 +17,6 @@ def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] 
     check_output(output, (recipe_path,))
     model = fit(load_recipe(recipe_path), epochs=epochs, seed=seed, progress=progress,
                 recipe_file=Path(recipe_path).name)
-    save_model(model, output)
+    with nameless_temporaries():
+        save_model(model, output)
     return model.metrics

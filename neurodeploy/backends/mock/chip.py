@@ -149,11 +149,16 @@ def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_h
     return spikes
 
 
+MAX_CHIP = 2**32 - 1
+
+
 def parse_chip(name: str) -> tuple[str, Optional[int], MockEffects]:
     """``mock:ideal`` / ``mock:3`` / ``mock:3:noise=off`` → (chip text, chip number or None, effects)."""
     _, _, rest = name.partition(":")
     chip, _, effects = (rest or "ideal").partition(":")
     number = None if chip == "ideal" else int(chip)
+    if number is not None and not 0 <= number <= MAX_CHIP:  # it seeds the chip's fixed pattern (numpy: < 2^32)
+        raise ValueError(f"chip number {number} is outside 0..{MAX_CHIP}")
     return chip, number, MockEffects.parse(effects)
 
 

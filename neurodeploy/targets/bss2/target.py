@@ -88,7 +88,7 @@ class BSS2Target(Target):
                 chip, _, effects = parse_chip(name)
             except ValueError:
                 raise BackendError(f"mock chip '{name}' is not a chip number",
-                                   "use mock:ideal or mock:N with N an integer, e.g. mock:0") from None
+                                   "use mock:ideal or mock:N with N an integer in 0..2^32-1, e.g. mock:0") from None
             return MockChip(chip, effects)
         if name == "hxtorch":
             from ...backends.hxtorch import HxtorchBackend
