@@ -27,13 +27,14 @@ from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
 from .data.encoding import n_channels, validate_encoding
 from .errors import FileKindError, RecipeError
 from .fileformat import Envelope, check_envelope
+from .core.delays import SIGMA_SCHEDULES
 from .core.surrogate import SUPERSPIKE, Surrogate
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 from .safe_yaml import LimitError, load_yaml
 from .shipped import is_bare_name, resolve, shipped_names
 from .validation.common import LOSSES, MAX_STEPS, check_encoding, training_rules, yaml_numbers
-from .validation.rules import Fields, Invalid, ListOf, Number, Rule, Text
+from .validation.rules import Fields, Invalid, ListOf, Number, OneOf, Rule, Text
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
@@ -55,7 +56,8 @@ POSITIVE = Number(lo=0, lo_open=True)
 INIT = Fields(optional={"mean": Number(), "std": Number(lo=0)})
 DELAYS = Fields(optional={"max_steps": Number(lo=1, hi=MAX_STEPS, integer=True), "learning_rate": POSITIVE,
                           "init_steps": ListOf(Number(lo=0), length=2), "sigma_final_steps": POSITIVE,
-                          "sigma_decay_fraction": Number(lo=0, hi=1)}, strict=False)  # keys: parse_delays
+                          "sigma_decay_fraction": Number(lo=0, hi=1), "sigma_schedule": OneOf(SIGMA_SCHEDULES),
+                          "sigma_offset_steps": Number(lo=0)}, strict=False)  # keys: parse_delays
 __all__ = ["LOSSES", "Recipe", "load_recipe", "recipe_from_dict", "recipe_names"]
 
 

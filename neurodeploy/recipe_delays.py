@@ -7,7 +7,12 @@
       learning_rate: 0.1         # steps per update (Adam), the delays' own learning rate
       init_steps: [0, 30]        # initial delays uniform in this range (steps)
       sigma_final_steps: 0.23    # σ of the Gaussian kernel at the end of its decay (DCLS)
-      sigma_decay_fraction: 0.25 # σ falls linearly from max_steps/2 over this fraction of training
+      sigma_decay_fraction: 0.25 # σ falls from max_steps/2 over this fraction of training
+      sigma_schedule: linear     # per optimiser step; exponential: per epoch, as DCLS does
+      sigma_offset_steps: 0.0    # added to σ throughout (DCLS's Gaussian is |SIG| + 0.27 wide)
+
+DCLS's own schedule is ``sigma_schedule: exponential`` with ``sigma_offset_steps: 0.27`` (it ends at
+0.23 + 0.27 = 0.5 steps); :func:`neurodeploy.core.delays.sigma_at` has the equations.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Mapping
 
-from .core.delays import SIGMA_DECAY_FRACTION, SIGMA_FINAL_STEPS
+from .core.delays import SIGMA_DECAY_FRACTION, SIGMA_FINAL_STEPS, SIGMA_SCHEDULES
 from .errors import RecipeError
 
 DELAY_DEFAULTS: dict[str, Any] = {"learning_rate": 0.1, "sigma_final_steps": SIGMA_FINAL_STEPS,
-                                  "sigma_decay_fraction": SIGMA_DECAY_FRACTION}
+                                  "sigma_decay_fraction": SIGMA_DECAY_FRACTION, "sigma_schedule": "linear",
+                                  "sigma_offset_steps": 0.0}
 DELAY_KEYS = {"max_steps", "init_steps", *DELAY_DEFAULTS}
 
 
@@ -46,6 +52,14 @@ def parse_delays(spec: Any, where: str) -> dict:
             raise RecipeError(f"{where}.{key} = {out[key]!r} must be a positive number", f"e.g. {DELAY_DEFAULTS[key]}")
     if not (isinstance(out["sigma_decay_fraction"], (int, float)) and 0 <= out["sigma_decay_fraction"] <= 1):
         raise RecipeError(f"{where}.sigma_decay_fraction must lie in [0, 1]", "e.g. 0.25")
+    if out["sigma_schedule"] not in SIGMA_SCHEDULES:
+        raise RecipeError(f"{where}.sigma_schedule = {out['sigma_schedule']!r} is unknown",
+                          f"use one of {', '.join(SIGMA_SCHEDULES)}")
+    offset = out["sigma_offset_steps"]
+    if not (isinstance(offset, (int, float)) and not isinstance(offset, bool) and 0 <= offset <= max_steps):
+        raise RecipeError(f"{where}.sigma_offset_steps = {offset!r} must lie in 0..max_steps ({max_steps})",
+                          "e.g. 0.27 (DCLS)")
     return {"max_steps": max_steps, "init_steps": [low, high], "learning_rate": float(out["learning_rate"]),
             "sigma_final_steps": float(out["sigma_final_steps"]),
-            "sigma_decay_fraction": float(out["sigma_decay_fraction"])}
+            "sigma_decay_fraction": float(out["sigma_decay_fraction"]), "sigma_schedule": out["sigma_schedule"],
+            "sigma_offset_steps": float(offset)}

@@ -55,6 +55,51 @@ def test_sigma_schedule_shrinks_over_the_first_quarter():
     assert sigma_at(0.25, 30) == pytest.approx(0.23) and sigma_at(0.9, 30) == pytest.approx(0.23)
 
 
+def test_exponential_schedule_is_dcls_per_epoch_decay():
+    """DCLS's decrease_sig: σ0 = D/2 times α = (0.23/σ0)^(1/E) once per epoch, E = epochs // 4, then constant."""
+    epochs, last = 150, 150 // 4
+    alpha = (0.23 / 15.0) ** (1 / last)
+    for epoch in (0, 1, 10, last - 1):
+        for within in (0.0, 0.5, 0.999):  # constant inside an epoch
+            progress = (epoch + within) / epochs
+            assert sigma_at(progress, 30, schedule="exponential", epochs=epochs) == pytest.approx(15.0 * alpha**epoch)
+    assert sigma_at(last / epochs, 30, schedule="exponential", epochs=epochs) == pytest.approx(0.23)
+    assert sigma_at(1.0, 30, schedule="exponential", epochs=epochs) == pytest.approx(0.23)
+    # DCLS's effective width |SIG| + 0.27 ends at 0.5 steps; the offset applies to the linear schedule too
+    assert sigma_at(1.0, 30, schedule="exponential", epochs=epochs, offset_steps=0.27) == pytest.approx(0.5)
+    assert sigma_at(0.0, 30, offset_steps=0.27) == pytest.approx(15.27)
+    assert sigma_at(0.5, 30, schedule="exponential", epochs=3) == pytest.approx(0.23)  # E = max(1, 3 // 4)
+    with pytest.raises(ValueError, match="not one of"):
+        sigma_at(0.5, 30, schedule="cosine")
+
+
+def test_recipe_sigma_schedule_keys_are_checked_and_reach_training():
+    from neurodeploy.models.network import SpikingNetwork
+    from neurodeploy.training.delays import SigmaSchedule, initial_delays
+
+    data = yaml.safe_load((ROOT / "models" / "delay_task.yaml").read_text())
+    layer = next(layer for layer in data["layers"] if "delays" in layer)
+    layer["delays"].update(sigma_schedule="exponential", sigma_offset_steps=0.27)
+    recipe = recipe_from_dict(data)
+    name, spec = next(iter(recipe.delays.items()))
+    assert spec["sigma_schedule"] == "exponential" and spec["sigma_offset_steps"] == 0.27
+    net = SpikingNetwork(recipe.graph, recipe.dt_s, delays=initial_delays(recipe, torch.Generator().manual_seed(0)))
+    schedule = SigmaSchedule(net, recipe, total_steps=40, epochs=8)  # 5 steps per epoch, E = 2
+    seen = []
+    for _ in range(40):
+        seen.append(net.delay_sigma_steps[name])
+        schedule.step()
+    start = spec["max_steps"] / 2
+    assert seen[:5] == [pytest.approx(start + 0.27)] * 5
+    assert seen[5] == pytest.approx(start * (spec["sigma_final_steps"] / start) ** 0.5 + 0.27)
+    assert seen[10:] == [pytest.approx(spec["sigma_final_steps"] + 0.27)] * 30
+    for key, value in (("sigma_schedule", "cosine"), ("sigma_offset_steps", -1.0)):
+        bad = yaml.safe_load((ROOT / "models" / "delay_task.yaml").read_text())
+        next(layer for layer in bad["layers"] if "delays" in layer)["delays"][key] = value
+        with pytest.raises(RecipeError, match=key):
+            recipe_from_dict(bad)
+
+
 def test_harden_delays_is_pure_and_rounds_into_range():
     delays = {"a->b": torch.tensor([[-0.7, 2.5001, 40.2]])}
     hard = harden_delays(delays, {"a->b": 30})

@@ -21,6 +21,7 @@ a one-hot kernel), which is what a chip can realise.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 from collections.abc import Mapping
 
@@ -30,16 +31,34 @@ SIGMA_FINAL_STEPS = 0.23  # DCLS's final σ: the Gaussian is then almost one tap
 SIGMA_DECAY_FRACTION = 0.25  # σ reaches its final value after this fraction of training
 
 
+SIGMA_SCHEDULES = ("linear", "exponential")
+
+
 def sigma_at(progress: float, max_delay_steps: int, sigma_final_steps: float = SIGMA_FINAL_STEPS,
-             decay_fraction: float = SIGMA_DECAY_FRACTION, sigma_start_steps: Optional[float] = None) -> float:
+             decay_fraction: float = SIGMA_DECAY_FRACTION, sigma_start_steps: Optional[float] = None, *,
+             schedule: str = "linear", epochs: int = 1, offset_steps: float = 0.0) -> float:
     r"""σ (steps) after the fraction ``progress`` ∈ [0, 1] of training.
 
-    Linear from :math:`\sigma_0 = D/2` (or ``sigma_start_steps``) down to :math:`\sigma_{final}`
-    over the first ``decay_fraction`` of training, constant afterwards.
+    From :math:`\sigma_0 = D/2` (or ``sigma_start_steps``) down to :math:`\sigma_{f}` = ``sigma_final_steps``
+    over the first ``decay_fraction`` of training, constant afterwards; then ``offset_steps`` is added.
+
+    ``linear`` (the default): per optimiser step, :math:`\sigma = \sigma_0 + \min(p/f_d, 1)(\sigma_f - \sigma_0)`.
+    ``exponential`` (DCLS, Hammouamri et al. 2024: their ``decrease_sig``): per epoch,
+    :math:`\sigma = \sigma_0 \alpha^{\min(e, E)}` with :math:`e = \lfloor p \cdot epochs \rfloor`,
+    :math:`E = \max(1, \lfloor f_d \cdot epochs \rfloor)` (DCLS: ``epochs // 4``) and
+    :math:`\alpha = (\sigma_f/\sigma_0)^{1/E}`. DCLS's Gaussian is :math:`|SIG| + 0.27` wide: ``offset_steps = 0.27``
+    with ``sigma_final_steps = 0.23`` ends at 0.5 steps, as DCLS does.
     """
+    if schedule not in SIGMA_SCHEDULES:
+        raise ValueError(f"sigma schedule {schedule!r} is not one of {SIGMA_SCHEDULES}")
     sigma_start = max(max_delay_steps / 2.0 if sigma_start_steps is None else sigma_start_steps, sigma_final_steps)
-    fraction = min(max(progress / decay_fraction, 0.0), 1.0) if decay_fraction > 0 else 1.0
-    return sigma_start + fraction * (sigma_final_steps - sigma_start)
+    if schedule == "linear":
+        fraction = min(max(progress / decay_fraction, 0.0), 1.0) if decay_fraction > 0 else 1.0
+        return sigma_start + fraction * (sigma_final_steps - sigma_start) + offset_steps
+    last_epoch = max(1, math.floor(decay_fraction * epochs))
+    epoch = min(max(math.floor(progress * epochs + 1e-9), 0), last_epoch) if decay_fraction > 0 else last_epoch
+    alpha = (sigma_final_steps / sigma_start) ** (1.0 / last_epoch)
+    return sigma_start * alpha ** epoch + offset_steps
 
 
 def delay_kernel(delay_steps: torch.Tensor, sigma_steps: float, max_delay_steps: int) -> torch.Tensor:

@@ -45,16 +45,19 @@ def cosine_per_group(optimiser: torch.optim.Optimizer, total_steps: int, final_f
 class SigmaSchedule:
     """Sets each delayed projection's σ after every optimiser step (``sigma_at``), then keeps delays in 0..D."""
 
-    def __init__(self, net: SpikingNetwork, recipe: Recipe, total_steps: int) -> None:
+    def __init__(self, net: SpikingNetwork, recipe: Recipe, total_steps: int, epochs: int = 1) -> None:
         self.net, self.recipe, self.total_steps, self.done = net, recipe, max(total_steps, 1), 0
+        self.epochs = epochs  # the exponential (DCLS) schedule steps σ once per epoch
         self._apply()
 
     def _apply(self) -> None:
         progress = self.done / self.total_steps
         for name, delay in zip(self.net.delay_names, self.net.delays):
             spec = self.recipe.delays[name]
-            self.net.delay_sigma_steps[name] = sigma_at(progress, spec["max_steps"], spec["sigma_final_steps"],
-                                                        spec["sigma_decay_fraction"])
+            self.net.delay_sigma_steps[name] = sigma_at(
+                progress, spec["max_steps"], spec["sigma_final_steps"], spec["sigma_decay_fraction"],
+                schedule=spec.get("sigma_schedule", "linear"), epochs=self.epochs,
+                offset_steps=spec.get("sigma_offset_steps", 0.0))
             with torch.no_grad():  # a delay outside the kernel has no gradient: keep it where it can learn
                 delay.clamp_(0, spec["max_steps"])
 

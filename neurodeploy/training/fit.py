@@ -109,7 +109,7 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         optimiser, T_max=max(total_steps, 1), eta_min=settings["learning_rate"] * settings["lr_final_fraction"])
     if net.delay_names:  # each group (weights, delays) anneals from its own learning rate; σ shrinks
         schedule = Schedules(cosine_per_group(optimiser, total_steps, settings["lr_final_fraction"]),
-                             SigmaSchedule(net, recipe, total_steps))
+                             SigmaSchedule(net, recipe, total_steps, settings["epochs"]))
 
     started = time.perf_counter()
     history: list[dict] = []
