@@ -12,13 +12,16 @@ import torch
 from ..errors import DataError, RecipeError
 from .encoding import encode_dataset
 from .digits import load_digits_4x4_split, load_digits_split
+from .randman import RANDOM_MANIFOLDS, load_random_manifolds
 from .temporal_patterns import CHANNELS, CLASSES, load_temporal_patterns
 from .yinyang import load_yinyang
 
-N_FEATURES = {"yinyang": 4, "digits": 64, "digits_4x4": 16, "temporal_patterns": CHANNELS}
-N_CLASSES = {"yinyang": 3, "digits": 10, "digits_4x4": 10, "temporal_patterns": CLASSES}
+N_FEATURES = {"yinyang": 4, "digits": 64, "digits_4x4": 16, "temporal_patterns": CHANNELS,
+              "random_manifolds": RANDOM_MANIFOLDS.channels}
+N_CLASSES = {"yinyang": 3, "digits": 10, "digits_4x4": 10, "temporal_patterns": CLASSES,
+             "random_manifolds": RANDOM_MANIFOLDS.classes}
 SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"), "digits_4x4": ("train", "test"),
-          "temporal_patterns": ("train", "test")}
+          "temporal_patterns": ("train", "test"), "random_manifolds": ("train", "validation", "test")}
 
 
 def check_dataset_name(name: str) -> None:
@@ -34,6 +37,8 @@ def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
                         f"use one of {list(SPLITS[name])}")
     if name == "temporal_patterns":
         return load_temporal_patterns(split)
+    if name == "random_manifolds":
+        return load_random_manifolds(split)
     if name == "digits_4x4":
         return load_digits_4x4_split(split)
     return load_yinyang(split) if name == "yinyang" else load_digits_split(split)
