@@ -102,6 +102,48 @@ def test_broken_files_are_one_line_errors(tmp_path):
         assert "\n" not in error.value.one_line() and error.value.fix
 
 
+def test_a_reader_that_stalls_is_stopped_at_the_deadline(tmp_path, monkeypatch):
+    """HDF5 can stall for good in C on a damaged file (scripts/fuzz.py found one): the file is read in a child
+    process that is killed at the deadline; a reader that crashes is an error too, and a sound file reads."""
+    import os
+    import time
+
+    from neurodeploy.interchange import nir_file
+
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("reading with a deadline needs fork (elsewhere the file is read in-process)")
+    assert type(nir_file.read_nir_file(GOLDEN / "norse_ff.nir")).__name__ == "NIRGraph"
+    monkeypatch.setattr(nir_file, "_read", lambda path: time.sleep(600))  # the forked child inherits it
+    started = time.monotonic()
+    with pytest.raises(InterchangeError, match="could not be read within 1 s"):
+        nir_file.read_nir_file(GOLDEN / "norse_ff.nir", timeout_s=1.0)
+    assert time.monotonic() - started < 30
+    monkeypatch.setattr(nir_file, "_read", lambda path: os._exit(3))
+    with pytest.raises(InterchangeError, match=r"crashed the HDF5 reader \(exit code 3\)"):
+        nir_file.read_nir_file(GOLDEN / "norse_ff.nir", timeout_s=30.0)
+
+
+def test_wrong_sizes_and_shapes_are_one_line_errors():
+    """Found by scripts/fuzz.py: a Delay with more values than its input, weights one row short of the neurons
+    they feed, an Output of shape 0, parameters that are not numbers."""
+    lif = nir.LIF(tau=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
+    cases = {
+        "delay values": (chain(("w", nir.Linear(weight=np.ones((2, 2)))), ("d", nir.Delay(delay=np.full(3, 1e-3))),
+                               ("n", li(2))), r"'d' \(Delay\) has 3 delay values for an input of size 2"),
+        "rows short": (chain(("w", nir.Linear(weight=np.ones((2, 2)))), ("n", lif)),
+                       r"'n' \(LIF\) has 3 neurons but receives a vector of size 2"),
+        "string weight": (chain(("w", nir.Linear(weight=np.array([["a", "b"]]))), ("n", li(1))),
+                          r"'w' \(Linear\) weight is not an array of numbers"),
+    }
+    for graph, match in cases.values():
+        with pytest.raises(InterchangeError, match=match):
+            import_nir(graph, dt_s=1e-3)
+    graph = chain(("w", nir.Linear(weight=np.ones((2, 2)))), ("n", li(2)))
+    graph.nodes["out"] = nir.Output(output_type={"output": np.array([0])})
+    with pytest.raises(InterchangeError, match="Output 'out' has shape"):
+        import_nir(graph, dt_s=1e-3)
+
+
 def test_options_are_checked():
     graph = chain(W, ("n", li()))
     for options, match in (({"reset": "zero"}, "reset 'zero'"), ({"tau_scale": -1.0}, "tau_scale"),

@@ -188,6 +188,11 @@ def import_nir(graph_or_path: str | Path | nir.NIRGraph, dt_s: Optional[float] =
     neurons: dict[str, ImportedNeuron] = {n: convert(n, flat.nodes[n], composer.size(n), dt, tau_scale, reset)
                                           for n in names}
     signals = {n: composer.input_of(n) for n in names}
+    for n in names:
+        if signals[n].size != composer.size(n):
+            raise InterchangeError(f"node '{n}' ({type(flat.nodes[n]).__name__}) has {composer.size(n)} neurons but "
+                                   f"receives a vector of size {signals[n].size}",
+                                   "make the rows of the weights into it match its size")
     incoming = {n: projections(n, signals[n]) for n in names}
     order = _order(names, {n: list(incoming[n]) for n in names}, _readout(flat, composer))
     if readout == "membrane" and neurons[order[-1]].kind == "lif":

@@ -147,14 +147,23 @@ class Composer:
             bias = np.asarray(node.bias, dtype=np.float64).reshape(-1) if isinstance(node, nir.Affine) else 0.0
             return Signal([Term(t.source, t.delay, w @ t.matrix) for t in x.terms], w @ x.bias + bias)
         if isinstance(node, nir.Scale):
-            s = np.broadcast_to(np.asarray(node.scale, dtype=np.float64).reshape(-1), (x.size,))
+            s = self._per_element(name, node, "scale", x.size)
             return Signal([Term(t.source, t.delay, s[:, None] * t.matrix) for t in x.terms], s * x.bias)
         if isinstance(node, nir.Delay):
-            steps = self._steps(name, np.broadcast_to(np.asarray(node.delay, dtype=np.float64).reshape(-1), (x.size,)))
+            steps = self._steps(name, self._per_element(name, node, "delay", x.size))
             terms = [Term(t.source, t.delay + int(d), np.where((steps == d)[:, None], t.matrix, 0.0))
                      for t in x.terms for d in np.unique(steps)]
             return Signal(terms, x.bias)
         return x  # identity: inlined Input/Output, Flatten of a vector
+
+    @staticmethod
+    def _per_element(name: str, node: Any, field: str, size: int) -> np.ndarray:
+        """``node.field`` as ``size`` values: one per element of the input, or one for all."""
+        values = np.asarray(getattr(node, field), dtype=np.float64).reshape(-1)
+        if values.size not in (1, size):
+            raise InterchangeError(f"node '{name}' ({type(node).__name__}) has {values.size} {field} values for an "
+                                   f"input of size {size}", f"give one {field} per element, or one for all")
+        return np.broadcast_to(values, (size,))
 
     def _steps(self, name: str, delay_s: np.ndarray) -> np.ndarray:
         steps = delay_s / self.dt_s

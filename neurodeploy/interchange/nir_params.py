@@ -33,22 +33,28 @@ def _numbers(name: str, node: Any, field: str) -> np.ndarray:
     return values  # a neuron's values are checked, per neuron, where they are converted (nir_neurons)
 
 
-def _input_shape(name: str, node: Any) -> None:
-    shape = node.input_type.get("input") if isinstance(getattr(node, "input_type", None), dict) else None
+def _io_shape(name: str, node: Any, field: str, key: str) -> None:
+    """An Input's ``input_type['input']`` or an Output's ``output_type['output']``: positive whole numbers."""
+    types = getattr(node, field, None)
+    shape = types.get(key) if isinstance(types, dict) else None
+    if shape is None and field == "output_type":  # an Output may leave its shape to what feeds it
+        return
     try:
         dims = np.asarray(shape, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         dims = np.array([np.nan])
     if dims.size == 0 or not np.all(np.isfinite(dims)) or np.any(dims < 1) or np.any(dims != np.round(dims)):
-        raise InterchangeError(f"Input '{name}' has shape {shape!r}, not positive whole numbers",
-                               "give the Input a shape such as [16]")
+        raise InterchangeError(f"{type(node).__name__} '{name}' has shape {shape!r}, not positive whole numbers",
+                               f"give the {type(node).__name__} a shape such as [16]")
 
 
 def check_parameters(flat: FlatGraph) -> None:
     """Refuse the first node whose parameters are not finite numbers of a usable shape (module docstring)."""
     for name, node in flat.nodes.items():
         if name == flat.input:
-            _input_shape(name, node)
+            _io_shape(name, node, "input_type", "input")
+        if name == flat.output:
+            _io_shape(name, node, "output_type", "output")
         arrays = {field: _numbers(name, node, field) for field in NUMERIC_FIELDS
                   if getattr(node, field, None) is not None}
         if isinstance(node, (nir.Affine, nir.Linear)) and arrays["weight"].ndim != 2:

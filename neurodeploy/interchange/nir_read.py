@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import nir
 
 from ..errors import InterchangeError
-
-REMEDY = ("give a .nir file written with nir.write (e.g. by snnTorch's export_to_nir, Norse's to_nir or "
-          "neurodeploy export)")
+from .nir_file import REMEDY, read_nir_file
 
 
 @dataclass
@@ -49,19 +46,7 @@ def read_graph(source: str | Path | nir.NIRGraph) -> tuple[nir.NIRGraph, str]:
     path = Path(source)
     if not path.is_file():
         raise InterchangeError(f"NIR file {path} does not exist", REMEDY)
-    try:
-        with h5py.File(path, "r") as handle:
-            if "node" not in handle:
-                raise InterchangeError(f"{path} is an HDF5 file but not a NIR graph (it has no 'node' group)", REMEDY)
-    except (OSError, RuntimeError, ValueError):  # h5py: RuntimeError for a damaged object header or link
-        raise InterchangeError(f"{path} is not a readable NIR file: not HDF5, or a damaged one (truncated, "
-                               "corrupted or another kind of file)", REMEDY) from None
-    try:
-        graph = nir.read(path, type_check=False)  # types are checked here, with errors that name the node
-    except Exception as exc:  # h5py, nir and numpy raise many kinds for a damaged or unknown file
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise InterchangeError(f"{path} is a damaged or unsupported NIR file ({type(exc).__name__}: {detail})",
-                               REMEDY) from None
+    graph = read_nir_file(path)
     if not isinstance(graph, nir.NIRGraph):
         raise InterchangeError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph", REMEDY)
     return graph, str(path)
