@@ -53,6 +53,31 @@ def test_latency_encoding_silences_dark_pixels():
     assert bin_spike_times(times, 1e-3, 35).sum() == 2
 
 
+def test_log_latency_is_a_lif_neurons_first_spike():
+    """t = tau ln(v / (v - theta)): the time a membrane dv/dt = (v_in - v)/tau from 0 reaches theta."""
+    enc = {"kind": "log_latency", "tau_s": 20e-3, "threshold": 0.2, "duration_s": 50e-3}
+    v = np.array([[1.0, 0.5, 0.25, 0.2, 0.0]])
+    times = encode(v, enc)[0]
+    assert times[0] == pytest.approx(20e-3 * np.log(1.25)) and np.all(np.diff(times[:3]) > 0)
+    assert np.isnan(times[3:]).all()  # at or below the threshold: silent
+    for value, t in zip(v[0, :3], times[:3]):  # the closed form is the LIF's threshold crossing
+        assert value * (1 - np.exp(-t / 20e-3)) == pytest.approx(0.2)
+    spikes = bin_spike_times(times[None], 1e-3, 50)
+    assert spikes.sum().item() == 3  # 4.5, 10.2 and 32.2 ms: all inside 50 ms
+    enc_short = {**enc, "duration_s": 10e-3}
+    assert bin_spike_times(encode(v, enc_short), 1e-3, 10).sum().item() == 1  # later spikes fall off the window
+
+
+def test_log_latency_recipe_keys_are_checked():
+    from neurodeploy.validation.common import check_encoding
+    from neurodeploy.validation.rules import Invalid
+
+    check_encoding({"kind": "log_latency", "tau_s": 20e-3, "threshold": 0.2, "duration_s": 0.1}, 1e-3)
+    for bad in ({"tau_s": 0.0}, {"threshold": 1.0}, {"threshold": -0.1}):
+        with pytest.raises(Invalid):
+            check_encoding({"kind": "log_latency", "tau_s": 20e-3, "threshold": 0.2, "duration_s": 0.1, **bad}, 1e-3)
+
+
 def test_npz_data_is_checked(tmp_path):
     good = tmp_path / "good.npz"
     np.savez(good, x=np.random.rand(7, 4), y=np.array([0, 1, 2, 0, 1, 2, 0]))

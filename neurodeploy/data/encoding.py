@@ -5,6 +5,11 @@
   optional bias channel spiking at :math:`t_{bias}`.
 * ``latency`` (digits): :math:`t_i = t_{min} + (1 - v_i)(t_{max} - t_{min})`; features at or below
   ``threshold`` stay silent.
+* ``log_latency`` (Zenke & Vogels 2021, seed 004_5fb35622c679aa12.txt): the first spike of a LIF neuron
+  driven by a constant current :math:`v_i`, :math:`t_i = \tau \ln\big(v_i / (v_i - \vartheta)\big)` for
+  :math:`v_i > \vartheta` (``tau_s``, ``threshold``; the seed's 20 ms and 0.2); brighter is earlier
+  (:math:`v = 1`: :math:`\tau \ln(1/(1-\vartheta))`), features at or below ``threshold`` and times past
+  ``duration_s`` stay silent.
 
 ``bin_spike_times`` turns times into the dense ``[T, B, channels]`` tensor a simulator steps through.
 """
@@ -22,6 +27,7 @@ from ..errors import RecipeError
 ENCODING_KEYS = {
     "time_to_spike": {"kind", "t_early_s", "t_late_s", "t_bias_s", "duration_s"},
     "latency": {"kind", "t_min_s", "t_max_s", "threshold", "duration_s"},
+    "log_latency": {"kind", "tau_s", "threshold", "duration_s"},
 }
 
 
@@ -57,6 +63,12 @@ def encode(features: np.ndarray, enc: Mapping[str, Any]) -> np.ndarray:
         if enc.get("t_bias_s") is not None:
             bias = np.full((v.shape[0], 1), float(enc["t_bias_s"]))
             times = np.concatenate([times, bias], axis=1)
+        return times
+    if enc["kind"] == "log_latency":
+        threshold = float(enc["threshold"])
+        above = v > threshold
+        with np.errstate(divide="ignore", invalid="ignore"):
+            times = np.where(above, enc["tau_s"] * np.log(v / np.where(above, v - threshold, 1.0)), np.nan)
         return times
     times = enc["t_min_s"] + (1.0 - v) * (enc["t_max_s"] - enc["t_min_s"])
     times[v <= enc["threshold"]] = np.nan

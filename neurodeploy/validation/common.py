@@ -46,6 +46,9 @@ ENCODINGS = {
                             optional={"t_bias_s": Nullable(Number(lo=0))}),
     "latency": Fields(required={"kind": Text(), "t_min_s": Number(lo=0), "t_max_s": Number(lo=0),
                                 "threshold": Number(), "duration_s": Number(lo=0, lo_open=True)}),
+    "log_latency": Fields(required={"kind": Text(), "tau_s": Number(lo=0, lo_open=True),
+                                    "threshold": Number(lo=0, hi=1, hi_open=True),
+                                    "duration_s": Number(lo=0, lo_open=True)}),
 }
 
 
