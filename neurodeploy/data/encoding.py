@@ -1,7 +1,7 @@
-"""Spike encoders: raw features → one spike time per input channel (seconds, NaN = no spike).
+r"""Spike encoders: raw features → one spike time per input channel (seconds, NaN = no spike).
 
 * ``time_to_spike`` (Yin-Yang, hxtorch's ``CoordinatesToSpikes``):
-  :math:`t_i = t_{early} + v_i (t_{late} - t_{early})` for each feature :math:`v_i \\in [0, 1]`, plus an
+  :math:`t_i = t_{early} + v_i (t_{late} - t_{early})` for each feature :math:`v_i \in [0, 1]`, plus an
   optional bias channel spiking at :math:`t_{bias}`.
 * ``latency`` (digits): :math:`t_i = t_{min} + (1 - v_i)(t_{max} - t_{min})`; features at or below
   ``threshold`` stay silent.
