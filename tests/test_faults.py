@@ -13,6 +13,7 @@ from neurodeploy.backends.mock.chip import MockChip
 from neurodeploy.backends.mock.faults import STUCK_FIELDS, ChipDisconnected, Faults
 from neurodeploy.backends.mock.variation import MockEffects, realise
 from neurodeploy.backends.registry import get_backend
+from neurodeploy.backends.retry import run_with_retry
 from neurodeploy.calibration.calibrate import _success, calibrate, calibration_targets
 from neurodeploy.calibration.experiment import chip_experiment
 from neurodeploy.calibration.measure import Meter
@@ -22,7 +23,6 @@ from neurodeploy.cli import main
 from neurodeploy.deployment import load_deployment
 from neurodeploy.errors import BackendError
 from neurodeploy.itl.checkpoint import checkpoint_path
-from neurodeploy.itl.loop import run_with_retry
 from neurodeploy.itl.run import Checkpointing, train_in_the_loop
 from neurodeploy.modelfile import load_model
 from neurodeploy.targets.bss2.analog import nominal_codes
@@ -225,6 +225,14 @@ def test_a_disconnecting_run_fails_typed_and_the_retry_returns_the_fault_free_re
         run_with_retry(get_backend("mock:0:faults=disconnect:1"), dep, _times(8))
     with pytest.raises(BackendError, match="returned"):  # an error that is not retryable is raised at once
         run_with_retry(_Broken(), dep, _times(8))
+
+
+def test_run_retries_disconnected_runs_and_scores_as_the_fault_free_chip(deployment_file):
+    """`run` wraps its backend in Retrying: a chip that loses one run in three scores as the healthy chip."""
+    flaky = run(deployment_file, "mock:0:faults=disconnect:0.3")
+    healthy = run(deployment_file, "mock:0")
+    assert flaky["retried_runs"] > 0 and healthy["retried_runs"] == 0
+    assert flaky["accuracy"] == healthy["accuracy"] and flaky["counters"] == healthy["counters"]
 
 
 class _Broken:

@@ -7,19 +7,18 @@ on the chip's trajectory. AdamW updates float shadow weights; the target's
 :class:`~neurodeploy.targets.base.ItlSession` re-quantises them with the first mapping's fixed
 scales and rewrites only the synapses that changed.
 
-A run that fails with a retryable backend error (a lost connection, a time-out: an error whose
-``retryable`` is true) is run again with the same batch, up to :data:`RUN_ATTEMPTS` times in all
-(:func:`run_with_retry`); :class:`Retrying` gives a backend whose every run does so.
+A run that fails with a retryable backend error (a lost connection, a time-out) is run again with
+the same batch (:class:`~neurodeploy.backends.retry.Retrying`, which :mod:`.run` wraps the backend in).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ..backends.base import Backend, Observations, Recording
+from ..backends.base import Backend
 from ..core.surrogate import surrogate_of
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
@@ -31,45 +30,6 @@ from ..targets.base import ItlSession
 from ..training.loss import task_loss
 from .alignment import Alignment
 from .forward import injected_forward, measured_per_layer
-
-
-RUN_ATTEMPTS = 4  # a run failing retryably is tried this many times in all before itl gives up
-
-
-def run_with_retry(engine: Backend, deployment: Deployment, input_times_s: np.ndarray,
-                   record: Optional[Recording] = None, attempts: int = RUN_ATTEMPTS) -> tuple[Observations, int]:
-    """``engine.run`` of one batch, run again while it fails retryably; returns the observations and the retries.
-
-    Only errors that say they are retryable (``retryable`` true, e.g. the mock's disconnect fault)
-    are retried; ``attempts`` failures in a row are one clear error (the last failure's cause).
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return engine.run(deployment, input_times_s, record), attempt - 1
-        except BackendError as error:
-            if not error.retryable:
-                raise
-            if attempt == attempts:
-                raise BackendError(f"backend {engine.name} failed {attempts} runs of the same batch in a row "
-                                   f"(last: {error.message})",
-                                   "check the chip's connection; itl with a checkpoint continues with --resume"
-                                   ) from error
-    raise AssertionError("unreachable")  # the loop returns or raises
-
-
-class Retrying:
-    """``engine`` with every run retried by :func:`run_with_retry`; it declares what ``engine`` declares."""
-
-    def __init__(self, engine: Backend, attempts: int = RUN_ATTEMPTS) -> None:
-        self.engine, self.attempts, self.retries = engine, attempts, 0
-        self.name, self.target, self.chip_id = engine.name, engine.target, engine.chip_id
-        self.uses_codes, self.capabilities = engine.uses_codes, engine.capabilities
-
-    def run(self, deployment: Deployment, input_times_s: np.ndarray,
-            record: Optional[Recording] = None) -> Observations:
-        obs, retries = run_with_retry(self.engine, deployment, input_times_s, record, self.attempts)
-        self.retries += retries
-        return obs
 
 
 class ItlData(NamedTuple):

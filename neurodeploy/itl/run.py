@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..backends.base import Backend
+from ..backends.retry import Retrying
 from ..data.datasets import training_probe
 from ..errors import FileKindError, NeurodeployError
 from ..modelfile import ModelFile
@@ -22,7 +23,7 @@ from ..validation.arguments import check_itl_arguments
 from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .forward import layer_neurons
-from .loop import Retrying, itl_data, snapshot, train_epoch
+from .loop import itl_data, snapshot, train_epoch
 from .measure import measure_alignment
 
 PROBE_SAMPLES = 200  # training samples the trace alignment is measured on

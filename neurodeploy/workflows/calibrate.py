@@ -8,6 +8,7 @@ from typing import Optional
 
 from ..atomic import check_output, nameless_temporaries
 from ..backends.registry import get_backend
+from ..backends.retry import Retrying
 from ..errors import FileKindError, NeurodeployError
 from ..targets.registry import get_target
 
@@ -46,7 +47,7 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
     if plot_dir is not None:
         check_plot_folder(plot_dir)
     chosen = get_target(target)
-    engine = get_backend(backend)
+    engine = Retrying(get_backend(backend))  # an experiment that loses the chip is run again
     if engine.target not in (None, chosen.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{chosen.name}'",
                                f"use --target {engine.target}")
@@ -54,4 +55,4 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
         summary = chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir,
                                    progress=progress)
     summary.pop("calibration", None)  # the object; the file holds it
-    return summary
+    return {**summary, "retried_runs": engine.retries}

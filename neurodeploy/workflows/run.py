@@ -11,6 +11,7 @@ from tqdm import tqdm
 from ..api import for_backend
 from ..backends.base import Backend, readout_scores
 from ..backends.registry import get_backend
+from ..backends.retry import Retrying
 from ..data.datasets import load_data
 from ..data.encoding import encode
 from ..deployment import Deployment
@@ -33,7 +34,7 @@ def other_chip_warnings(deployment: Deployment, engine: Backend) -> list[str]:
 def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
         progress: bool = False, calibration: Optional[str | Path] = None) -> dict:
     """Accuracy and event counters of a deployment on a backend."""
-    engine = get_backend(backend)
+    engine = Retrying(get_backend(backend))  # a run that loses the chip is run again with the same batch
     deployment = for_backend(load_checked_deployment(deployment_path), engine, calibration)
     x, y = load_data(deployment.meta["dataset"], data)
     times = encode(x, deployment.meta["encoding"])
@@ -47,4 +48,4 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine),
             "n_samples": int(len(y)), "backend": engine.name,
             "target": deployment.target, "dataset": deployment.meta["dataset"], "data": data or "test",
-            "chip": engine.chip_id, "counters": counters}
+            "chip": engine.chip_id, "counters": counters, "retried_runs": engine.retries}

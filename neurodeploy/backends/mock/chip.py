@@ -421,7 +421,8 @@ class MockChip:
         if self._chip is not None and disconnects(int(self.chip), run_index, self.faults.disconnect):
             self._configured = None  # a reconnected chip is configured again
             raise ChipDisconnected(f"run {run_index + 1} on {self.name} lost the connection to the chip and returned "
-                                   "nothing (injected fault)", "run it again; itl retries such runs itself")
+                                   "nothing (injected fault)",
+                                   "run it again (itl, run and calibrate retry such runs themselves)")
         input_times_s = fpga_delayed_times(deployment, input_times_s)  # delayed copies leave the FPGA
         state = self._state(deployment)
         meta = deployment.meta
