@@ -26,9 +26,11 @@ from .errors import DoesNotFitError, NeurodeployError
 MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 MAX_WEIGHT_COPIES = 1024
+MAX_REPEAT = 1000
 EPOCHS = click.IntRange(1, MAX_EPOCHS)
 SEED = click.IntRange(0, MAX_SEED)
 WEIGHT_COPIES = click.IntRange(1, MAX_WEIGHT_COPIES)
+REPEAT = click.IntRange(1, MAX_REPEAT)
 
 
 class FiniteRange(click.FloatRange):
@@ -245,24 +247,37 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 @click.argument("deployment", type=click.Path())
 @click.option("--backend", default="mock:ideal", show_default=True,
               help="software (any target), a BSS-2 one (mock:ideal, mock:CHIP e.g. mock:0 or mock:0:noise=off, "
-                   "hxtorch) or another target's (`neurodeploy targets` lists them).")
+                   "a range of chips mock:0-4, hxtorch) or another target's (`neurodeploy targets` lists them).")
 @click.option("--data", help="Split name (test, train, validation) or a .npz file with x [N, F] and y [N].")
 @click.option("--calibration", type=click.Path(),
-              help="Use this chip calibration's codes (must be the backend's chip).")
+              help="Use this chip calibration's codes (must be the backend's chip); for a range of chips a "
+                   "pattern, e.g. calibration/mock-{chip}.yaml.")
+@click.option("--repeat", default=1, show_default=True, type=REPEAT,
+              help="Run each chip this many times; with several runs the accuracy is mean ± std and the 95 % "
+                   "interval of the mean.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(deployment: str, backend: str, data: str | None, calibration: str | None, as_json: bool) -> None:
+def run(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int,
+        as_json: bool) -> None:
     """Run a deployment on a backend and report its accuracy.
 
     Example: neurodeploy run yinyang.npz --backend mock:0 --calibration calibration/0.yaml
+    Example: neurodeploy run yinyang.npz --backend mock:0-4 --calibration calibration/mock-{chip}.yaml --repeat 5
     """
     from .workflows.run import run as run_deployment
 
     result = _guarded(lambda: run_deployment(deployment, backend, data, progress=_progress(as_json),
-                                             calibration=calibration))
-    _emit(result, as_json, lambda r: f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} "
-                                     f"samples; events {r['counters']}")
+                                             calibration=calibration, repeat=repeat))
+    _emit(result, as_json, _run_text)
     for warning in result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
+
+
+def _run_text(r: dict) -> str:
+    if "per_backend" not in r:
+        return f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} samples; events {r['counters']}"
+    lines = [f"{r['backend']}, {r['repeat']} run(s) per chip on {r['n_samples']} samples: accuracy {r['summary']}"]
+    lines += [f"  {name}: {chip['summary']}" for name, chip in r["per_backend"].items()]
+    return "\n".join(lines)
 
 
 @main.command("calibrate")

@@ -29,3 +29,15 @@ def backend_names() -> list[str]:
     """Every backend name this installation offers (patterns such as ``mock:CHIP`` included)."""
     from ..targets.registry import all_targets
     return ["software"] + [n for target in all_targets() for n in target.backend_names()]
+
+
+def expand_backends(name: str) -> list[str]:
+    """The backends ``name`` stands for: several for a target's range of chips (``mock:0-4``), else ``[name]``."""
+    if name == "software":
+        return [name]
+    from ..targets.registry import all_targets
+    for target in all_targets():
+        names = target.expand_backend(name)
+        if names != [name]:
+            return names
+    return [name]

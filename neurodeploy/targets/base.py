@@ -138,6 +138,11 @@ class Target:
         """The backend names this target provides, as a user types them (for help texts)."""
         return []
 
+    def expand_backend(self, name: str) -> list[str]:
+        """The backends a name stands for: several where it names a range of chips (BSS-2: ``mock:0-4``), else
+        ``[name]``."""
+        return [name]
+
     # -- optional hooks -----------------------------------------------------------------------
     def validate_deployment(self, deployment: Deployment) -> None:
         """Check what only this target understands in a loaded ``deployment`` (its arrays and meta keys), after

@@ -27,6 +27,7 @@ from .rules import Invalid, Number, OneOf, Rule, show
 MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 MAX_WEIGHT_COPIES = 1024
+MAX_REPEAT = 1000
 
 EPOCHS = Number(lo=1, hi=MAX_EPOCHS, integer=True)
 SEED = Number(lo=0, hi=MAX_SEED, integer=True)
@@ -34,6 +35,7 @@ CLIP_QUANTILE = Number(lo=0, hi=1, lo_open=True)
 LEARNING_RATE = Number(lo=0, hi=1, lo_open=True)
 TRAIN_SAMPLES = Number(lo=1, integer=True)
 WEIGHT_COPIES = Number(lo=1, hi=MAX_WEIGHT_COPIES, integer=True)
+REPEAT = Number(lo=1, hi=MAX_REPEAT, integer=True)
 WEIGHT_SCALES = ("per-neuron", "per-projection")
 WEIGHT_SCALE = OneOf(WEIGHT_SCALES)
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from tqdm import tqdm
 
 from ..api import for_backend
 from ..backends.base import Backend, readout_scores
-from ..backends.registry import get_backend
+from ..backends.registry import expand_backends, get_backend
 from ..backends.retry import Retrying
 from ..data.datasets import load_data
 from ..data.encoding import encode
 from ..deployment import Deployment
+from ..errors import NeurodeployError
 from ..scoring import accuracy
+from ..statistics import spread
+from ..validation.arguments import REPEAT, check_argument
 from ..validation.loading import load_checked_deployment
 
 BATCH = 500
@@ -31,21 +34,65 @@ def other_chip_warnings(deployment: Deployment, engine: Backend) -> list[str]:
             f"expect lower accuracy (fix: neurodeploy itl on chip {chip})"]
 
 
-def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
-        progress: bool = False, calibration: Optional[str | Path] = None) -> dict:
-    """Accuracy and event counters of a deployment on a backend."""
-    engine = Retrying(get_backend(backend))  # a run that loses the chip is run again with the same batch
-    deployment = for_backend(load_checked_deployment(deployment_path), engine, calibration)
-    x, y = load_data(deployment.meta["dataset"], data)
-    times = encode(x, deployment.meta["encoding"])
+def _score(engine: Retrying, deployment: Deployment, times: Any, y: Any, progress: bool) -> dict:
+    """One pass over the samples on ``engine``: accuracy, summed counters."""
     scores: list[torch.Tensor] = []
     counters: dict[str, int] = {}
-    for start in tqdm(range(0, len(y), BATCH), desc=f"run on {backend}", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(y), BATCH), desc=f"run on {engine.name}", disable=not progress, leave=False):
         obs = engine.run(deployment, times[start:start + BATCH])
         scores.append(readout_scores(deployment, obs))
         for key, value in obs.counters.items():
             counters[key] = counters.get(key, 0) + value
-    return {"accuracy": accuracy(torch.cat(scores), y), "warnings": other_chip_warnings(deployment, engine),
-            "n_samples": int(len(y)), "backend": engine.name,
-            "target": deployment.target, "dataset": deployment.meta["dataset"], "data": data or "test",
-            "chip": engine.chip_id, "counters": counters, "retried_runs": engine.retries}
+    return {"accuracy": accuracy(torch.cat(scores), y), "counters": counters}
+
+
+def _calibration_of(calibration: Optional[str | Path], chip: Optional[str], several: bool) -> Optional[str | Path]:
+    """The calibration file of one chip: ``calibration`` itself, or its ``{chip}`` pattern filled in."""
+    if calibration is None or "{chip}" not in str(calibration):
+        if several and calibration is not None:
+            raise NeurodeployError(f"--calibration {calibration} is one chip's calibration, the backend names "
+                                   "several chips", "give a pattern such as calibration/mock-{chip}.yaml")
+        return calibration
+    if chip is None:
+        raise NeurodeployError(f"--calibration {calibration} is a per-chip pattern, the backend has no chip number",
+                               "give the calibration file itself")
+    return str(calibration).replace("{chip}", chip)
+
+
+def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
+        progress: bool = False, calibration: Optional[str | Path] = None, repeat: int = 1) -> dict:
+    """Accuracy and event counters of a deployment on a backend.
+
+    ``backend`` may name several chips (``mock:0-4``) and ``repeat`` runs each several times (a noisy chip
+    scores differently each time); then ``accuracy`` is the mean over all runs, with ``accuracy_std`` and
+    ``accuracy_interval95`` (:mod:`neurodeploy.statistics`), ``per_backend`` the same per chip and ``runs``
+    every run. ``calibration`` may be a pattern with ``{chip}`` (``calibration/mock-{chip}.yaml``).
+    """
+    check_argument(REPEAT, repeat, "--repeat")
+    names = expand_backends(backend)
+    loaded = load_checked_deployment(deployment_path)
+    x, y = load_data(loaded.meta["dataset"], data)
+    times = encode(x, loaded.meta["encoding"])
+    runs, per_backend = [], {}
+    for name in names:
+        engine = Retrying(get_backend(name))  # a run that loses the chip is run again with the same batch
+        deployment = for_backend(loaded, engine, _calibration_of(calibration, engine.chip_id, len(names) > 1))
+        scored = [_score(engine, deployment, times, y, progress) for _ in range(repeat)]
+        per_backend[engine.name] = spread([r["accuracy"] for r in scored])
+        runs += [{"backend": engine.name, "chip": engine.chip_id, "retried_runs": engine.retries, **r}
+                 for r in scored]
+    first = runs[0]
+    result = {"accuracy": first["accuracy"], "warnings": other_chip_warnings(loaded, get_backend(names[0])),
+              "n_samples": int(len(y)), "backend": first["backend"], "target": loaded.target,
+              "dataset": loaded.meta["dataset"], "data": data or "test", "chip": first["chip"],
+              "counters": first["counters"], "retried_runs": sum(r["retried_runs"] for r in runs[:repeat])}
+    if len(runs) == 1:
+        return result
+    overall = spread([r["accuracy"] for r in runs])
+    return {**result, "backend": backend, "chip": None, "counters": None, "repeat": repeat,
+            "accuracy": overall.mean, "accuracy_std": overall.std, "accuracy_interval95": overall.interval,
+            "n_runs": overall.n, "summary": overall.text(),
+            "per_backend": {name: {"mean": s.mean, "std": s.std, "interval95": s.interval, "n_runs": s.n,
+                                   "summary": s.text()} for name, s in per_backend.items()},
+            "warnings": sorted({w for name in names for w in other_chip_warnings(loaded, get_backend(name))}),
+            "retried_runs": sum(r["retried_runs"] for r in runs), "runs": runs}

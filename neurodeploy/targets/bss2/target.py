@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -21,6 +22,9 @@ from .itl_layout import Layout, chip_weights, clamp_to_range, fixed_layout, reco
 from .mapper import check, map_to_bss2
 from . import validate
 from .spec import BSS2Spec
+
+CHIP_RANGE = re.compile(r"mock:(?P<first>\d{1,10})-(?P<last>\d{1,10})(?P<rest>:.*)?")
+MAX_CHIPS_IN_RANGE = 64  # one run per chip: a longer range is more likely a typo than a plan
 
 
 def _calibration_summary(path: Path) -> dict:
@@ -96,7 +100,19 @@ class BSS2Target(Target):
         return None
 
     def backend_names(self) -> list[str]:
-        return ["mock:ideal", "mock:CHIP (e.g. mock:0, mock:0:noise=off)", "hxtorch"]
+        return ["mock:ideal", "mock:CHIP (e.g. mock:0, mock:0:noise=off)", "mock:FIRST-LAST (chips, e.g. mock:0-4)",
+                "hxtorch"]
+
+    def expand_backend(self, name: str) -> list[str]:
+        """``mock:0-4`` (with any settings after it, ``mock:0-4:noise=off``) → ``mock:0`` … ``mock:4``."""
+        match = CHIP_RANGE.fullmatch(name)
+        if match is None:
+            return [name]
+        first, last, rest = int(match["first"]), int(match["last"]), match["rest"] or ""
+        if not first <= last <= first + MAX_CHIPS_IN_RANGE - 1:
+            raise BackendError(f"chip range '{name}' is not FIRST-LAST with FIRST <= LAST and at most "
+                               f"{MAX_CHIPS_IN_RANGE} chips", "e.g. mock:0-4")
+        return [f"mock:{chip}{rest}" for chip in range(first, last + 1)]
 
     def for_backend(self, deployment: Deployment, engine: Backend,
                     calibration: Optional[str | Path] = None) -> Deployment:
