@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,7 +48,8 @@ def _score(engine: Retrying, deployment: Deployment, times: Any, y: Any, progres
 
 
 def _calibration_of(calibration: Optional[str | Path], chip: Optional[str], several: bool) -> Optional[str | Path]:
-    """The calibration file of one chip: ``calibration`` itself, or its ``{chip}`` pattern filled in."""
+    """The calibration file of one chip: ``calibration`` itself, or its ``{chip}`` pattern filled in with the
+    chip's number (the digits that end its id: ``mock-chip-3`` → ``calibration/mock-3.yaml``), else its id."""
     if calibration is None or "{chip}" not in str(calibration):
         if several and calibration is not None:
             raise NeurodeployError(f"--calibration {calibration} is one chip's calibration, the backend names "
@@ -56,7 +58,8 @@ def _calibration_of(calibration: Optional[str | Path], chip: Optional[str], seve
     if chip is None:
         raise NeurodeployError(f"--calibration {calibration} is a per-chip pattern, the backend has no chip number",
                                "give the calibration file itself")
-    return str(calibration).replace("{chip}", chip)
+    number = re.search(r"(\d+)$", chip)
+    return str(calibration).replace("{chip}", number.group(1) if number else chip)
 
 
 def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
