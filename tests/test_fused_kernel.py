@@ -84,25 +84,32 @@ SWEEP = [
 ]
 
 
-@pytest.mark.parametrize("seed,steps,batch,n,lateral,refractory,detach,inf_th", SWEEP)
-def test_matches_twin(built, seed, steps, batch, n, lateral, refractory, detach, inf_th) -> None:
+def _fused_matches_twin(seed: int, steps: int, batch: int, n: int, lateral: bool, refractory: bool, detach: bool,
+                        inf_th: bool, surrogate: Surrogate | None = None) -> torch.Tensor:
+    """Run one random case on the fused kernel and the twin: spikes identical, membrane and the gradients of x
+    and L (under random output gradients) finite and within the contract's 1e-5; returns the twin's spikes."""
     x, p, lat = _case(seed, steps, batch, n, lateral=lateral, refractory=refractory, inf_th=inf_th)
     outs, grads = [], []
     for fn in (fused.fused_lif_sequence, lif_sequence):
         xi = x.clone().requires_grad_()
         li = None if lat is None else lat.clone().requires_grad_()
-        z, v = fn(xi, p, DT_S, lateral=li, detach_reset=detach)
+        z, v = fn(xi, p, DT_S, lateral=li, detach_reset=detach, surrogate=surrogate)
         g = torch.Generator().manual_seed(seed + 100)
         gz, gv = torch.randn(z.shape, generator=g), torch.randn(v.shape, generator=g)
-        inputs = [xi] + ([li] if li is not None else [])
         outs.append((z, v))
-        grads.append(torch.autograd.grad([z, v], inputs, [gz, gv]))
+        grads.append(torch.autograd.grad([z, v], [xi] + ([li] if li is not None else []), [gz, gv]))
     (zf, vf), (zt, vt) = outs
     assert torch.equal(zf, zt), f"{int((zf != zt).sum())} spikes differ"
     _close(vf, vt)
     for gf, gt in zip(*grads):
         assert torch.isfinite(gf).all()
         _close(gf, gt)
+    return zt
+
+
+@pytest.mark.parametrize("seed,steps,batch,n,lateral,refractory,detach,inf_th", SWEEP)
+def test_matches_twin(built, seed, steps, batch, n, lateral, refractory, detach, inf_th) -> None:
+    zt = _fused_matches_twin(seed, steps, batch, n, lateral, refractory, detach, inf_th)
     if steps >= 20 and steps * batch * n >= 1000:  # must exercise spikes, else it tests little
         assert 0.01 < zt.mean().item() < 0.6, zt.mean().item()
 
@@ -129,22 +136,7 @@ def test_every_surrogate_matches_twin(built, surrogate, seed, steps, batch, n, l
                                       inf_th) -> None:
     """The fused kernel's surrogate (csrc/lif_core.h) against the twin's (core/surrogate.py), for every kind:
     spikes identical, membrane and the gradients of x and L within the contract's 1e-5."""
-    x, p, lat = _case(seed, steps, batch, n, lateral=lateral, refractory=refractory, inf_th=inf_th)
-    outs, grads = [], []
-    for fn in (fused.fused_lif_sequence, lif_sequence):
-        xi = x.clone().requires_grad_()
-        li = None if lat is None else lat.clone().requires_grad_()
-        z, v = fn(xi, p, DT_S, lateral=li, detach_reset=detach, surrogate=surrogate)
-        g = torch.Generator().manual_seed(seed + 100)
-        gz, gv = torch.randn(z.shape, generator=g), torch.randn(v.shape, generator=g)
-        outs.append((z, v))
-        grads.append(torch.autograd.grad([z, v], [xi] + ([li] if li is not None else []), [gz, gv]))
-    (zf, vf), (zt, vt) = outs
-    assert torch.equal(zf, zt), f"{int((zf != zt).sum())} spikes differ"
-    _close(vf, vt)
-    for gf, gt in zip(*grads):
-        assert torch.isfinite(gf).all()
-        _close(gf, gt)
+    _fused_matches_twin(seed, steps, batch, n, lateral, refractory, detach, inf_th, surrogate)
 
 
 def test_surrogates_reach_the_kernel(built) -> None:

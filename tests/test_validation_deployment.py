@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from neurodeploy.cli import main
 from neurodeploy.deployment import READABLE_VERSIONS, VERSION, load_deployment, save_deployment
-from neurodeploy.errors import CalibrationError, FileKindError, NeurodeployError
+from neurodeploy.errors import CalibrationError, FileKindError
 from neurodeploy.modelfile import ModelFile, load_model, save_model
 from neurodeploy.recipe import load_recipe
 from neurodeploy.targets.bss2.analog import ChipCodes
@@ -21,18 +21,11 @@ from neurodeploy.targets.bss2.calibration_file import Calibration, load_calibrat
 from neurodeploy.targets.bss2.spec import load_bss2_spec
 from neurodeploy.validation import check_deployment, load_checked_deployment
 from neurodeploy.workflows.map import map_model
+from test_validation import one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN, INF = float("nan"), float("inf")
 SPEC = load_bss2_spec()
-
-
-def one_line(error: NeurodeployError, *fragments: str) -> str:
-    line = error.one_line()
-    assert "\n" not in line and "(fix: " in line, line
-    for fragment in fragments:
-        assert fragment in line, (fragment, line)
-    return line
 
 
 def read_raw(path: Path) -> tuple[dict, dict]:

@@ -76,26 +76,24 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     loaded = load_checked_deployment(deployment_path)
     x, y = load_data(loaded.meta["dataset"], data)
     times = encode(x, loaded.meta["encoding"])
-    runs, per_backend = [], {}
+    runs, per_backend, warnings, retried = [], {}, [], 0
     for name in names:
         engine = Retrying(get_backend(name))  # a run that loses the chip is run again with the same batch
         deployment = for_backend(loaded, engine, _calibration_of(calibration, engine.chip_id, len(names) > 1))
         scored = [_score(engine, deployment, times, y, progress) for _ in range(repeat)]
         per_backend[engine.name] = spread([r["accuracy"] for r in scored])
-        runs += [{"backend": engine.name, "chip": engine.chip_id, "retried_runs": engine.retries, **r}
-                 for r in scored]
+        runs += [{"backend": engine.name, "chip": engine.chip_id, **r} for r in scored]
+        warnings += [w for w in other_chip_warnings(loaded, engine) if w not in warnings]
+        retried += engine.retries
     first = runs[0]
-    result = {"accuracy": first["accuracy"], "warnings": other_chip_warnings(loaded, get_backend(names[0])),
-              "n_samples": int(len(y)), "backend": first["backend"], "target": loaded.target,
-              "dataset": loaded.meta["dataset"], "data": data or "test", "chip": first["chip"],
-              "counters": first["counters"], "retried_runs": sum(r["retried_runs"] for r in runs[:repeat])}
+    result = {"accuracy": first["accuracy"], "warnings": warnings, "n_samples": int(len(y)),
+              "backend": first["backend"], "target": loaded.target, "dataset": loaded.meta["dataset"],
+              "data": data or "test", "chip": first["chip"], "counters": first["counters"], "retried_runs": retried}
     if len(runs) == 1:
         return result
     overall = spread([r["accuracy"] for r in runs])
     return {**result, "backend": backend, "chip": None, "counters": None, "repeat": repeat,
             "accuracy": overall.mean, "accuracy_std": overall.std, "accuracy_interval95": overall.interval,
-            "n_runs": overall.n, "summary": overall.text(),
+            "n_runs": overall.n, "summary": overall.text(), "runs": runs,
             "per_backend": {name: {"mean": s.mean, "std": s.std, "interval95": s.interval, "n_runs": s.n,
-                                   "summary": s.text()} for name, s in per_backend.items()},
-            "warnings": sorted({w for name in names for w in other_chip_warnings(loaded, get_backend(name))}),
-            "retried_runs": sum(r["retried_runs"] for r in runs), "runs": runs}
+                                   "summary": s.text()} for name, s in per_backend.items()}}

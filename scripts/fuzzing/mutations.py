@@ -172,6 +172,10 @@ def _npy_header(descr: str, shape: tuple) -> bytes:
 # --- YAML text -------------------------------------------------------------------------------------------
 
 
+NUMBER_REPLACEMENTS = {"giant-int": "9" * 5000, "timestamp": "2001-12-14t21:59:43.10-05:00",
+                       "binary": "!!binary aGVsbG8=", "set": "!!set {1, 2}"}
+
+
 def yaml_text_mutation(text: str, rng: random.Random) -> tuple[str, bytes, bool]:
     """Damage YAML as text: returns (name, bytes, certainly invalid)."""
     lines = text.splitlines()
@@ -189,28 +193,13 @@ def yaml_text_mutation(text: str, rng: random.Random) -> tuple[str, bytes, bool]
     if op == "deep-nest":
         depth = rng.choice([40, 1000, 100000])
         return f"yaml-deep-nest:{depth}", (text + "deep: " + "[" * depth + "]" * depth + "\n").encode(), True
-    if op in ("giant-int", "timestamp", "binary", "set") and not numeric:
-        raise _Skip("no numeric line")
-    if op == "giant-int":
+    if op in NUMBER_REPLACEMENTS:  # a number's line given a value YAML reads as another type (or a huge int)
+        if not numeric:
+            raise _Skip("no numeric line")
         i = rng.choice(numeric)
         key = lines[i].split(":")[0]
-        lines[i] = f"{key}: {'9' * 5000}"
-        return f"yaml-giant-int:{key.strip()}", "\n".join(lines).encode(), True
-    if op == "timestamp":
-        i = rng.choice(numeric)
-        key = lines[i].split(":")[0]
-        lines[i] = f"{key}: 2001-12-14t21:59:43.10-05:00"
-        return f"yaml-timestamp:{key.strip()}", "\n".join(lines).encode(), True
-    if op == "binary":
-        i = rng.choice(numeric)
-        key = lines[i].split(":")[0]
-        lines[i] = f"{key}: !!binary aGVsbG8="
-        return f"yaml-binary:{key.strip()}", "\n".join(lines).encode(), True
-    if op == "set":
-        i = rng.choice(numeric)
-        key = lines[i].split(":")[0]
-        lines[i] = f"{key}: !!set {{1, 2}}"
-        return f"yaml-set:{key.strip()}", "\n".join(lines).encode(), True
+        lines[i] = f"{key}: {NUMBER_REPLACEMENTS[op]}"
+        return f"yaml-{op}:{key.strip()}", "\n".join(lines).encode(), True
     if op == "invalid-utf8":
         pos = rng.randrange(len(text) + 1)
         raw = text.encode()
