@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from collections.abc import Mapping
 
+from .core.conv import Geometry
 from .errors import GraphError
 from .neuron import NeuronParameters
 
@@ -70,13 +71,15 @@ class Projection:
     ``max_delay_steps`` > 0: each synapse also has a learnable delay of 0..max_delay_steps steps
     on top of that latency (core/delays.py). ``recurrent`` (then ``pre == post``): the
     population's own spikes of the previous step, :math:`x_k \mathrel{+}= W z_{k-1}`, in either
-    discretisation.
+    discretisation. ``geometry``: the pre population is an image and the matrix a convolution and/or
+    average pooling of it (:mod:`neurodeploy.core.conv`); entries outside the structure are zero.
     """
 
     pre: str
     post: str
     max_delay_steps: int = 0
     recurrent: bool = False
+    geometry: Optional[Geometry] = None  # a convolution or pooling: a structured matrix (core/conv.py)
 
     @property
     def name(self) -> str:
@@ -115,6 +118,8 @@ class Graph:
             if self.population(proj.post).kind == "input":
                 raise GraphError(f"projection {proj.name} targets the input population",
                                  "projections must end on lif or li populations")
+            if proj.geometry is not None:
+                self._check_geometry(proj)
             if proj.recurrent:
                 self._check_recurrent(proj)
             elif names.index(proj.pre) >= names.index(proj.post):
@@ -130,6 +135,14 @@ class Graph:
         if proj.pre != proj.post or self.population(proj.post).kind != "lif" or proj.max_delay_steps:
             raise GraphError(f"recurrent projection {proj.name} must join a lif population to itself, without delays",
                              "make it pre == post on a spiking population, with max_delay_steps 0")
+
+    def _check_geometry(self, proj: Projection) -> None:
+        if proj.recurrent or proj.max_delay_steps:
+            raise GraphError(f"projection {proj.name} has a geometry and is recurrent or delayed",
+                             "give convolutions and pooling to feed-forward projections without delays")
+        problem = proj.geometry.problem(self.population(proj.pre).size, self.population(proj.post).size)  # type: ignore[union-attr]
+        if problem:
+            raise GraphError(f"projection {proj.name}'s geometry {problem}", "make the layer sizes match the geometry")
 
     def population(self, name: str) -> Population:
         for pop in self.populations:
@@ -165,7 +178,8 @@ class Graph:
                  "neuron": p.neuron.to_dict() if p.neuron else None} for p in self.populations],
             "projections": [{"pre": p.pre, "post": p.post,
                              **({"max_delay_steps": p.max_delay_steps} if p.max_delay_steps else {}),
-                             **({"recurrent": True} if p.recurrent else {})}
+                             **({"recurrent": True} if p.recurrent else {}),
+                             **({"geometry": p.geometry.to_dict()} if p.geometry is not None else {})}
                             for p in self.projections],
             **({"discretisation": self.discretisation} if self.discretisation != "native" else {}),
         }
@@ -179,7 +193,8 @@ class Graph:
                 for p in data["populations"])
             projs = tuple(Projection(pre=str(p["pre"]), post=str(p["post"]),
                                      max_delay_steps=int(p.get("max_delay_steps", 0)),
-                                     recurrent=bool(p.get("recurrent", False)))
+                                     recurrent=bool(p.get("recurrent", False)),
+                                     geometry=Geometry.from_dict(p["geometry"]) if p.get("geometry") else None)
                           for p in data["projections"])
             discretisation = str(data.get("discretisation", "native"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

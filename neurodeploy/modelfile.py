@@ -9,11 +9,12 @@ from), software version; after
 in-the-loop training also ``mapping``: the quantisation scales and readout potential scale it was
 trained with (``map`` keeps them), the measured trace alignment and ``trained_on`` (chip, backend,
 calibration checksum); from version 4 ``checksum``, the SHA-256 of everything else
-(:mod:`neurodeploy.validation.checksum`).
+(:mod:`neurodeploy.validation.checksum`); from version 5 ``recurrent``, the constraints (mask, sign,
+learnable) of each recurrent projection, which `itl` keeps as training did.
 
 Loading checks everything before anything uses it (:mod:`neurodeploy.validation.model`: every key,
 type, shape, range and cross-field invariant of the file's version), then the checksum: a file
-edited or damaged after writing is refused. Versions 1-3 (no checksum) still load.
+edited or damaged after writing is refused. Versions 1-3 (no checksum) and 4 (no constraints) still load.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from .validation.model import check_model_dict
 from .validation.rules import Invalid, refusal
 
 FORMAT = "neurodeploy.model"
-# 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``); 3: the discretisation's kind; 4: ``checksum``
-VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # versions 1 and 2 are native models; version 1 has no delays; 1-3 no checksum
+# 2: learnable synaptic delays (``delays``, ``delay_sigma_steps``); 3: the discretisation's kind; 4: ``checksum``;
+# 5: ``recurrent``, the constraints of recurrent projections (a reader that ignored them would break them in `itl`)
+VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # 1 and 2 are native models; 1 has no delays; 1-3 no checksum; 1-4 no constraints
 ENVELOPE = Envelope("model file", FORMAT, READABLE_VERSIONS,
                     "train one with `neurodeploy train RECIPE -o MODEL`, or import a NIR graph")
 DISCRETISATIONS = {  # written into every model file, keyed by ``kind`` (the graph's ``discretisation``)
@@ -72,6 +74,7 @@ class ModelFile:
     delays: dict = field(default_factory=dict)  # delayed projection → float delays [post, pre] in steps
     delay_sigma_steps: dict = field(default_factory=dict)  # delayed projection → σ of its kernel at the end
     mapping: dict = field(default_factory=dict)  # set by `itl`: pinned scales, alignment, trained_on
+    recurrent: dict = field(default_factory=dict)  # recurrent projection → {mask, sign, learnable} (core/recurrent.py)
 
     @property
     def discretisation(self) -> str:
@@ -94,6 +97,7 @@ class ModelFile:
                 "metrics": dict(self.metrics), "provenance": dict(self.provenance),
                 "delays": {k: v.detach().cpu().float().contiguous() for k, v in self.delays.items()},
                 "delay_sigma_steps": {k: float(v) for k, v in self.delay_sigma_steps.items()},
+                "recurrent": {k: dict(v) for k, v in self.recurrent.items()},
                 **({"mapping": dict(self.mapping)} if self.mapping else {})}
 
 
@@ -138,7 +142,8 @@ def load_model(path: str | Path) -> ModelFile:
                      provenance=dict(data["provenance"]),
                      delays={k: v.detach().float() for k, v in data.get("delays", {}).items()},
                      delay_sigma_steps=dict(data.get("delay_sigma_steps", {})),
-                     mapping=_detached(dict(data.get("mapping", {}))))
+                     mapping=_detached(dict(data.get("mapping", {}))),
+                     recurrent={k: dict(v) for k, v in data.get("recurrent", {}).items()})
 
 
 def _detached(tree: Any) -> Any:

@@ -23,18 +23,20 @@ from collections.abc import Mapping
 
 import yaml
 
-from .data.datasets import N_CLASSES, N_FEATURES, check_dataset_name
+from .data.datasets import IMAGE_SHAPES, N_CLASSES, N_FEATURES, check_dataset_name
 from .data.encoding import n_channels, validate_encoding
 from .errors import FileKindError, RecipeError
 from .fileformat import Envelope, check_envelope
 from .core.delays import SIGMA_SCHEDULES
+from .core.conv import Geometry
+from .core.recurrent import MASKS, SIGNS, RecurrentConstraints
 from .core.surrogate import SUPERSPIKE, Surrogate
 from .graph import Graph, NeuronParameters, Population, Projection
 from .recipe_delays import parse_delays
 from .safe_yaml import LimitError, load_yaml
 from .shipped import is_bare_name, resolve, shipped_names
 from .validation.common import LOSSES, MAX_STEPS, check_encoding, training_rules, yaml_numbers
-from .validation.rules import Fields, Invalid, ListOf, Number, OneOf, Rule, Text
+from .validation.rules import Fields, Flag, Invalid, ListOf, Number, OneOf, Rule, Text
 
 FORMAT = "neurodeploy.recipe"
 VERSION = 1
@@ -42,7 +44,8 @@ ENVELOPE = Envelope("recipe", FORMAT, (VERSION,),
                     "start from a shipped recipe, e.g. models/yinyang.yaml")
 TOP_KEYS = {"format", "version", "name", "description", "dataset", "dt_s", "encoding", "layers",
             "training"}
-LAYER_KEYS = {"name", "size", "kind", "neuron", "init", "delays"}
+LAYER_KEYS = {"name", "size", "kind", "neuron", "init", "delays", "recurrent", "pool"}
+CONV_KEYS = {"channels", "kernel", "stride", "padding"}  # of a kind: conv layer, which has no size
 INIT_KEYS = {"mean", "std"}
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
@@ -58,6 +61,7 @@ DELAYS = Fields(optional={"max_steps": Number(lo=1, hi=MAX_STEPS, integer=True),
                           "init_steps": ListOf(Number(lo=0), length=2), "sigma_final_steps": POSITIVE,
                           "sigma_decay_fraction": Number(lo=0, hi=1), "sigma_schedule": OneOf(SIGMA_SCHEDULES),
                           "sigma_offset_steps": Number(lo=0)}, strict=False)  # keys: parse_delays
+RECURRENT = Fields(optional={"init": INIT, "mask": OneOf(MASKS), "sign": OneOf(SIGNS), "learnable": Flag()})
 __all__ = ["LOSSES", "Recipe", "load_recipe", "recipe_from_dict", "recipe_names"]
 
 
@@ -71,6 +75,7 @@ class Recipe:
     init: dict  # projection name → {"mean": float, "std": float}
     training: dict
     delays: dict = field(default_factory=dict)  # projection name → parsed ``delays:`` (recipe_delays.py)
+    recurrent: dict = field(default_factory=dict)  # recurrent projection name → RecurrentConstraints
 
 
 def _require(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -156,36 +161,55 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
         raise RecipeError("encoding.duration_s is shorter than one step dt_s", "lengthen duration_s")
 
     populations = [Population("input", n_channels(encoding, N_FEATURES[dataset]), "input")]
-    projections, init, delays = [], {}, {}
+    projections, init, delays, recurrent = [], {}, {}, {}
     layers = data["layers"]
     if not isinstance(layers, list) or not layers:
         raise RecipeError("'layers' must be a non-empty list", "list hidden layers, then the readout")
+    image = IMAGE_SHAPES.get(dataset) if populations[0].size == N_FEATURES[dataset] else None  # the input's shape
+    pool = 1  # average pooling the layer before asked for
     for index, layer in enumerate(layers):
         where = f"layers[{index}]"
         if not isinstance(layer, Mapping):
             raise RecipeError(f"{where} is not a mapping", "give name, size, kind, neuron")
-        _require(layer, LAYER_KEYS, where)
-        name = _checked(Text(), layer.get("name", f"layer{index}"), f"{where}.name")
         kind = layer.get("kind", "lif" if index < len(layers) - 1 else "li")
-        if kind not in ("lif", "li"):
-            raise RecipeError(f"{where}.kind = {kind!r} is unknown", "use 'lif' (hidden) or 'li' (readout)")
-        size = int(_checked(Number(lo=1, integer=True), layer.get("size"), f"{where}.size"))
+        _require(layer, LAYER_KEYS | (CONV_KEYS if kind == "conv" else set()), where)
+        name = _checked(Text(), layer.get("name", f"layer{index}"), f"{where}.name")
+        if kind not in ("lif", "li", "conv"):
+            raise RecipeError(f"{where}.kind = {kind!r} is unknown",
+                              "use 'lif' (hidden), 'conv' (convolutional hidden) or 'li' (readout)")
+        geometry = _geometry(layer, kind, image, pool, dataset, where)
+        if geometry is not None and geometry.channels:
+            image = geometry.out_shape
+            size = image[0] * image[1] * image[2]  # type: ignore[index]
+            if "size" in layer and layer["size"] != size:
+                raise RecipeError(f"{where}.size = {layer['size']!r}, but its convolution gives {size} neurons",
+                                  f"leave out size (it is {image[0]} channels x {image[1]} x {image[2]})")  # type: ignore[index]
+        else:
+            size = int(_checked(Number(lo=1, integer=True), layer.get("size"), f"{where}.size"))
+            image = None
+        pool = int(_checked(Number(lo=1, hi=64, integer=True), layer.get("pool", 1), f"{where}.pool"))
+        if pool > 1 and image is None:
+            raise RecipeError(f"{where}.pool is given on a layer that is not an image",
+                              "pool a convolutional layer's spikes (kind: conv)")
         _checked(Fields(strict=False), layer.get("neuron", {}), f"{where}.neuron")
         neuron = NeuronParameters.from_dict(layer.get("neuron", {}), f"{where}.neuron", RecipeError)
-        populations.append(Population(name, size, kind, neuron))
+        populations.append(Population(name, size, "lif" if kind == "conv" else kind, neuron))
         if "delays" in layer:
+            if geometry is not None:
+                raise RecipeError(f"{where} has delays and a convolution or pooling", "learn delays on a dense layer")
             _checked(DELAYS, layer["delays"], f"{where}.delays")
             spec = parse_delays(layer["delays"], f"{where}.delays")
             projection = Projection(populations[-2].name, name, max_delay_steps=spec["max_steps"])
             delays[projection.name] = spec
         else:
-            projection = Projection(populations[-2].name, name)
+            projection = Projection(populations[-2].name, name, geometry=geometry)
         projections.append(projection)
-        init_spec = _checked(Fields(strict=False), layer.get("init", {}), f"{where}.init")
-        _require(init_spec, INIT_KEYS, f"{where}.init")
-        _checked(INIT, init_spec, f"{where}.init")
-        init[projection.name] = {"mean": float(init_spec.get("mean", 0.0)),
-                                 "std": float(init_spec.get("std", 1.0))}
+        init[projection.name] = _init(layer.get("init", {}), f"{where}.init")
+        if "recurrent" in layer:
+            loop = _recurrent(layer["recurrent"], kind, name, f"{where}.recurrent")
+            projections.append(loop)
+            init[loop.name] = _init(layer["recurrent"].get("init", {}), f"{where}.recurrent.init")
+            recurrent[loop.name] = RecurrentConstraints.from_dict(layer["recurrent"])
     if populations[-1].kind != "li":
         raise RecipeError("the last layer must be the non-spiking readout (kind: li)", "add a readout layer")
     if any(p.kind == "li" for p in populations[1:-1]):
@@ -198,7 +222,52 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
                           f"{N_CLASSES[dataset]} classes", f"set the readout size to {N_CLASSES[dataset]}")
     graph = Graph(tuple(populations), tuple(projections))
     return Recipe(name=str(data.get("name", source)), dataset=dataset, dt_s=dt_s, encoding=encoding,
-                  graph=graph, init=init, training=_training(data.get("training", {}), graph), delays=delays)
+                  graph=graph, init=init, training=_training(data.get("training", {}), graph), delays=delays,
+                  recurrent=recurrent)
+
+
+def _init(spec: Any, where: str) -> dict[str, float]:
+    """An ``init: {mean, std}`` block with its defaults (0, 1)."""
+    _checked(Fields(strict=False), spec, where)
+    _require(spec, INIT_KEYS, where)
+    _checked(INIT, spec, where)
+    return {"mean": float(spec.get("mean", 0.0)), "std": float(spec.get("std", 1.0))}
+
+
+def _geometry(layer: Mapping[str, Any], kind: str, image: Any, pool: int, dataset: str,
+              where: str) -> Geometry | None:
+    """The geometry of the projection into ``layer``: its convolution (kind: conv) on the pooled image before."""
+    if kind != "conv" and pool == 1:
+        return None
+    if image is None:
+        raise RecipeError(f"{where} is a convolution, but its input is not an image (dataset '{dataset}' without "
+                          "its pixels as the input channels, or a dense layer before)",
+                          f"use an image dataset ({', '.join(IMAGE_SHAPES)}) with an encoding without a bias spike, "
+                          "or put the convolution first")
+    if kind != "conv":
+        return Geometry(tuple(image), pool=pool)
+    for key in ("channels", "kernel"):
+        if key not in layer:
+            raise RecipeError(f"{where} (kind: conv) lacks '{key}'", "give channels and kernel (stride, padding "
+                              "default to 1 and 0)")
+    numbers = {key: int(_checked(Number(lo=0 if key == "padding" else 1, hi=4096, integer=True), layer[key],
+                                 f"{where}.{key}")) for key in CONV_KEYS if key in layer}
+    geometry = Geometry(tuple(image), pool=pool, **numbers)
+    problem = geometry.problem(image[0] * image[1] * image[2], 1)
+    if problem and "outputs" not in problem:  # the output size is the layer's own
+        raise RecipeError(f"{where}'s convolution {problem}", "change kernel, stride, padding or the pooling before")
+    return geometry
+
+
+def _recurrent(spec: Any, kind: str, name: str, where: str) -> Projection:
+    """A layer's ``recurrent:`` block (checked) → its projection onto itself."""
+    _checked(Fields(strict=False), spec, where)
+    _require(spec, set(RECURRENT.optional), where)
+    _checked(RECURRENT, spec, where)
+    if kind != "lif":
+        raise RecipeError(f"{where} is given on a readout layer (kind: {kind})",
+                          "give recurrent: to a spiking hidden layer (kind: lif)")
+    return Projection(name, name, recurrent=True)
 
 
 def recipe_names() -> list[str]:

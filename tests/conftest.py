@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -25,6 +26,17 @@ def tiny_recipe(tmp_path: Path, **changes) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def dequantised(deployment) -> dict:
+    """The weights a deployment's chip holds, in model units: each integer weight times its neuron's scale."""
+    out = {}
+    for key, q in deployment.arrays.items():
+        if key.startswith("quantised_weight:"):
+            name = key.split(":", 1)[1]
+            scale = torch.as_tensor(deployment[f"weight_scale:{name.split('->')[1]}"])
+            out[name] = torch.as_tensor(q.astype(np.float32)) * scale[:, None]
+    return out
 
 
 @pytest.fixture(scope="session")

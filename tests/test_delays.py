@@ -229,7 +229,7 @@ def test_model_file_version_1_still_reads(tmp_path, trained_model):
     data = torch.load(trained_model, weights_only=True)
     data["version"] = 1
     data.pop("checksum")  # version 1 files had none
-    for key in ("delays", "delay_sigma_steps"):
+    for key in ("delays", "delay_sigma_steps", "recurrent"):
         data.pop(key)
     old = tmp_path / "v1.pt"
     torch.save(data, old)

@@ -10,6 +10,7 @@ from neurodeploy.data.encoding import bin_spike_times
 from neurodeploy.deployment import load_deployment
 from neurodeploy.graph import Graph
 from neurodeploy.models.network import SpikingNetwork
+from conftest import dequantised
 
 LEAK_CADC = 60.0  # targets/bss2.yaml: default and readout rest potentials
 
@@ -19,20 +20,10 @@ def _per_unit(dep, layer: str) -> float:
     return next(row["cadc_per_model_unit"] for row in dep.meta["report"]["layers"] if row["name"] == layer)
 
 
-def _dequantised(dep):
-    out = {}
-    for key, q in dep.arrays.items():
-        if key.startswith("quantised_weight:"):
-            name = key.split(":", 1)[1]
-            scale = torch.as_tensor(dep[f"weight_scale:{name.split('->')[1]}"])
-            out[name] = torch.as_tensor(q.astype(np.float32)) * scale[:, None]
-    return out
-
-
 def test_connectivity_is_recovered_from_synapse_arrays(deployment_file):
     dep = load_deployment(deployment_file)
     state = configure(dep)
-    w = _dequantised(dep)
+    w = dequantised(dep)
     n_hidden = w["input->hidden"].shape[0]
     expected_in = torch.zeros_like(state.input_matrix)
     expected_in[:, :n_hidden] = w["input->hidden"].t() * _per_unit(dep, "hidden")
@@ -47,7 +38,7 @@ def test_mock_matches_quantised_software_spike_for_spike(deployment_file):
     rng = np.random.default_rng(0)
     times = rng.integers(0, 30, size=(64, 5)) * 1e-3  # on the step grid: no rounding ambiguity
     obs = MockChip().run(dep, times)
-    net = SpikingNetwork(Graph.from_dict(dep.meta["graph"]), dep.meta["dt_s"], weights=_dequantised(dep))
+    net = SpikingNetwork(Graph.from_dict(dep.meta["graph"]), dep.meta["dt_s"], weights=dequantised(dep))
     with torch.no_grad():
         out = net(bin_spike_times(times, 1e-3, 40))
     n_hidden = out.spikes["hidden"].shape[-1]

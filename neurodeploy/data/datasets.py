@@ -20,6 +20,7 @@ N_FEATURES = {"yinyang": 4, "digits": 64, "digits_4x4": 16, "temporal_patterns":
               "random_manifolds": RANDOM_MANIFOLDS.channels}
 N_CLASSES = {"yinyang": 3, "digits": 10, "digits_4x4": 10, "temporal_patterns": CLASSES,
              "random_manifolds": RANDOM_MANIFOLDS.classes}
+IMAGE_SHAPES = {"digits": (1, 8, 8), "digits_4x4": (1, 4, 4)}  # [channels, height, width] of image datasets
 SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"), "digits_4x4": ("train", "test"),
           "temporal_patterns": ("train", "test"), "random_manifolds": ("train", "validation", "test")}
 

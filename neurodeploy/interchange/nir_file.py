@@ -72,6 +72,7 @@ def read_nir_file(path: Path, timeout_s: float = READ_TIMEOUT_S) -> Any:
         try:
             kind, payload = receive.recv()
         except EOFError:  # the child died (a crash inside the HDF5 library)
+            child.join(5)  # the pipe closes as the child exits, a moment before it can be reaped
             raise InterchangeError(f"{path} crashed the HDF5 reader (exit code {child.exitcode}): it is damaged",
                                    REMEDY) from None
     finally:

@@ -3,7 +3,9 @@ r"""The network's forward pass with a backend's observations injected layer by l
 For each population, in order, the input current is computed from the *measured* spikes of
 the layer before, :math:`x_k = W z^{hw,pre}_{k-1}` (one step of latency, as the chip routes),
 and the layer's own membrane and spikes are replaced by the measured ones
-(:func:`~neurodeploy.itl.inject.inject`). Every value in the forward pass is then the chip's; every
+(:func:`~neurodeploy.itl.inject.inject`). A recurrent projection adds the layer's own *measured*
+spikes of the step before, :math:`L z^{hw}_{k-1}`, inside the time loop (the injected spikes carry
+the model's gradient back through time). Every value in the forward pass is then the chip's; every
 gradient is the model's (surrogate) gradient evaluated on the chip's trajectory.
 """
 
@@ -66,14 +68,16 @@ def injected_forward(graph: Graph, weights: Mapping[str, torch.Tensor], input_sp
     readout_v = None
     for pop in graph.populations[1:]:
         x: torch.Tensor | int = 0
-        for proj in graph.incoming(pop.name):
+        for proj in graph.feedforward(pop.name):
             x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
         if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
             raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+        loop = graph.recurrent(pop.name)
         params = pop.parameters.to_lif()
         seen = measured.get(pop.name, Measured(None, None))
         if pop.kind == "lif":
             spikes[pop.name], _ = lif_sequence_injected(x, params, dt_s, v_measured=seen.v, z_measured=seen.z,
+                                                        lateral=None if loop is None else weights[loop.name],
                                                         surrogate_steepness=surrogate_steepness, surrogate=surrogate)
         else:
             readout_v = inject(li_sequence(x, params, dt_s), seen.v)

@@ -19,12 +19,13 @@ __all__ = ["inject", "lif_sequence_injected"]
 
 def lif_sequence_injected(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
                           v_measured: Optional[torch.Tensor] = None, z_measured: Optional[torch.Tensor] = None,
-                          surrogate_steepness: float = 10.0,
+                          lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
                           surrogate: Optional[Surrogate] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The LIF loop of :func:`neurodeploy.core.lif.lif_sequence` with measured state injected each step.
 
     ``x`` ``[T, B, N]``; ``v_measured`` (model units) and ``z_measured`` the same shape or None.
     The reset is detached (``detach_reset``); see :func:`~neurodeploy.core.lif.lif_step` for the injection.
+    ``lateral`` (``[N, N]``): the layer's recurrent weights, applied to the step before's (injected) spikes.
     ``surrogate``: the spikes' surrogate gradient; ``None``: SuperSpike with ``surrogate_steepness``.
     """
     c = lif_coefficients(p, dt_s, x.shape[-1], x.dtype, x.device)
@@ -33,7 +34,7 @@ def lif_sequence_injected(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
     z_steps = [None] * x.shape[0] if z_measured is None else z_measured.unbind(0)
     spikes, membrane = [], []
     for x_k, v_hw, z_hw in zip(x.unbind(0), v_steps, z_steps):
-        state = lif_step(x_k, state, c, surrogate_steepness=surrogate_steepness, detach_reset=True,
+        state = lif_step(x_k, state, c, lateral=lateral, surrogate_steepness=surrogate_steepness, detach_reset=True,
                          v_measured=v_hw, z_measured=z_hw, surrogate=surrogate)
         spikes.append(state.z)
         membrane.append(state.v)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from ..backends.base import Backend
+from ..core.conv import connected
+from ..core.recurrent import RecurrentConstraints, project_
 from ..core.surrogate import surrogate_of
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
@@ -93,12 +95,32 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
         loss.backward()
         optimiser.step()
         session.clamp(weights)
+        project_all(weights, model)
         deployment, changed = session.reconfigured(deployment, weights)
         losses.append(loss.item())
         correct += int((scores.argmax(1) == data.labels[idx]).sum())
         rewritten += changed
     return deployment, {"loss": float(np.mean(losses)), "train_accuracy_on_chip": correct / len(order),
                         "synapses_rewritten": rewritten}
+
+
+def recurrent_constraints(model: ModelFile) -> dict[str, RecurrentConstraints]:
+    """The model's recurrent projections' constraints (mask, sign, learnable), which itl keeps as training did."""
+    return {name: RecurrentConstraints.from_dict(spec) for name, spec in model.recurrent.items()}
+
+
+def project_all(weights: dict[str, torch.nn.Parameter], model: ModelFile) -> None:
+    """Bring each constrained recurrent matrix back onto its constraints, and keep each convolution's unrolled
+    copies within its structure (the chip has synapses only there), after a step and the clamp.
+
+    The copies of a kernel are trained each on its own: on the chip each is its own synapse with its own error.
+    """
+    for name, spec in recurrent_constraints(model).items():
+        project_(weights[name].data, spec)
+    for proj in model.graph.projections:
+        if proj.geometry is not None:
+            structure = connected(proj.geometry, weights[proj.name].shape[0])
+            weights[proj.name].data.mul_(structure)
 
 
 def snapshot(weights: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:

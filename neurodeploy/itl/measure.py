@@ -25,7 +25,8 @@ def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, wei
     ``probe_spikes``).
 
     ``weights`` are the weights the chip holds (dequantised). Each layer's model potential is
-    computed from the chip's own spikes of the layer before, so that the fit compares like with like.
+    computed from the chip's own spikes of the layer before (and of itself, one step earlier, through a
+    recurrent projection), so that the fit compares like with like.
     """
     record = Recording(spikes=True, membrane=True)
     silent = engine.run(deployment, np.full((SILENT_RUNS, probe_times_s.shape[1]), np.nan), record)
@@ -37,13 +38,19 @@ def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, wei
     with torch.no_grad():
         for pop in graph.populations[1:]:
             ids = torch.as_tensor(neurons[pop.name])
-            x = sum(delay_one_step(spikes[p.pre]) @ weights[p.name].t() for p in graph.incoming(pop.name))
+            x = sum(delay_one_step(spikes[p.pre]) @ weights[p.name].t() for p in graph.feedforward(pop.name))
             if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
                 raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
             params = pop.parameters.to_lif()
             z_hw = obs.spikes[..., ids].float() if obs.spikes.shape[-1] else None
+            loop = graph.recurrent(pop.name)
+            lateral = None
+            if loop is not None and z_hw is not None:  # the layer's own measured spikes, as for a layer before
+                x = x + delay_one_step(z_hw) @ weights[loop.name].t()
+            elif loop is not None:
+                lateral = weights[loop.name]
             if pop.kind == "lif":
-                z_model, v_model = lif_sequence(x, params, dt_s)
+                z_model, v_model = lif_sequence(x, params, dt_s, lateral=lateral)
                 mask = before_first_spike(z_model, z_hw) if z_hw is not None else before_first_spike(z_model)
                 spikes[pop.name] = z_hw if z_hw is not None else z_model
             else:

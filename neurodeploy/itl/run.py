@@ -23,7 +23,7 @@ from ..validation.arguments import check_itl_arguments
 from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .forward import layer_neurons
-from .loop import itl_data, snapshot, train_epoch
+from .loop import itl_data, recurrent_constraints, snapshot, train_epoch
 from .measure import measure_alignment
 
 PROBE_SAMPLES = 200  # training samples the trace alignment is measured on
@@ -56,9 +56,6 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "
                                "training supports native models only", "fine-tune a native model (trained here, "
                                "or imported with discretisation 'native' where the graph allows it)")
-    if any(p.recurrent for p in model.graph.projections):  # itl/forward.py injects feed-forward layers only
-        raise NeurodeployError(f"{source} has recurrent projections; in-the-loop training does not support them "
-                               "yet", "fine-tune a feed-forward model")
     if model.delays:  # itl's forward injects layer by layer and has no delay kernels yet
         raise NeurodeployError(f"{source} has learned delays ({', '.join(model.delays)}); in-the-loop training "
                                "does not support delayed projections yet", "fine-tune a model without delays")
@@ -81,7 +78,9 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     map_probe = training_probe(model.dataset, model.encoding, model.dt_s)
     session = target.itl_session(model, engine, calibration, weight_copies, map_probe)
     neurons = layer_neurons(session.deployment.meta, session.deployment["neuron_layer"])
-    weights = {k: torch.nn.Parameter(v.clone()) for k, v in model.weights.items()}
+    constraints = recurrent_constraints(model)
+    weights = {k: torch.nn.Parameter(v.clone(), requires_grad=k not in constraints or constraints[k].learnable)
+               for k, v in model.weights.items()}
     optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
     accuracy_of = lambda dep, times, labels: backend_accuracy(engine, dep, times, labels, EVAL_BATCH)  # noqa: E731
     if state is None:
@@ -143,5 +142,5 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                        metrics={**model.metrics, "in_the_loop": {k: v for k, v in summary.items() if k != "history"}},
                        provenance={**model.provenance, "itl": {"from_model": source,
                                                               "history": history}},
-                       mapping=mapping)
+                       mapping=mapping, recurrent=model.recurrent)
     return result, summary

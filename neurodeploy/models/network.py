@@ -20,7 +20,9 @@ from ..core.delays import delayed_input, harden
 from ..core.dispatch import lif_sequence
 from ..core.euler import euler_coefficients, euler_sequence
 from ..core.lif import li_sequence
+from ..core.conv import dense
 from ..core.quantise import fake_quantise
+from ..core.recurrent import RecurrentConstraints, project_
 from ..core.surrogate import Surrogate, resolve
 from ..errors import GraphError
 from ..graph import Graph, Population
@@ -52,14 +54,21 @@ class SpikingNetwork(nn.Module):
     """Weights are float parameters keyed by projection name (``"pre->post"``), shape ``[post, pre]``.
 
     ``surrogate``: the spikes' surrogate gradient (:mod:`neurodeploy.core.surrogate`); ``None``: SuperSpike
-    with ``surrogate_steepness``.
+    with ``surrogate_steepness``. ``recurrent``: the constraints of recurrent projections
+    (:mod:`neurodeploy.core.recurrent`; missing: none), kept by :meth:`project_constraints`; a matrix that is not
+    learnable gets no gradient. ``shared``: the trained parameters of projections with a geometry (a kernel, or
+    a matrix on the pooled image; :mod:`neurodeploy.core.conv`): their dense weights are built from them in every
+    forward pass, so that training shares the weights of a convolution; without it a projection's dense weights
+    are used as they are (a model file holds those).
     """
 
     def __init__(self, graph: Graph, dt_s: float, *, surrogate_steepness: float = 10.0,
                  detach_reset: bool = True, weights: Optional[Mapping[str, torch.Tensor]] = None,
                  delays: Optional[Mapping[str, torch.Tensor]] = None,
                  delay_sigma_steps: Optional[Mapping[str, float]] = None,
-                 surrogate: Optional[Surrogate] = None):
+                 surrogate: Optional[Surrogate] = None,
+                 recurrent: Optional[Mapping[str, RecurrentConstraints]] = None,
+                 shared: Optional[Mapping[str, torch.Tensor]] = None):
         super().__init__()
         self.graph = graph
         self.dt_s = dt_s
@@ -73,6 +82,16 @@ class SpikingNetwork(nn.Module):
             shape = (graph.population(proj.post).size, graph.population(proj.pre).size)
             w = torch.zeros(shape) if weights is None else torch.as_tensor(weights[proj.name]).float()
             self.weights.append(nn.Parameter(w.clone()))
+        geometries = {p.name: p.geometry for p in graph.projections if p.geometry is not None}
+        self.shared_names = [name for name in (shared or {}) if name in geometries]
+        self.shared = nn.ParameterList([nn.Parameter(torch.as_tensor(shared[name]).float().clone())  # type: ignore[index]
+                                        for name in self.shared_names])
+        self.geometries = geometries
+        for name in self.shared_names:
+            self.weight(name).requires_grad_(False)  # built from the shared parameter instead
+        self.recurrent = {name: constraints for name, constraints in (recurrent or {}).items()}
+        for name, constraints in self.recurrent.items():
+            self.weight(name).requires_grad_(constraints.learnable)
         # Delayed projections (graph max_delay_steps > 0): a delay parameter [post, pre] in steps and
         # the kernel width σ in steps (0: integer delays, as deployed); training shrinks σ.
         self.max_delay_steps = {p.name: p.max_delay_steps for p in graph.projections if p.max_delay_steps > 0}
@@ -87,11 +106,27 @@ class SpikingNetwork(nn.Module):
     def weight(self, projection: str) -> nn.Parameter:
         return self.weights[self.projection_names.index(projection)]
 
+    def project_constraints(self) -> None:
+        """Bring every constrained recurrent matrix back onto its constraints (after an optimiser step)."""
+        for name, constraints in self.recurrent.items():
+            project_(self.weight(name).data, constraints)
+
     def delay_dict(self) -> dict[str, torch.Tensor]:
         return {name: d.detach().clone() for name, d in zip(self.delay_names, self.delays)}
 
     def weight_dict(self) -> dict[str, torch.Tensor]:
-        return {name: w.detach().clone() for name, w in zip(self.projection_names, self.weights)}
+        """The dense ``[post, pre]`` weights (built from the shared parameters where there are some)."""
+        dense_weights = self._dense_weights()
+        return {name: dense_weights[name].detach().clone() for name in self.projection_names}
+
+    def shared_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in zip(self.shared_names, self.shared)}
+
+    def _dense_weights(self) -> dict[str, torch.Tensor]:
+        weights = dict(zip(self.projection_names, self.weights))
+        for name, parameter in zip(self.shared_names, self.shared):
+            weights[name] = dense(parameter, self.geometries[name])
+        return weights
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         r"""The weights forward uses: the parameters, fake-quantised when ``quantise_levels`` is set.
@@ -99,7 +134,7 @@ class SpikingNetwork(nn.Module):
         Each target neuron has its own scale, :math:`s_n = \max_j |W_{nj}| / q_{max}` over all its
         incoming weights, as the BSS-2 mapping's default ``per-neuron`` scale does.
         """
-        weights = dict(zip(self.projection_names, self.weights))
+        weights = self._dense_weights()
         if self.quantise_levels is None:
             return weights
         for pop in self.graph.populations[1:]:

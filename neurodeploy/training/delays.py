@@ -29,7 +29,7 @@ def initial_delays(recipe: Recipe, generator: torch.Generator) -> dict[str, torc
 
 def parameter_groups(net: SpikingNetwork, recipe: Recipe, learning_rate: float) -> list[dict]:
     """Weights at the recipe's learning rate; each projection's delays at its own (no weight decay on delays)."""
-    groups: list[dict] = [{"params": list(net.weights), "lr": learning_rate}]
+    groups: list[dict] = [{"params": list(net.weights) + list(net.shared), "lr": learning_rate}]
     for name, delay in zip(net.delay_names, net.delays):
         groups.append({"params": [delay], "lr": recipe.delays[name]["learning_rate"], "weight_decay": 0.0})
     return groups

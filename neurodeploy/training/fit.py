@@ -16,6 +16,8 @@ from ..data.encoding import encode_dataset
 from ..modelfile import ModelFile
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe
+from ..core.conv import dense
+from ..core.recurrent import project_
 from ..core.surrogate import surrogate_of
 from ..scoring import accuracy, batched_scores
 from ..validation.arguments import check_training_arguments
@@ -23,14 +25,29 @@ from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initia
 from .loss import task_loss
 
 
-def initial_weights(recipe: Recipe, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    r"""Gaussian initialisation :math:`W = (\mu + \sigma \xi) / \sqrt{n_{pre}}`, with the recipe's μ, σ."""
+def initial_weights(recipe: Recipe, generator: torch.Generator,
+                    shared: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+    r"""Gaussian initialisation :math:`W = (\mu + \sigma \xi) / \sqrt{n_{in}}`, with the recipe's μ, σ; a
+    recurrent matrix is then projected onto its constraints (hollow: no diagonal; inhibitory: positive entries 0).
+
+    A projection with a geometry draws its shared parameter instead (a kernel, :math:`n_{in} = C_{in} k^2`; or a
+    matrix on the pooled image), stored into ``shared`` when given; its dense weights are built from it.
+    """
     weights = {}
     for proj in recipe.graph.projections:
         n_post, n_pre = recipe.graph.population(proj.post).size, recipe.graph.population(proj.pre).size
         spec = recipe.init[proj.name]
-        xi = torch.randn(n_post, n_pre, generator=generator)
-        weights[proj.name] = (spec["mean"] + spec["std"] * xi) / math.sqrt(n_pre)
+        shape = (n_post, n_pre) if proj.geometry is None else proj.geometry.parameter_shape(n_post)
+        fan_in = n_pre if proj.geometry is None else proj.geometry.fan_in()
+        xi = torch.randn(*shape, generator=generator)
+        drawn = (spec["mean"] + spec["std"] * xi) / math.sqrt(fan_in)
+        if proj.geometry is not None:
+            if shared is not None:
+                shared[proj.name] = drawn
+            drawn = dense(drawn, proj.geometry)
+        weights[proj.name] = drawn
+        if proj.name in recipe.recurrent:
+            project_(weights[proj.name], recipe.recurrent[proj.name])
     return weights
 
 
@@ -47,6 +64,7 @@ def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        net.project_constraints()
         schedule.step()
         losses.append(loss.item())
         correct += int((scores.argmax(1) == labels[idx]).sum())
@@ -99,9 +117,11 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     validate = settings["select_on_validation"] and "validation" in encoded
 
     surrogate = surrogate_of(settings)  # training.surrogate (or the older surrogate_steepness)
+    shared: dict[str, torch.Tensor] = {}  # convolutions' kernels: trained, shared by their unrolled copies
     net = SpikingNetwork(recipe.graph, recipe.dt_s, surrogate=surrogate,
-                         detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator),
-                         delays=initial_delays(recipe, generator) or None)
+                         detach_reset=settings["detach_reset"], weights=initial_weights(recipe, generator, shared),
+                         delays=initial_delays(recipe, generator) or None, recurrent=recipe.recurrent,
+                         shared=shared)
     optimiser = torch.optim.AdamW(parameter_groups(net, recipe, settings["learning_rate"]),
                                   lr=settings["learning_rate"], weight_decay=float(settings["weight_decay"]))
     total_steps = settings["epochs"] * math.ceil(len(labels) / settings["batch_size"])
@@ -153,4 +173,5 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     return ModelFile(graph=recipe.graph, weights=net.weight_dict(), dt_s=recipe.dt_s, encoding=recipe.encoding,
                      dataset=recipe.dataset, seed=settings["seed"], training=settings, metrics=metrics,
                      provenance={"recipe": recipe.name, "recipe_file": recipe_file, "history": history},
-                     delays=net.delay_dict(), delay_sigma_steps=dict(net.delay_sigma_steps))
+                     delays=net.delay_dict(), delay_sigma_steps=dict(net.delay_sigma_steps),
+                     recurrent={name: c.to_dict() for name, c in recipe.recurrent.items()})

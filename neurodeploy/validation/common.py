@@ -35,8 +35,13 @@ NEURON = Fields(optional={
 POPULATION = Fields(required={"name": Text(), "size": Number(lo=1, hi=MAX_NEURONS, integer=True),
                               "kind": OneOf(POPULATION_KINDS)},
                     optional={"neuron": Nullable(NEURON)})
+SIDE = Number(lo=1, hi=MAX_NEURONS, integer=True)
+GEOMETRY = Fields(required={"in_shape": ListOf(SIDE, length=3)},
+                  optional={"pool": SIDE, "channels": Number(lo=0, hi=MAX_NEURONS, integer=True), "kernel": SIDE,
+                            "stride": SIDE, "padding": Number(lo=0, hi=MAX_NEURONS, integer=True)})
 PROJECTION = Fields(required={"pre": Text(), "post": Text()},
-                    optional={"max_delay_steps": Number(lo=0, hi=MAX_STEPS, integer=True), "recurrent": Flag()})
+                    optional={"max_delay_steps": Number(lo=0, hi=MAX_STEPS, integer=True), "recurrent": Flag(),
+                              "geometry": GEOMETRY})
 GRAPH = Fields(required={"populations": ListOf(POPULATION, min_length=2), "projections": ListOf(PROJECTION)},
                optional={"discretisation": OneOf(DISCRETISATIONS)})
 

@@ -5,9 +5,10 @@ envelope (format, version) and before anything uses it; :func:`neurodeploy.model
 then verifies the checksum. Checked:
 
 * keys: exactly those of the file's version (1: no delays; 2: delays; 3: the discretisation's kind;
-  4: the checksum), ``mapping`` optional from version 2;
+  4: the checksum; 5: ``recurrent``), ``mapping`` optional from version 2;
 * ``graph``: its layout and consistency (:func:`~.common.check_graph`); ``discretisation.kind`` its graph's;
-* ``weights``: one float tensor per projection of the graph, ``[post, pre]``, finite, and no other;
+* ``weights``: one float tensor per projection of the graph, ``[post, pre]``, finite, and no other; zero
+  outside a convolution's or pooling's structure;
 * ``delays``: one per delayed projection, shaped as its weights, finite, within ``0..max_delay_steps``;
   ``delay_sigma_steps`` finite and >= 0, only for delayed projections;
 * ``dt_s`` finite > 0; ``dataset`` known (or ``none``); ``encoding`` valid for it, with the graph's input
@@ -15,6 +16,8 @@ then verifies the checksum. Checked:
 * ``training``: the settings downstream code reads, typed and in range; ``surrogate`` a registered kind with
   its parameters, and ``surrogate_steepness`` beside it only for SuperSpike, equal to its steepness;
   ``metrics``, ``provenance`` mappings;
+* ``recurrent`` (version 5): constraints (mask, sign, learnable) of recurrent projections only, and their
+  weights within them (a hollow matrix has a zero diagonal, an inhibitory one no positive entry);
 * ``mapping`` (in-the-loop training): pinned weight scales per layer (finite > 0, one per neuron),
   potential scales, weight copies, the chip trained on.
 """
@@ -24,10 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.conv import connected
+from ..core.recurrent import MASKS, SIGNS, RecurrentConstraints, violation
 from ..graph import Graph
 from .checksum import FIELD, is_digest
 from .common import check_dataset, check_graph, check_time_step, training_rules
-from .rules import Anything, Array, Fields, Invalid, MapOf, Nullable, Number, Text
+from .rules import Anything, Array, Fields, Flag, Invalid, MapOf, Nullable, Number, OneOf, Text
 
 BASE_KEYS = ("format", "version", "software_version", "graph", "weights", "dt_s", "discretisation", "encoding",
              "dataset", "seed", "training", "metrics", "provenance")
@@ -38,11 +43,13 @@ MAPPING = Fields(optional={
     "weight_scale": MapOf(Array("float", lo=0, lo_open=True)), "cadc_per_model_unit": MapOf(Number(lo=0, lo_open=True)),
     "weight_copies": Number(lo=1, integer=True), "trained_on": Nullable(Fields(strict=False)),
     "alignment": Fields(strict=False)}, strict=False)
+RECURRENT = Fields(required={"mask": OneOf(MASKS), "sign": OneOf(SIGNS), "learnable": Flag()})
 
 
 def keys_of(version: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) top-level keys of a model file of ``version``."""
-    required = BASE_KEYS + (DELAY_KEYS if version >= 2 else ()) + ((FIELD,) if version >= 4 else ())
+    required = (BASE_KEYS + (DELAY_KEYS if version >= 2 else ()) + ((FIELD,) if version >= 4 else ())
+                + (("recurrent",) if version >= 5 else ()))
     optional = (("mapping",) if version >= 2 else ()) + ((FIELD,) if version < 4 else ())
     return required, optional
 
@@ -74,6 +81,8 @@ def check_model_dict(data: Mapping[str, Any]) -> Graph:
         check_delays(data["delays"], data["delay_sigma_steps"], graph)
     if "mapping" in data:
         check_mapping(data["mapping"], graph)
+    if version >= 5:
+        check_recurrent(data["recurrent"], data["weights"], graph)
     if FIELD in data and not is_digest(data[FIELD]):
         raise Invalid(FIELD, "is not a SHA-256 digest (64 hexadecimal digits)")
     return graph
@@ -100,6 +109,9 @@ def check_weights(weights: Any, graph: Graph, name: str = "weights") -> None:
             raise Invalid(f"{name}[{proj.name!r}]", "is missing (the graph has that projection)")
         shape = (graph.population(proj.post).size, graph.population(proj.pre).size)
         Array("float", shape).check(weights[proj.name], f"{name}[{proj.name!r}]")
+        if proj.geometry is not None and bool(weights[proj.name][~connected(proj.geometry, shape[0])].ne(0).any()):
+            raise Invalid(f"{name}[{proj.name!r}]", "joins pairs its convolution or pooling does not (non-zero "
+                          "outside the structure)")
     extra = sorted(set(weights) - {p.name for p in graph.projections})
     if extra:
         raise Invalid(f"{name}[{extra[0]!r}]", "names no projection of the graph")
@@ -122,6 +134,18 @@ def check_delays(delays: Any, sigma: Any, graph: Graph) -> None:
     extra = sorted(set(sigma) - set(delayed))
     if extra:
         raise Invalid(f"delay_sigma_steps[{extra[0]!r}]", "names no projection of the graph with delays")
+
+
+def check_recurrent(constraints: Any, weights: Mapping[str, Any], graph: Graph) -> None:
+    """Constraints only of recurrent projections, each mask/sign/learnable, and weights that keep them."""
+    MapOf(RECURRENT).check(constraints, "recurrent")
+    loops = {p.name for p in graph.projections if p.recurrent}
+    for name, spec in constraints.items():
+        if name not in loops:
+            raise Invalid(f"recurrent[{name!r}]", "names no recurrent projection of the graph")
+        broken = violation(weights[name], RecurrentConstraints.from_dict(spec))
+        if broken:
+            raise Invalid(f"weights[{name!r}]", broken)
 
 
 def check_mapping(mapping: Any, graph: Graph) -> None:

@@ -12,19 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ...targets.bss2.spec import BSS2Spec
+from ...targets.bss2.bus_load import bus_capacity, bus_of_routes
 
-
-def bus_of_routes(routes: np.ndarray, spec: BSS2Spec) -> np.ndarray:
-    """Global bus index ``hemisphere * buses + driver // drivers_per_bus`` of each route ``(src, h, driver, label)``."""
-    g = spec["geometry"]
-    return routes[:, 1] * g["buses_per_hemisphere"] + routes[:, 2] // g["drivers_per_bus"]
-
-
-def bus_capacity(dt_s: float, spec: BSS2Spec) -> int:
-    """Events one bus can carry in one step of ``dt_s`` hardware seconds."""
-    cycles = int(np.floor(dt_s / spec["time"]["clock_period_s"] + 1e-9))
-    return max(1, cycles * spec["readout"]["bus_events_per_clock"])
+__all__ = ["bus_capacity", "bus_of_routes", "deliver"]
 
 
 def deliver(route_events: torch.Tensor, bus: np.ndarray, capacity: int,

@@ -1,6 +1,7 @@
 """BSS-2 design rules of delay realisations: small named functions, each with an id (numbers from targets/bss2.yaml).
 
-* BSS2-DELAY-SOURCE: delays only on projections from the input (their events pass the FPGA), and on all of them.
+* BSS2-DELAY-SOURCE: delays only on projections from the input (their events pass the FPGA), and on all of them;
+  no recurrent projection onto a layer whose input slots are delayed copies.
 * BSS2-DELAY-RANGE: the longest delayed copy fits the FPGA's delay counter.
 * BSS2-DELAY-CAPACITY: the delayed copies fit the FPGA's table.
 * BSS2-DELAY-LABELS: the copies one input slot (driver) must tell apart fit its label space.
@@ -26,6 +27,11 @@ def rule_delay_source(graph: Graph) -> Iterator[DesignRuleViolation]:
             yield DesignRuleViolation(
                 "BSS2-DELAY-SOURCE", proj.post, "delayed projection from", f"population '{proj.pre}'",
                 f"the input '{graph.input.name}' only", "put delays only on the input projection (the first layer)")
+        elif proj.recurrent and any(p.max_delay_steps for p in graph.incoming(proj.post)):
+            yield DesignRuleViolation(
+                "BSS2-DELAY-SOURCE", proj.post, "recurrent projection onto a layer with delayed inputs", proj.name,
+                "none (its slots are the delayed copies')", f"remove the recurrent projection of '{proj.post}', or "
+                "learn its input delays in a layer without one")
         elif any_delays and not proj.max_delay_steps and proj.pre == graph.input.name:
             yield DesignRuleViolation(
                 "BSS2-DELAY-SOURCE", proj.post, "undelayed projection from the input beside delayed ones",

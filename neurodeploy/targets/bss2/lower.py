@@ -27,9 +27,13 @@ is negligible); what else differs is reported by ``BSS2-DISCRETISATION``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
-from ...graph import Graph, NeuronParameters
+import numpy as np
+
+from ...core.conv import connected
+from ...graph import Graph, NeuronParameters, Projection
 from .spec import BSS2Spec
 
 
@@ -58,6 +62,12 @@ class LoweredLayer:
     hw: HardwareNeuron
     weight_copies: int = 1  # synapses (rows) that share each weight
     discretisation: str = "native"  # the graph's (rules BSS2-DISCRETISATION, BSS2-NEURON-MODEL)
+    connected: Optional[np.ndarray] = field(default=None, compare=False)  # [size, fan_in] bool; None: all pairs
+
+    @property
+    def synapse_pairs(self) -> int:
+        """(source, neuron) pairs that get a synapse: all, or those a convolution's structure joins."""
+        return self.size * self.fan_in if self.connected is None else int(self.connected.sum())
 
     @property
     def circuits(self) -> int:
@@ -91,17 +101,27 @@ def copies_that_fit(fan_in: int, circuits: int, inputs_per_circuit: int, wanted:
     return max(1, min(wanted, inputs_per_circuit // share))
 
 
+def structure(incoming: list[Projection], graph: Graph, size: int) -> Optional[np.ndarray]:
+    """``[size, fan_in]``: the pairs that get a synapse, over the inputs in order; None when all do. A
+    convolution's unrolled kernel joins only the pixels of each neuron's receptive field (core/conv.py)."""
+    if all(p.geometry is None for p in incoming):
+        return None
+    return np.concatenate([np.ones((size, graph.population(p.pre).size), bool) if p.geometry is None
+                           else connected(p.geometry, size).numpy() for p in incoming], axis=1)
+
+
 def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredLayer]:
     """One lowered layer per non-input population, in graph order (``weight_copies``: see the module)."""
     per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
     layers = []
     for pop in graph.populations[1:]:
-        inputs = tuple((p.pre, graph.population(p.pre).size) for p in graph.incoming(pop.name))
+        incoming = graph.incoming(pop.name)
+        inputs = tuple((p.pre, graph.population(p.pre).size) for p in incoming)
         fan_in = sum(size for _, size in inputs)
         circuits = circuits_per_neuron(fan_in, per_circuit)
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
             circuits_per_neuron=circuits, neuron=pop.parameters, hw=hardware_neuron(pop.parameters, pop.kind, spec),
             weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies),
-            discretisation=graph.discretisation))
+            discretisation=graph.discretisation, connected=structure(incoming, graph, pop.size)))
     return layers

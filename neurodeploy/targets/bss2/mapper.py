@@ -16,6 +16,7 @@ from ...models.network import SpikingNetwork
 from .spec import BSS2Spec
 from .calibration_file import Calibration
 from .analog import ChipCodes, nominal_codes, nominal_gain
+from .bus_load import bus_capacity, bus_load_warning, peak_bus_load
 from .calibrated import calibrated_codes, check_targets
 from .delay_mapping import delay_arrays, plan_and_check_delays, quantise_delayed, route_delayed
 from .delays import DelayPlan
@@ -57,6 +58,7 @@ class SoftwareProbe(NamedTuple):
 
     rates: dict  # spiking layer → (float Hz, quantised Hz), model time
     readout_peak: Optional[float]  # 99th percentile of the readout's maximum above rest (model units)
+    spikes: dict  # spiking layer → [T, B, N] spikes of the quantised network (bus_load.py)
 
 
 def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, QuantisedLayer],
@@ -64,7 +66,7 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     """Firing rates with float and quantised weights, and how far the readout rises, on ``spikes``
     (encoded training samples ``[T, B, C]``, never the test set; None: not measured)."""
     if spikes is None or spikes.shape[1] == 0:
-        return SoftwareProbe({}, None)
+        return SoftwareProbe({}, None, {})
     net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights, delays=model.delays or None,
                          delay_sigma_steps=model.delay_sigma_steps)
     deq = {k: v for q in quantised.values() for k, v in q.dequantised().items()}
@@ -76,7 +78,8 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     rates = {layer.name: (rate(before.spikes[layer.name]), rate(after.spikes[layer.name]))
              for layer in layers if layer.kind == "lif"}
     rise = after.readout_v.amax(0) - model.graph.readout.parameters.v_leak
-    return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)))
+    quantised_spikes = {layer.name: after.spikes[layer.name] for layer in layers if layer.kind == "lif"}
+    return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)), quantised_spikes)
 
 
 def _fit_readout(layer: LoweredLayer, peak: Optional[float], spec: BSS2Spec) -> LoweredLayer:
@@ -181,7 +184,11 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
     probe = _probe(model, layers, quantised, probe_inputs)
     layers = [_fit_readout(layer, probe.readout_peak, spec) for layer in layers]
     layers = [_pinned_potential_scale(layer, model.mapping) for layer in layers]
+    peak = peak_bus_load(routing.neuron_routes, probe.spikes, placement, spec)
+    capacity = bus_capacity(model.dt_s / spec.speedup, spec)
+    warnings += [w for w in [bus_load_warning(peak, capacity)] if w]
     report = _report(layers, placement, quantised, routing, probe.rates, spec, warnings)
+    report["bus_load"] = {"peak_events_per_step": None if peak is None else peak[0], "capacity_per_step": capacity}
     extra_arrays, extra_meta = delay_arrays(plan, model, routing, report)
     settings = _circuit_settings(layers, placement, quantised, spec)
     codes, violations = _codes(settings, layers, placement, spec, calibration)

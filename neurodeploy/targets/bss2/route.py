@@ -13,6 +13,7 @@ that differ by at most one LSB.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -49,6 +50,11 @@ def split_weight(w: int, copies: int) -> list[int]:
     return [sign * (base + (j < extra)) for j in range(copies)]
 
 
+def _joined_source(sources: list, joined: Optional[np.ndarray], n: int, p: int) -> Optional[tuple[str, int]]:
+    """Source ``p`` of neuron ``n``, or None for a pair outside a convolution's structure (no synapse)."""
+    return sources[p] if joined is None or joined[n, p] else None
+
+
 def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spec: BSS2Spec,
           input_name: str, slot_inputs: Optional[dict] = None, labels_per_driver: Optional[int] = None
           ) -> tuple[Routing, list[DesignRuleViolation]]:
@@ -81,7 +87,7 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
         else:
             sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
             matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
-            source_of = lambda n, p, sources=sources: sources[p]  # noqa: E731
+            source_of = partial(_joined_source, sources, layer.connected)
             n_slots = len(sources)
             copies = layer.weight_copies
         chunk = math.ceil(n_slots / layer.circuits_per_neuron)

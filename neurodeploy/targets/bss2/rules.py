@@ -84,15 +84,12 @@ def rule_potentials(layers, spec, warnings, available_circuits):
 
 
 def rule_imported(layers, spec, warnings, available_circuits):
-    """BSS2-RECURRENT, BSS2-BIAS, BSS2-PER-NEURON, BSS2-RESET: what imported (NIR) graphs may use and
-    the mapper does not realise yet: on-chip recurrent routing, constant input currents, one neuron
-    setting per neuron instead of per layer, reset by subtraction."""
+    """BSS2-BIAS, BSS2-PER-NEURON, BSS2-RESET: what imported (NIR) graphs may use and the mapper does not
+    realise yet: constant input currents, one neuron setting per neuron instead of per layer, reset by
+    subtraction. (Recurrent projections are on-chip routes: their labels and fan-in are checked as
+    every other source's, their bus load by :mod:`.bus_load`.)"""
     for layer in layers:
         n = layer.neuron
-        if any(pre == layer.name for pre, _ in layer.inputs):
-            yield DesignRuleViolation("BSS2-RECURRENT", layer.name, "recurrent projection routed back onto the layer",
-                                      f"1 ('{layer.name}->{layer.name}')", "0 (not supported yet)",
-                                      "remove the recurrent projection, or map onto xylo (its recurrent matrix)")
         if n.i_bias != 0 or "i_bias" in dict(n.per_neuron):
             yield DesignRuleViolation("BSS2-BIAS", layer.name, "constant input current (a NIR Affine bias)", "1",
                                       "0 (not supported yet)", "export the network without biases (bias=False)")
