@@ -6,7 +6,7 @@
 Each seed trains the recipe from scratch, maps the same model file onto every target and runs
 it on that target's backend; the table gives the mean ± standard deviation over seeds and the
 range, so a claim about a recipe is never a lucky seed. A model that does not fit a target is
-reported as such, with its first violation.
+reported as such, with its first violation. The synapses a mapping uses are given per target.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def measure(recipe: str, seed: int, targets: dict[str, str], folder: Path) -> di
     for target, backend in targets.items():
         deployment = folder / f"{model.stem}.{target}.npz"
         try:
-            map_model(model, target, deployment)
+            report = map_model(model, target, deployment)
         except DoesNotFitError as error:
             row[target] = None
             row[f"{target}_error"] = error.one_line()
             continue
         row[target] = run(deployment, backend)["accuracy"]
+        row[f"{target}_synapses"] = report.get("synapses_used")
     return row
 
 
@@ -72,11 +73,13 @@ def main() -> None:
     if args.json:
         print(json.dumps({"seeds": args.seeds, "targets": targets, "results": results}))
         return
-    header = ["recipe", "software"] + [f"{t} ({b})" for t, b in targets.items()] + ["train s"]
+    header = (["recipe", "software"] + [f"{t} ({b})" for t, b in targets.items()]
+              + [f"{t} synapses" for t in targets] + ["train s"])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for result in results:
         cells = [cell(result["summary"][c]) for c in ["software", *targets]]
+        cells += [str(result["runs"][0].get(f"{t}_synapses", "–")) for t in targets]  # the same for every seed
         print(f"| {Path(result['recipe']).stem} | " + " | ".join(cells) + f" | {result['training_seconds']:.0f} |")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import warnings
 from typing import Any
@@ -18,6 +19,7 @@ import click
 from tqdm import tqdm
 
 from . import __version__
+from .data.fashion_mnist import ENV as FASHION_MNIST_ENV
 from .errors import DoesNotFitError, NeurodeployError
 
 
@@ -127,8 +129,10 @@ def _percent(x: float) -> str:
 @click.group(name="neurodeploy", cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neurodeploy")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of Fashion-MNIST's IDX files (default: /usr/share/datasets/fashion-mnist, Debian's).")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, data_dir: str | None) -> None:
     """Spiking networks from PyTorch training to neuromorphic chips (BrainScaleS-2, Xylo) and their emulators.
 
     \b
@@ -137,6 +141,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     neurodeploy run yinyang.npz --backend mock:ideal
     """
     ctx.obj = {"debug": debug}
+    if data_dir is not None:  # read by neurodeploy.data.fashion_mnist, in this process and the ones it starts
+        os.environ[FASHION_MNIST_ENV] = data_dir
 
 
 @main.command()

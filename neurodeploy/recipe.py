@@ -245,17 +245,22 @@ def _geometry(layer: Mapping[str, Any], kind: str, image: Any, pool: int, datase
                           f"use an image dataset ({', '.join(IMAGE_SHAPES)}) with an encoding without a bias spike, "
                           "or put the convolution first")
     if kind != "conv":
-        return Geometry(tuple(image), pool=pool)
+        return _fits(Geometry(tuple(image), pool=pool), where)
     for key in ("channels", "kernel"):
         if key not in layer:
             raise RecipeError(f"{where} (kind: conv) lacks '{key}'", "give channels and kernel (stride, padding "
                               "default to 1 and 0)")
     numbers = {key: int(_checked(Number(lo=0 if key == "padding" else 1, hi=4096, integer=True), layer[key],
                                  f"{where}.{key}")) for key in CONV_KEYS if key in layer}
-    geometry = Geometry(tuple(image), pool=pool, **numbers)
-    problem = geometry.problem(image[0] * image[1] * image[2], 1)
-    if problem and "outputs" not in problem:  # the output size is the layer's own
-        raise RecipeError(f"{where}'s convolution {problem}", "change kernel, stride, padding or the pooling before")
+    return _fits(Geometry(tuple(image), pool=pool, **numbers), where)
+
+
+def _fits(geometry: Geometry, where: str) -> Geometry:
+    """``geometry`` if it fits its input image (the output size is the layer's own, set from it)."""
+    c, h, w = geometry.in_shape
+    problem = geometry.problem(c * h * w, 1)
+    if problem and "outputs" not in problem:
+        raise RecipeError(f"the input of {where} {problem}", "change kernel, stride, padding or the pooling before")
     return geometry
 
 

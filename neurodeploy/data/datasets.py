@@ -12,17 +12,20 @@ import torch
 from ..errors import DataError, RecipeError
 from .encoding import encode_dataset
 from .digits import load_digits_4x4_split, load_digits_split
+from .fashion_mnist import load_fashion_mnist
 from .randman import RANDOM_MANIFOLDS, load_random_manifolds
 from .temporal_patterns import CHANNELS, CLASSES, load_temporal_patterns
 from .yinyang import load_yinyang
 
 N_FEATURES = {"yinyang": 4, "digits": 64, "digits_4x4": 16, "temporal_patterns": CHANNELS,
-              "random_manifolds": RANDOM_MANIFOLDS.channels}
+              "random_manifolds": RANDOM_MANIFOLDS.channels, "fashion_mnist": 256}
 N_CLASSES = {"yinyang": 3, "digits": 10, "digits_4x4": 10, "temporal_patterns": CLASSES,
-             "random_manifolds": RANDOM_MANIFOLDS.classes}
-IMAGE_SHAPES = {"digits": (1, 8, 8), "digits_4x4": (1, 4, 4)}  # [channels, height, width] of image datasets
+             "random_manifolds": RANDOM_MANIFOLDS.classes, "fashion_mnist": 10}
+# [channels, height, width] of image datasets
+IMAGE_SHAPES = {"digits": (1, 8, 8), "digits_4x4": (1, 4, 4), "fashion_mnist": (1, 16, 16)}
 SPLITS = {"yinyang": ("train", "validation", "test"), "digits": ("train", "test"), "digits_4x4": ("train", "test"),
-          "temporal_patterns": ("train", "test"), "random_manifolds": ("train", "validation", "test")}
+          "temporal_patterns": ("train", "test"), "random_manifolds": ("train", "validation", "test"),
+          "fashion_mnist": ("train", "validation", "test")}
 
 
 def check_dataset_name(name: str) -> None:
@@ -42,6 +45,8 @@ def load_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         return load_random_manifolds(split)
     if name == "digits_4x4":
         return load_digits_4x4_split(split)
+    if name == "fashion_mnist":
+        return load_fashion_mnist(split)
     return load_yinyang(split) if name == "yinyang" else load_digits_split(split)
 
 
