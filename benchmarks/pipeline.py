@@ -1,14 +1,13 @@
 """Recipes from software to a calibrated chip and through in-the-loop training, over seeds.
 
-    python benchmarks/pipeline.py models/yinyang_hw.yaml models/yinyang_recurrent.yaml --seeds 0 1 2 \
+    python benchmarks/pipeline.py models/yinyang_hw.yaml models/yinyang_recurrent.yaml --seeds 0 1 2 \\
         [--chip 0] [--itl-epochs 2] [--itl-samples 2000] [--no-chip] [--json]
 
 Per recipe and seed: train, then the test accuracy in software (float), on ``mock:ideal``
 (quantised, spike for spike), on the calibrated ``mock:CHIP`` after mapping, and on it after
 ``itl``. For a recipe with a recurrent projection it also reports that matrix's share of the
-gradient at the start of training,
-:math:`\lVert \partial\mathcal{L}/\partial L \rVert / \lVert \partial\mathcal{L}/\partial W_{in} \rVert`
-(seed 000_611cab4eccd6835b.txt claims learnable feedback carries a significant gradient signal).
+gradient at the start of training, ‖∂ℒ/∂L‖ / ‖∂ℒ/∂W_in‖ (L the recurrent matrix, W_in the layer's
+input weights; seed 000_611cab4eccd6835b.txt claims learnable feedback carries a significant gradient signal).
 ``--no-chip``: software and mock:ideal only. Columns are mean ± std over seeds (range).
 """
 

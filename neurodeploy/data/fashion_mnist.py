@@ -27,7 +27,7 @@ SIDE = 16
 VALIDATION = 5000
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 FIX = (f"install the Debian package (sudo apt install dataset-fashion-mnist), or give --data-dir DIR (or ${ENV}) "
        "with the four IDX files")
 
