@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from neurodeploy.backends.mock.chip import MockChip
-from neurodeploy.core.conv import Geometry, connected, dense
+from neurodeploy.core.conv import Geometry, connected, dense, input_slots
 from neurodeploy.data.datasets import load_split
 from neurodeploy.data.encoding import bin_spike_times, encode
 from neurodeploy.deployment import load_deployment
@@ -68,6 +68,10 @@ def test_the_unrolled_matrix_is_the_convolution(c_in, side, channels, kernel, st
     assert torch.allclose(g_conv, g_dense)
     joined = connected(geometry, matrix.shape[0])
     assert not matrix.detach()[~joined].any() and int(joined.sum(1).max()) <= c_in * kernel * kernel * pool * pool
+    slots = input_slots(geometry)
+    if slots is not None:  # pixels of one receptive field never share a slot (a synapse driver on BSS-2)
+        for row in joined:
+            assert len(set(slots[row].tolist())) == int(row.sum())
 
 
 def test_pooling_then_a_dense_matrix():
@@ -130,6 +134,7 @@ def test_bss2_gets_one_synapse_per_unrolled_copy_and_the_mock_matches(conv_model
     model = load_model(conv_model)
     pairs = 4 * 6 * 6 * 9 + 10 * 144  # receptive fields, then the readout from every conv neuron
     assert report["synapses_used"] == 2 * pairs  # an excitatory and an inhibitory row per signed pair
+    assert report["layers"][0]["fan_in"] == 9  # a 3x3 receptive field: 9 input slots (drivers), not 64
     deployment = load_deployment(tmp_path / "conv.npz")
     times = np.round(encode(load_split("digits", "test")[0][:64], model.encoding), 3)  # digits, on the step grid
     chip = MockChip().run(deployment, times)

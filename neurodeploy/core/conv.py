@@ -98,6 +98,25 @@ def dense(parameter: torch.Tensor, geometry: Geometry) -> torch.Tensor:
     return parameter @ pooled.reshape(pre, -1).t()
 
 
+def input_slots(geometry: Geometry) -> torch.Tensor | None:
+    r"""A slot per input pixel such that no receptive field holds two pixels of one slot, or None (a dense matrix,
+    or no fewer slots than pixels).
+
+    A receptive field spans :math:`K = k \cdot p` consecutive rows and columns of the image (kernel k after
+    pooling p), so pixel :math:`(c, y, x)` takes slot :math:`c K^2 + (y \bmod K) K + (x \bmod K)`: a neuron needs
+    :math:`C_{in} K^2` input slots instead of one per pixel (on BSS-2 a slot is a synapse driver, whose
+    label tells its pixels apart; bss2.md §1.3).
+    """
+    if not geometry.channels:
+        return None
+    c, h, w = geometry.in_shape
+    size = geometry.kernel * geometry.pool
+    if c * size * size >= c * h * w:
+        return None
+    channel, y, x = torch.meshgrid(torch.arange(c), torch.arange(h), torch.arange(w), indexing="ij")
+    return (channel * size * size + (y % size) * size + (x % size)).flatten()
+
+
 def connected(geometry: Geometry, post: int) -> torch.Tensor:
     """``[post, pre]`` bool: the pairs the structure joins (a kernel or matrix of ones, unrolled)."""
     ones = torch.ones(geometry.parameter_shape(post), dtype=torch.float64)

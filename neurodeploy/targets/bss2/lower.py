@@ -17,6 +17,10 @@ an error per unit of DAC current would not average this way (docs/calibration.md
 is the most a layer may use; it uses as many as its drivers hold,
 :math:`\\lfloor 128 / \\lceil n_{in}/k \\rceil \\rfloor`.
 
+**Convolutions.** A layer fed only by a convolution needs one input slot (synapse driver) per position of its
+receptive field, :math:`C_{in} (k p)^2`, not one per pixel: pixels that no receptive field holds together share
+a driver and are told apart by their labels (``input_slots``). Its fan-in is that slot count.
+
 **Imported models** (discretisation ``nir-euler``): their time constants are already the exact
 exponential ones with the graph's per-step decay, which the chip's continuous-time circuits
 realise as they are. A neuron without synaptic current (NIR LIF/LI, model ``leaky``) gets the
@@ -32,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...core.conv import connected
+from ...core.conv import connected, input_slots
 from ...graph import Graph, NeuronParameters, Projection
 from .spec import BSS2Spec
 
@@ -62,7 +66,8 @@ class LoweredLayer:
     hw: HardwareNeuron
     weight_copies: int = 1  # synapses (rows) that share each weight
     discretisation: str = "native"  # the graph's (rules BSS2-DISCRETISATION, BSS2-NEURON-MODEL)
-    connected: Optional[np.ndarray] = field(default=None, compare=False)  # [size, fan_in] bool; None: all pairs
+    connected: Optional[np.ndarray] = field(default=None, compare=False)  # [size, sources] bool; None: all pairs
+    slots: Optional[np.ndarray] = field(default=None, compare=False)  # [sources] input slot of each; None: its index
 
     @property
     def synapse_pairs(self) -> int:
@@ -110,6 +115,14 @@ def structure(incoming: list[Projection], graph: Graph, size: int) -> Optional[n
                            else connected(p.geometry, size).numpy() for p in incoming], axis=1)
 
 
+def shared_slots(incoming: list[Projection]) -> Optional[np.ndarray]:
+    """Input slots of a layer fed by one convolution only (:func:`~neurodeploy.core.conv.input_slots`), else None."""
+    if len(incoming) != 1 or incoming[0].geometry is None:
+        return None
+    slots = input_slots(incoming[0].geometry)
+    return None if slots is None else slots.numpy()
+
+
 def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredLayer]:
     """One lowered layer per non-input population, in graph order (``weight_copies``: see the module)."""
     per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
@@ -117,11 +130,12 @@ def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredL
     for pop in graph.populations[1:]:
         incoming = graph.incoming(pop.name)
         inputs = tuple((p.pre, graph.population(p.pre).size) for p in incoming)
-        fan_in = sum(size for _, size in inputs)
+        slots = shared_slots(incoming)
+        fan_in = sum(size for _, size in inputs) if slots is None else int(slots.max()) + 1
         circuits = circuits_per_neuron(fan_in, per_circuit)
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
             circuits_per_neuron=circuits, neuron=pop.parameters, hw=hardware_neuron(pop.parameters, pop.kind, spec),
             weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies),
-            discretisation=graph.discretisation, connected=structure(incoming, graph, pop.size)))
+            discretisation=graph.discretisation, connected=structure(incoming, graph, pop.size), slots=slots))
     return layers

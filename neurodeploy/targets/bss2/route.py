@@ -50,6 +50,22 @@ def split_weight(w: int, copies: int) -> list[int]:
     return [sign * (base + (j < extra)) for j in range(copies)]
 
 
+def convolution_slots(layer: LoweredLayer, q: QuantisedLayer) -> tuple[list[list], np.ndarray]:
+    """Per neuron, the source on each input slot (None: unused) and its integer weight, for a layer fed by one
+    convolution whose pixels share slots (lower.py, ``LoweredLayer.slots``)."""
+    (pre, _), = layer.inputs
+    weights = q.weights[f"{pre}->{layer.name}"].numpy()
+    slots, joined = layer.slots, layer.connected
+    if slots is None or joined is None:  # lower() sets both for such a layer; stated for the type checker
+        raise ValueError(f"layer '{layer.name}' has no input slots")
+    keys: list[list] = [[None] * layer.fan_in for _ in range(layer.size)]
+    matrix = np.zeros((layer.size, layer.fan_in), weights.dtype)
+    for n, i in zip(*np.nonzero(joined)):
+        keys[n][slots[i]] = (pre, int(i))
+        matrix[n, slots[i]] = weights[n, i]
+    return keys, matrix
+
+
 def _joined_source(sources: list, joined: Optional[np.ndarray], n: int, p: int) -> Optional[tuple[str, int]]:
     """Source ``p`` of neuron ``n``, or None for a pair outside a convolution's structure (no synapse)."""
     return sources[p] if joined is None or joined[n, p] else None
@@ -79,11 +95,12 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
 
     for layer in layers:
         q: QuantisedLayer = quantised[layer.name]
-        if slot_inputs is not None and layer.name in slot_inputs:
-            keys, matrices = slot_inputs[layer.name]
+        if slot_inputs is not None and layer.name in slot_inputs or layer.slots is not None:
+            keys, matrices = (slot_inputs[layer.name] if slot_inputs is not None and layer.name in slot_inputs
+                              else convolution_slots(layer, q))
             source_of = lambda n, p, keys=keys: keys[n][p]  # noqa: E731
             n_slots = matrices.shape[1]
-            copies = 1
+            copies = layer.weight_copies  # 1 for delay realisations (a delayed slot is its own synapse)
         else:
             sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
             matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
