@@ -336,11 +336,13 @@ def _calibration_text(r: dict) -> str:
               help="AdamW step size (model weight units).")
 @click.option("--weight-copies", default=1, show_default=True, type=WEIGHT_COPIES,
               help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
+@click.option("--delays", default=None, metavar="STRATEGY",
+              help="How the model's learned delays are realised, as `map --delays` (kept in the output model).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
-                train_samples: int | None, learning_rate: float, weight_copies: int, resume: bool,
-                as_json: bool) -> None:
+                train_samples: int | None, learning_rate: float, weight_copies: int, delays: str | None,
+                resume: bool, as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
@@ -349,7 +351,8 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
-                                  weight_copies=weight_copies, resume=resume, progress=_progress(as_json)))
+                                  weight_copies=weight_copies, delays=delays, resume=resume,
+                                  progress=_progress(as_json)))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "

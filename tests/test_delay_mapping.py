@@ -227,11 +227,12 @@ def test_cli_map_json_reports_delay_cost_and_refuses_bad_input(tmp_path, trained
     assert not refused.exists()
 
 
-def test_itl_refuses_a_model_with_delays(tmp_path):
+def test_itl_refuses_an_unknown_realisation_of_delays(tmp_path):
     model_path, out = tmp_path / "delayed.pt", tmp_path / "itl.pt"
     save_model(_task_model(), model_path)
-    result = CliRunner().invoke(main, ["itl", str(model_path), "--backend", "mock:ideal", "-o", str(out)])
-    assert result.exit_code == 2 and "learned delays" in result.output
+    result = CliRunner().invoke(main, ["itl", str(model_path), "--backend", "mock:ideal", "-o", str(out),
+                                       "--delays", "teleport", "--train-samples", "100"])
+    assert result.exit_code == 2 and "unknown delay strategy 'teleport'" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
 
 

@@ -12,7 +12,7 @@ gradient is the model's (surrogate) gradient evaluated on the chip's trajectory.
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -56,22 +56,37 @@ def measured_per_layer(obs: Observations, graph: Graph, neurons: Mapping[str, np
     return out
 
 
+ProjectionInput = Callable[[str, torch.Tensor, Mapping[str, torch.Tensor]], Optional[torch.Tensor]]
+
+
+def feedforward_input(graph: Graph, name: str, spikes: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor],
+                      projection_input: Optional[ProjectionInput] = None) -> torch.Tensor:
+    r"""Population ``name``'s input from the populations before it, :math:`\sum W z^{pre}_{k-1}`, or what
+    ``projection_input`` (the target's :meth:`~neurodeploy.targets.base.ItlSession.projection_input`) says a
+    projection delivers (learned delays)."""
+    x: torch.Tensor | int = 0
+    for proj in graph.feedforward(name):
+        own = None if projection_input is None else projection_input(proj.name, spikes[proj.pre], weights)
+        x = x + (own if own is not None else delay_one_step(spikes[proj.pre]) @ weights[proj.name].t())
+    if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
+        raise GraphError(f"population '{name}' receives no projection", "connect it")
+    return x
+
+
 def injected_forward(graph: Graph, weights: Mapping[str, torch.Tensor], input_spikes: torch.Tensor, dt_s: float,
                      measured: Mapping[str, Measured], surrogate_steepness: float = 10.0,
-                     surrogate: Optional[Surrogate] = None) -> NetworkOutput:
+                     surrogate: Optional[Surrogate] = None,
+                     projection_input: Optional[ProjectionInput] = None) -> NetworkOutput:
     """The forward pass of :class:`~neurodeploy.models.network.SpikingNetwork` on the chip's trajectory.
 
     ``surrogate``: the model's surrogate gradient (:func:`neurodeploy.core.surrogate.surrogate_of` of its
-    training settings); ``None``: SuperSpike with ``surrogate_steepness``.
+    training settings); ``None``: SuperSpike with ``surrogate_steepness``. ``projection_input``: see
+    :func:`feedforward_input`.
     """
     spikes = {graph.input.name: input_spikes}
     readout_v = None
     for pop in graph.populations[1:]:
-        x: torch.Tensor | int = 0
-        for proj in graph.feedforward(pop.name):
-            x = x + delay_one_step(spikes[proj.pre]) @ weights[proj.name].t()
-        if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
-            raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+        x = feedforward_input(graph, pop.name, spikes, weights, projection_input)
         loop = graph.recurrent(pop.name)
         params = pop.parameters.to_lif()
         seen = measured.get(pop.name, Measured(None, None))

@@ -85,7 +85,7 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
                                f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
         measured = measured_per_layer(obs, model.graph, neurons, alignment)
         out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
-                               measured, surrogate=surrogate)
+                               measured, surrogate=surrogate, projection_input=session.projection_input)
         if out.readout_v is None:
             raise GraphError(f"population '{model.graph.readout.name}' is not an li readout",
                              "end the model's graph with a non-spiking readout (kind: li)")

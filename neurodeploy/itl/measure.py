@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Optional
 
 import numpy as np
 import torch
@@ -10,9 +11,9 @@ import torch
 from ..backends.base import Backend, Recording
 from ..core.lif import li_sequence, lif_sequence
 from ..deployment import Deployment
-from ..errors import GraphError
 from ..graph import Graph
 from ..models.network import delay_one_step
+from .forward import ProjectionInput, feedforward_input
 from .alignment import Alignment, before_first_spike, fit_scale_and_shift, recorded_columns
 
 SILENT_RUNS = 8
@@ -20,9 +21,9 @@ SILENT_RUNS = 8
 
 def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, weights: Mapping[str, torch.Tensor],
                       neurons: Mapping[str, np.ndarray], probe_times_s: np.ndarray, probe_spikes: torch.Tensor,
-                      dt_s: float) -> Alignment:
+                      dt_s: float, projection_input: Optional[ProjectionInput] = None) -> Alignment:
     """Offsets from runs without input; per-layer scale and shift from ``probe_times_s`` (same samples as
-    ``probe_spikes``).
+    ``probe_spikes``); ``projection_input``: the target's own realisation of some projections (:mod:`.forward`).
 
     ``weights`` are the weights the chip holds (dequantised). Each layer's model potential is
     computed from the chip's own spikes of the layer before (and of itself, one step earlier, through a
@@ -38,9 +39,7 @@ def measure_alignment(engine: Backend, deployment: Deployment, graph: Graph, wei
     with torch.no_grad():
         for pop in graph.populations[1:]:
             ids = torch.as_tensor(neurons[pop.name])
-            x = sum(delay_one_step(spikes[p.pre]) @ weights[p.name].t() for p in graph.feedforward(pop.name))
-            if isinstance(x, int):  # Graph.check() already refuses this; stated for the type checker
-                raise GraphError(f"population '{pop.name}' receives no projection", "connect it")
+            x = feedforward_input(graph, pop.name, spikes, weights, projection_input)
             params = pop.parameters.to_lif()
             z_hw = obs.spikes[..., ids].float() if obs.spikes.shape[-1] else None
             loop = graph.recurrent(pop.name)

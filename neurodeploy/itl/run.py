@@ -41,11 +41,14 @@ class Checkpointing(NamedTuple):
 def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibration: Optional[str | Path] = None,
                       *, epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
                       weight_copies: int = 1, seed: int = 0, progress: bool = True,
-                      checkpoint: Optional[Checkpointing] = None, source: str = "model") -> tuple[ModelFile, dict]:
+                      checkpoint: Optional[Checkpointing] = None, source: str = "model",
+                      delays: Optional[str] = None) -> tuple[ModelFile, dict]:
     """Fine-tune ``model`` with ``engine``'s chip in the loop; returns the trained model and the run's summary.
 
     Each epoch's validation accuracy is measured on the chip; the epoch (0: the model as given)
-    with the best one is kept. ``source`` names the model in the output's provenance.
+    with the best one is kept. ``source`` names the model in the output's provenance. ``delays``: the
+    realisation of learned delays (the target's default when None); the delays stay as trained, the weights
+    learn through their realisation, and the output model records it so that ``map`` realises them alike.
     """
     check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
     if engine.target not in (None, target.name):
@@ -56,9 +59,6 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "
                                "training supports native models only", "fine-tune a native model (trained here, "
                                "or imported with discretisation 'native' where the graph allows it)")
-    if model.delays:  # itl's forward injects layer by layer and has no delay kernels yet
-        raise NeurodeployError(f"{source} has learned delays ({', '.join(model.delays)}); in-the-loop training "
-                               "does not support delayed projections yet", "fine-tune a model without delays")
     data = itl_data(model, train_samples)
     used = len(data.labels)
     engine = Retrying(engine)  # every run below: a failed one is retried with the same batch
@@ -67,7 +67,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         fingerprint = {**checkpoint.fingerprint, "backend": engine.name, "target": target.name,
                        "calibration": None if calibration_id is None else calibration_id["checksum"],
                        "train_samples": used, "learning_rate": float(learning_rate), "seed": int(seed),
-                       "weight_copies": int(weight_copies)}
+                       "weight_copies": int(weight_copies), "delays": delays}
         state = load_checkpoint(checkpoint.path, fingerprint) if checkpoint.resume else None
         if checkpoint.resume and state is None:
             raise FileKindError(f"--resume: there is no checkpoint {checkpoint.path}", "run without --resume to start")
@@ -76,7 +76,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                                 "add --resume to continue it, or delete it to start over")
 
     map_probe = training_probe(model.dataset, model.encoding, model.dt_s)
-    session = target.itl_session(model, engine, calibration, weight_copies, map_probe)
+    session = target.itl_session(model, engine, calibration, weight_copies, map_probe, delays)
     neurons = layer_neurons(session.deployment.meta, session.deployment["neuron_layer"])
     constraints = recurrent_constraints(model)
     weights = {k: torch.nn.Parameter(v.clone(), requires_grad=k not in constraints or constraints[k].learnable)
@@ -88,7 +88,8 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         deployment, _ = session.reconfigured(session.deployment, weights)
         probe = min(PROBE_SAMPLES, used)
         alignment = measure_alignment(engine, deployment, model.graph, session.chip_weights(weights), neurons,
-                                      data.train_times[:probe], data.train_spikes[:, :probe], model.dt_s)
+                                      data.train_times[:probe], data.train_spikes[:, :probe], model.dt_s,
+                                      session.projection_input)
         before = {"validation": accuracy_of(deployment, data.val_times, data.val_labels),
                   "test": accuracy_of(deployment, data.test_times, data.test_labels)}
         history: list[dict] = []
@@ -136,11 +137,13 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                "test_accuracy_after": after_test, "history": history,
                "alignment": {k: v._asdict() for k, v in alignment.layers.items()}, "runs_retried": engine.retries}
     mapping = {**session.mapping_record(deployment), "alignment": alignment.to_dict(), "trained_on": trained_on,
-               "weight_copies": int(weight_copies)}
+               "weight_copies": int(weight_copies),
+               **({"delays": deployment.meta["delays"]["strategy"]} if "delays" in deployment.meta else {})}
     result = ModelFile(graph=model.graph, weights=best["weights"], dt_s=model.dt_s, encoding=model.encoding,
                        dataset=model.dataset, seed=model.seed, training=model.training,
                        metrics={**model.metrics, "in_the_loop": {k: v for k, v in summary.items() if k != "history"}},
                        provenance={**model.provenance, "itl": {"from_model": source,
                                                               "history": history}},
-                       mapping=mapping, recurrent=model.recurrent)
+                       mapping=mapping, recurrent=model.recurrent, delays=model.delays,
+                       delay_sigma_steps=model.delay_sigma_steps)
     return result, summary

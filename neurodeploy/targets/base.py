@@ -95,6 +95,13 @@ class ItlSession:
     def mapping_record(self, deployment: Deployment) -> dict:
         raise NotImplementedError
 
+    def projection_input(self, name: str, source_spikes: torch.Tensor,
+                         weights: Mapping[str, torch.Tensor]) -> Optional[torch.Tensor]:
+        """The input ``[T, B, post]`` that projection ``name`` delivers from its source's spikes ``[T, B, pre]``
+        with the chip's weights (:meth:`chip_weights`), where the target realises it in its own way (learned
+        delays on BSS-2); None: the plain product one step late, :math:`W z_{k-1}`."""
+        return None
+
 
 class Target:
     """Base class of targets; see the module docstring for the contract."""
@@ -165,8 +172,10 @@ class Target:
                                "run its deployments without calibrating")
 
     def itl_session(self, model: ModelFile, engine: Backend, calibration: Optional[str | Path],
-                    weight_copies: int, probe_inputs: Optional[torch.Tensor] = None) -> ItlSession:
-        """The deployment and weight handling of in-the-loop training (see :class:`ItlSession`)."""
+                    weight_copies: int, probe_inputs: Optional[torch.Tensor] = None,
+                    delays: Optional[str] = None) -> ItlSession:
+        """The deployment and weight handling of in-the-loop training (see :class:`ItlSession`); ``delays``: the
+        realisation of learned delays, where the target has several."""
         raise NeurodeployError(f"target '{self.name}' does not support in-the-loop training",
                                "use a target that does (see `neurodeploy targets`)")
 

@@ -59,12 +59,14 @@ def plan_and_check_delays(model: ModelFile, layers: list[LoweredLayer], spec: BS
     return plan, adjusted, check_delays(plan, model.dt_s, spec, reserved)
 
 
-def quantise_delayed(plan: Optional[DelayPlan], weight_max: int, clip_quantile: float, mode: str
-                     ) -> dict[str, QuantisedLayer]:
-    """Delayed layers quantised slot by slot (a multi-synapse tap is its own 6-bit synapse)."""
+def quantise_delayed(plan: Optional[DelayPlan], weight_max: int, clip_quantile: float, mode: str,
+                     pinned: Optional[dict] = None) -> dict[str, QuantisedLayer]:
+    """Delayed layers quantised slot by slot (a multi-synapse tap is its own 6-bit synapse); ``pinned``: layer →
+    the fixed scales in-the-loop training used (its model keeps them)."""
     if plan is None:
         return {}
-    return {layer: quantise_layer({plan.projections[layer]: slots.weights}, weight_max, clip_quantile, mode)
+    return {layer: quantise_layer({plan.projections[layer]: slots.weights}, weight_max, clip_quantile, mode,
+                                  (pinned or {}).get(layer))
             for layer, slots in plan.layers.items()}
 
 

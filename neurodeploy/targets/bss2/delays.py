@@ -47,6 +47,8 @@ class DelayedSlots(NamedTuple):
     keys: list  # [post][slots] route-key id (into DelayPlan.route_keys) or None
     weights: torch.Tensor  # [post, slots] float weights (quantised later like any weights)
     taps_per_synapse: int
+    source: torch.Tensor  # [post, slots] the pre neuron j whose trained weight the slot carries (-1: unused)
+    fraction: torch.Tensor  # [post, slots] the slot's share of that weight: weights = w[i, source] * fraction
 
 
 class DelayPlan(NamedTuple):
@@ -99,21 +101,33 @@ def realised_kernel(taps: list[Tap], strategy: str, length: int) -> torch.Tensor
     return r
 
 
-def split_slots(keys: list, weights: torch.Tensor, capacity: int) -> tuple[list, torch.Tensor]:
-    """Give an input slot whose neurons need more than ``capacity`` distinct sources (labels) more slots.
+def slot_weights(w: torch.Tensor, source: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
+    """``[post, slots]``: each slot's share of its trained weight, :math:`w_{i, j(s)} f_{is}` (0 where unused);
+    differentiable in ``w`` (in-the-loop training updates the trained weights through it)."""
+    return torch.gather(w, 1, source.clamp_min(0)) * fraction * (source >= 0)
+
+
+def split_slots(keys: list, capacity: int, *matrices: torch.Tensor) -> tuple[list, list[torch.Tensor]]:
+    """Give an input slot whose neurons need more than ``capacity`` distinct sources (labels) more slots;
+    ``matrices`` (``[post, slots]``: weights, sources, fractions) follow their slots, with the value of an unused
+    slot (0, or -1 for integer ones) where a neuron's source went to another slot.
 
     Each extra slot costs a synapse driver (two rows); the neurons of a slot share its labels.
     """
-    post, slots = weights.shape
-    columns_keys, columns_weights = [], []
+    post, slots = matrices[0].shape
+    columns_keys: list = []
+    columns: list[list[torch.Tensor]] = [[] for _ in matrices]
     for c in range(slots):
         column = [keys[i][c] for i in range(post)]
         distinct = list(dict.fromkeys(k for k in column if k is not None))
         for g in range(max(1, math.ceil(len(distinct) / capacity))):
             members = set(distinct[g * capacity:(g + 1) * capacity])
             columns_keys.append([k if k in members else None for k in column])
-            columns_weights.append(torch.where(torch.tensor([k in members for k in column]), weights[:, c], 0.0))
-    return [list(row) for row in zip(*columns_keys)], torch.stack(columns_weights, dim=1)
+            kept = torch.tensor([k in members for k in column])
+            for out, matrix in zip(columns, matrices):
+                unused = -1 if not matrix.is_floating_point() else 0.0
+                out.append(torch.where(kept, matrix[:, c], torch.tensor(unused, dtype=matrix.dtype)))
+    return [list(row) for row in zip(*columns_keys)], [torch.stack(out, dim=1) for out in columns]
 
 
 def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits: int,
@@ -140,7 +154,8 @@ def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits:
         errors += [float((realised_kernel(taps[i][j], strategy, proj.max_delay_steps + 1) - trained[i, j]).abs().sum())
                    for i in range(post) for j in range(pre)]
         keys: list = [[None] * (pre * per_synapse) for _ in range(post)]
-        weights = torch.zeros(post, pre * per_synapse)
+        source = torch.full((post, pre * per_synapse), -1, dtype=torch.long)
+        fraction = torch.zeros(post, pre * per_synapse)
         for i in range(post):
             for j in range(pre):
                 events = [virtual.setdefault((j, t.delay_steps, t.level), len(virtual)) for t in taps[i][j]]
@@ -148,12 +163,13 @@ def plan_delays(model: ModelFile, strategy: str, label_bits: int, strength_bits:
                     for k, (tap, v) in enumerate(zip(taps[i][j], events)):
                         slot = j * per_synapse + k
                         keys[i][slot] = route_keys.setdefault((v,), len(route_keys))
-                        weights[i, slot] = float(w[i, j]) * tap.weight_fraction
+                        source[i, slot], fraction[i, slot] = j, tap.weight_fraction
                 else:  # one synapse: a single event, or a burst sharing one label
                     keys[i][j] = route_keys.setdefault(tuple(events), len(route_keys))
-                    weights[i, j] = float(w[i, j]) * taps[i][j][0].weight_fraction
-        keys, weights = split_slots(keys, weights, max(labels - reserved_labels, 1))
-        layers[proj.post], projections[proj.post] = DelayedSlots(keys, weights, per_synapse), proj.name
+                    source[i, j], fraction[i, j] = j, taps[i][j][0].weight_fraction
+        keys, (source, fraction) = split_slots(keys, max(labels - reserved_labels, 1), source, fraction)
+        layers[proj.post] = DelayedSlots(keys, slot_weights(w, source, fraction), per_synapse, source, fraction)
+        projections[proj.post] = proj.name
     table = np.array([key for key, _ in sorted(virtual.items(), key=lambda kv: kv[1])], np.int32).reshape(-1, 3)
     ordered_keys = [key for key, _ in sorted(route_keys.items(), key=lambda kv: kv[1])]
     return DelayPlan(strategy, layers, projections, ordered_keys, table, labels,

@@ -20,72 +20,129 @@ import numpy as np
 import torch
 
 from ...core.quantise import fake_quantise
+from ...models.network import delay_one_step, delay_steps
 from ...deployment import Deployment
 from ...errors import BackendError
 from ...modelfile import ModelFile
 from .lower import LoweredLayer
-from .mapper import check
+from .delay_mapping import route_delayed
+from .delays import DelayPlan, DelayedSlots, slot_weights, strength_factor
+from .mapper import lower_and_check
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
-from .route import route
 from .spec import BSS2Spec
 
 
 class Layout(NamedTuple):
-    """What stays fixed while the weights change: lowered layers, placement, scales."""
+    """What stays fixed while the weights change: lowered layers, placement, scales, and the delay plan."""
 
     layers: list[LoweredLayer]
     placement: Placement
     spec: BSS2Spec
     input_name: str
     scale: dict  # layer name → [post] model units per LSB
+    plan: Optional[DelayPlan] = None  # learned delays: their realisation (delays.py), fixed while weights train
 
     def projections(self, layer: LoweredLayer) -> list[str]:
         return [f"{pre}->{layer.name}" for pre, _ in layer.inputs]
 
+    def slots(self, layer: LoweredLayer) -> Optional[DelayedSlots]:
+        """The input slots of a delayed layer (each a share of one trained weight), else None."""
+        return None if self.plan is None else self.plan.layers.get(layer.name)
+
 
 def fixed_layout(model: ModelFile, spec: BSS2Spec, deployment: Deployment,
                  circuit_ok: Optional[np.ndarray]) -> Layout:
-    """Re-derive the deployment's layers and placement (deterministic), and read its scales."""
-    layers, _, _ = check(model, spec, circuit_ok, weight_copies=int(deployment.meta.get("weight_copies", 1)))
+    """Re-derive the deployment's layers, delay plan and placement (deterministic), and read its scales."""
+    strategy = deployment.meta.get("delays", {}).get("strategy")
+    layers, plan, _, _ = lower_and_check(model, spec, circuit_ok, strategy,
+                                         int(deployment.meta.get("weight_copies", 1)))
     placement, _ = place(layers, spec, circuit_ok)
     if placement is None or not np.array_equal(placement.neuron_circuits, deployment["neuron_circuits"]):
         raise BackendError("the placement could not be reproduced for in-the-loop updates",
                            "map the model again with this version of neurodeploy")
     scale = {layer.name: torch.as_tensor(deployment[f"weight_scale:{layer.name}"]).float() for layer in layers}
-    return Layout(layers, placement, spec, model.graph.input.name, scale)
+    return Layout(layers, placement, spec, model.graph.input.name, scale, plan)
 
 
 def clamp_to_range(weights: Mapping[str, torch.Tensor], layout: Layout) -> None:
-    """In place: :math:`|w| \\le (q_{max} + 1/2)\\, s_n` (module docstring)."""
+    r"""In place: :math:`|w| \le (q_{max} + 1/2)\, s_n` (module docstring); a delayed synapse's weight so that
+    its largest share :math:`w f` stays within that."""
     q_max = layout.spec.weight_max
     with torch.no_grad():
         for layer in layout.layers:
             bound = (q_max + 0.5) * layout.scale[layer.name][:, None]
+            slots = layout.slots(layer)
             for name in layout.projections(layer):
-                weights[name].copy_(torch.maximum(torch.minimum(weights[name], bound), -bound))
+                limit = bound if slots is None else bound / largest_share(slots, weights[name].shape[1])
+                weights[name].copy_(torch.maximum(torch.minimum(weights[name], limit), -limit))
+
+
+def largest_share(slots: DelayedSlots, pre: int) -> torch.Tensor:
+    """``[post, pre]``: the largest fraction of each trained weight that one of its slots carries (1 where none)."""
+    share = torch.zeros(slots.source.shape[0], pre + 1)
+    share.scatter_reduce_(1, torch.where(slots.source >= 0, slots.source, pre), slots.fraction, reduce="amax")
+    share = share[:, :pre]
+    return torch.where(share > 0, share, torch.ones_like(share))
 
 
 def chip_weights(weights: Mapping[str, torch.Tensor], layout: Layout) -> dict[str, torch.Tensor]:
-    """:math:`s_n q` forward, identity gradient backward: the weights the chip holds, differentiably."""
+    """:math:`s_n q` forward, identity gradient backward: the weights the chip holds, differentiably. A delayed
+    projection's are its slots' (``[post, slots]``; :func:`delayed_input` consumes them)."""
     out = {}
     for layer in layout.layers:
+        slots = layout.slots(layer)
         for name in layout.projections(layer):
-            out[name] = fake_quantise(weights[name], layout.scale[layer.name][:, None], layout.spec.weight_max)
+            w = weights[name] if slots is None else slot_weights(weights[name], slots.source, slots.fraction)
+            out[name] = fake_quantise(w, layout.scale[layer.name][:, None], layout.spec.weight_max)
     return out
 
 
+def delayed_input(name: str, source_spikes: torch.Tensor, weights: Mapping[str, torch.Tensor],
+                  layout: Layout) -> Optional[torch.Tensor]:
+    r"""The input ``[T, B, post]`` of a delayed projection as the chip delivers it, or None (not delayed).
+
+    Each FPGA copy :math:`v` re-sends its channel's spikes :math:`d_v` steps later, with its strength factor;
+    a slot's route key receives its copies' events, :math:`u_{key}(t)`; the neuron's input is
+    :math:`x_i(t) = \sum_s W_{is}\, u_{key(i, s)}(t - 1)` with the slots' chip weights (one step of routing).
+    """
+    plan = layout.plan
+    post = name.split("->", 1)[1]
+    if plan is None or plan.projections.get(post) != name:
+        return None
+    slots = plan.layers[post]
+    strength = (strength_factor(plan.virtual[:, 2]) if plan.strategy == "spike-strength"
+                else np.ones(len(plan.virtual)))
+    copies = torch.stack([delay_steps(source_spikes[..., int(c)], int(d)) for c, d in plan.virtual[:, :2]], dim=-1)
+    member = torch.zeros(len(plan.virtual), len(plan.route_keys), dtype=source_spikes.dtype)
+    for key, events in enumerate(plan.route_keys):
+        for v in events:
+            member[v, key] += float(strength[v])
+    per_key = copies @ member  # [T, B, keys]
+    key_of = torch.as_tensor([[-1 if k is None else k for k in row] for row in slots.keys], dtype=torch.long)
+    spare = len(plan.route_keys)  # unused slots add into a column that is dropped
+    matrix = torch.zeros(key_of.shape[0], spare + 1, dtype=weights[name].dtype)
+    matrix = matrix.scatter_add(1, torch.where(key_of >= 0, key_of, spare), weights[name])
+    return delay_one_step(per_key) @ matrix[:, :spare].t()
+
+
 def quantised_layers(weights: Mapping[str, torch.Tensor], layout: Layout) -> dict[str, QuantisedLayer]:
-    return {layer.name: quantise_layer({n: weights[n].detach() for n in layout.projections(layer)},
-                                       layout.spec.weight_max, scale=layout.scale[layer.name])
-            for layer in layout.layers}
+    out = {}
+    for layer in layout.layers:
+        slots = layout.slots(layer)
+        chosen = {n: weights[n].detach() if slots is None
+                  else slot_weights(weights[n].detach(), slots.source, slots.fraction)
+                  for n in layout.projections(layer)}
+        out[layer.name] = quantise_layer(chosen, layout.spec.weight_max, scale=layout.scale[layer.name])
+    return out
 
 
 def reconfigured(deployment: Deployment, weights: Mapping[str, torch.Tensor],
                  layout: Layout) -> tuple[Deployment, int]:
     """The deployment holding ``weights`` (fixed scales), and how many synapses changed."""
     quantised = quantised_layers(weights, layout)
-    routing, violations = route(layout.layers, layout.placement, quantised, layout.spec, layout.input_name)
+    routing, violations = route_delayed(layout.plan, layout.layers, layout.placement, quantised, layout.spec,
+                                        layout.input_name)
     same_wiring = (not violations and np.array_equal(routing.synapse_label, deployment["synapse_label"])
                    and np.array_equal(routing.row_mode, deployment["row_mode"]))
     if not same_wiring:

@@ -32,12 +32,12 @@ def check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray] = N
           ) -> tuple[list[LoweredLayer], list[DesignRuleViolation], list[str]]:
     """Lower and run all design rules (nothing is written); ``delays``: the delay strategy (delay_mapping.py);
     ``weight_copies``: the most synapses per weight (lower.py; None: as :func:`map_to_bss2`)."""
-    layers, _, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays,
-                                                       _copies(model, weight_copies))
+    layers, _, violations, warnings = lower_and_check(model, spec, circuit_ok, _strategy(model, delays),
+                                                      _copies(model, weight_copies))
     return layers, violations, warnings
 
 
-def _lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
+def lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
                      weight_copies: int = 1
                      ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
     """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once."""
@@ -46,6 +46,11 @@ def _lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.n
     available = None if circuit_ok is None else int(np.sum(circuit_ok))
     violations, warnings = check_all(layers, spec, model.dt_s, available)
     return layers, plan, delay_violations + violations, warnings
+
+
+def _strategy(model: ModelFile, delays: Optional[str]) -> Optional[str]:
+    """The delay realisation asked for, else the one in-the-loop training used (a model is mapped as trained)."""
+    return model.mapping.get("delays") if delays is None else delays
 
 
 def _copies(model: ModelFile, weight_copies: Optional[int]) -> int:
@@ -163,7 +168,8 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
     if calibration is not None:
         calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
         circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
-    layers, plan, violations, warnings = _lower_and_check(model, spec, circuit_ok, delays, weight_copies)
+    layers, plan, violations, warnings = lower_and_check(model, spec, circuit_ok, _strategy(model, delays),
+                                                         weight_copies)
     if violations:
         return None, {"warnings": warnings}, violations
     if calibration is not None:
@@ -172,7 +178,7 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
     if placement is None or violations:  # place() gives no placement exactly when it reports violations
         return None, {"warnings": warnings}, violations
     pinned = model.mapping.get("weight_scale", {})  # scales in-the-loop training kept fixed (`itl`)
-    delayed = quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale)  # slot by slot
+    delayed = quantise_delayed(plan, spec.weight_max, clip_quantile, weight_scale, pinned)  # slot by slot
     quantised = {layer.name: delayed[layer.name] if layer.name in delayed else
                  quantise_layer({f"{pre}->{layer.name}": model.weights[f"{pre}->{layer.name}"]
                                  for pre, _ in layer.inputs}, spec.weight_max, clip_quantile,

@@ -18,7 +18,7 @@ from ..spec import TargetSpec
 from .calibrated import apply_calibration
 from .calibration_file import Calibration, load_calibration
 from .delays import STRATEGIES
-from .itl_layout import Layout, chip_weights, clamp_to_range, fixed_layout, reconfigured
+from .itl_layout import Layout, chip_weights, clamp_to_range, delayed_input, fixed_layout, reconfigured
 from .mapper import check, map_to_bss2
 from . import validate
 from .spec import BSS2Spec
@@ -142,7 +142,8 @@ class BSS2Target(Target):
         return {"chip": cal.chip, "checksum": cal.checksum, "created": cal.created, "file": name}
 
     def itl_session(self, model: ModelFile, engine: Backend, calibration: Optional[str | Path],
-                    weight_copies: int, probe_inputs: Optional[torch.Tensor] = None) -> ItlSession:
+                    weight_copies: int, probe_inputs: Optional[torch.Tensor] = None,
+                    delays: Optional[str] = None) -> ItlSession:
         cal = self._calibration(calibration)
         if cal is not None and cal.chip != engine.chip_id:
             chip = engine.chip_id
@@ -151,7 +152,7 @@ class BSS2Target(Target):
                                    f"calibrate this chip: neurodeploy calibrate --backend {engine.name} --target "
                                    f"{self.name} -o FILE")
         deployment, _, violations = map_to_bss2(model, self.spec, calibration=cal, weight_copies=weight_copies,
-                                                probe_inputs=probe_inputs)
+                                                probe_inputs=probe_inputs, delays=delays)
         if violations or deployment is None:
             raise DoesNotFitError(self.name, violations)
         layout = fixed_layout(model, self.spec, deployment, None if cal is None else cal.success)
@@ -173,6 +174,10 @@ class BSS2ItlSession(ItlSession):
 
     def reconfigured(self, deployment: Deployment, weights: Mapping[str, torch.Tensor]) -> tuple[Deployment, int]:
         return reconfigured(deployment, weights, self.layout)
+
+    def projection_input(self, name: str, source_spikes: torch.Tensor,
+                         weights: Mapping[str, torch.Tensor]) -> Optional[torch.Tensor]:
+        return delayed_input(name, source_spikes, weights, self.layout)
 
     def mapping_record(self, deployment: Deployment) -> dict:
         return {"weight_scale": {k: v.clone() for k, v in self.layout.scale.items()},
