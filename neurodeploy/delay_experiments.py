@@ -207,11 +207,14 @@ def experiment_model(result: LearningResult, input_steps: Sequence[int], weight_
                      delay_sigma_steps={"input->output": 0.23})
 
 
-def spike_times_on_chip(result: LearningResult, strategy: str) -> dict:
-    """Experiment (b)'s learned delays mapped with ``strategy`` and run on the ideal mock chip and in software.
+def spike_times_on_chip(result: LearningResult, strategy: str, backend: str = "mock:ideal",
+                        calibration: str | None = None) -> dict:
+    """Experiment (b)'s learned delays mapped with ``strategy`` (and ``calibration``, for a non-ideal chip), run on
+    ``backend`` and in software.
 
-    Returns first spike steps per output (software: the model as trained, σ = 0.23; mock: the chip
-    configuration) and the mapping report's delay cost.
+    Returns first spike steps per output (software: the model as trained, σ = 0.23; the chip: its
+    configuration), the outputs' membranes on the chip (``[T, outputs]``, model units above rest: the
+    deployment's CADC per model unit undone) and the mapping report's delay cost.
     """
     import numpy as np
 
@@ -220,12 +223,27 @@ def spike_times_on_chip(result: LearningResult, strategy: str) -> dict:
     from .targets.registry import get_target
 
     model = experiment_model(result, INPUTS_B, 1.2, 60, 100)
-    deployment, report, violations = get_target("bss2").map(model, MapOptions(delays=strategy))
+    deployment, report, violations = get_target("bss2").map(model, MapOptions(delays=strategy,
+                                                                              calibration=calibration))
     if violations or deployment is None:
         raise RuntimeError("; ".join(v.one_line() for v in violations))
     times = np.array([INPUTS_B], np.float64) * DT_S
     first = lambda spikes: [int(torch.nonzero(spikes[:, 0, n])[0]) if spikes[:, 0, n].any() else None  # noqa: E731
                             for n in range(spikes.shape[-1])]
-    mock = get_backend("mock:ideal").run(deployment, times)
+    chip = get_backend(backend).run(deployment, times)
     software = get_backend("software").run(deployment, times)
-    return {"mock": first(mock.spikes), "software": first(software.spikes), "cost": report["delays"][strategy]}
+    per_unit = report["layers"][0]["cadc_per_model_unit"]
+    membrane = (chip.membrane[:, 0] - chip.baseline) / per_unit if chip.membrane.shape[-1] else None
+    return {"chip": first(chip.spikes), "software": first(software.spikes), "cost": report["delays"][strategy],
+            "membrane": None if membrane is None else membrane.tolist(), "time_step_s": DT_S}
+
+
+def fits_on_chip(delays: Sequence[Sequence[float]], max_delay_steps: int, steps: int, strategy: str) -> list[str]:
+    """The design-rule violations of a delayed layer (``delays`` per output and input) on BSS-2, as one-line texts;
+    [] when it maps. Experiments (a) and (c) need longer delays than the FPGA's delay counter holds."""
+    from .targets.base import MapOptions
+    from .targets.registry import get_target
+
+    fake = LearningResult([], [], [], [list(row) for row in delays], [])
+    model = experiment_model(fake, [0] * len(delays[0]), 1.0, max_delay_steps, steps)
+    return [v.one_line() for v in get_target("bss2").check(model, MapOptions(delays=strategy)).violations]

@@ -16,13 +16,40 @@ def require_matplotlib() -> None:
                                "pip install 'neurodeploy[plot]' (or pip install matplotlib)")
 
 
-def calibration_histograms(before: dict, after: dict, targets: dict, folder: Path) -> list[Path]:
-    """One histogram per parameter: uncalibrated (median codes) against calibrated values."""
+def _pyplot():
     require_matplotlib()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def delay_spike_times(runs: dict, targets: list[float], threshold: float, path: Path) -> Path:
+    """Experiment (b) of seed 001 on a chip: each output's membrane per delay realisation (``runs``: strategy →
+    :func:`~neurodeploy.delay_experiments.spike_times_on_chip`'s result), the threshold and the target times."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(len(runs), 1, figsize=(6, 1.9 * len(runs)), sharex=True, squeeze=False)
+    for axis, (strategy, run) in zip(axes[:, 0], runs.items()):
+        membrane = np.asarray(run["membrane"])
+        steps = np.arange(len(membrane)) * run["time_step_s"] * 1e3
+        for n, target in enumerate(targets):
+            line = axis.plot(steps, membrane[:, n], linewidth=1, label=f"output {n + 1}: spike at {run['chip'][n]}")
+            axis.axvline(target, color=line[0].get_color(), linestyle="--", linewidth=0.8)
+        axis.axhline(threshold, color="k", linewidth=0.6)
+        axis.set_ylabel("v (model units)")
+        axis.set_title(strategy, fontsize=8)
+        axis.legend(fontsize=6, loc="upper left")
+    axes[-1, 0].set_xlabel("time (ms, model time); dashed: target spike times")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def calibration_histograms(before: dict, after: dict, targets: dict, folder: Path) -> list[Path]:
+    """One histogram per parameter: uncalibrated (median codes) against calibrated values."""
+    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in after:

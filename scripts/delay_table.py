@@ -37,7 +37,7 @@ def main(out: Path) -> None:
         print(f"| {strategy} | {100 * mock['accuracy']:.1f} % | {100 * trained['test_accuracy']:.1f} % | "
               f"{cost['rows']} | {cost['rows_per_neuron']['hidden']} | {cost['labels']}/{cost['labels_available']} | "
               f"{cost['events_per_spike']} | {cost['fpga_copies']} | {cost['kernel_l1_error']:.4f} | "
-              f"{spikes['mock']} | "
+              f"{spikes['chip']} | "
               f"{spikes['software']} | "
               f"{[int(t) for t in TARGETS_B]} |")
 

@@ -121,9 +121,23 @@ def test_fpga_delay_lines_shift_each_copy():
 def test_mock_follows_software_per_strategy(strategy):
     result = LearningResult([], [], [], [[30.0, 26.4, 21.7], [50.2, 46.0, 41.5]], [])
     times = spike_times_on_chip(result, strategy)
-    assert None not in times["mock"] and None not in times["software"]
-    for mock, software in zip(times["mock"], times["software"]):
+    assert None not in times["chip"] and None not in times["software"]
+    for mock, software in zip(times["chip"], times["software"]):
         assert abs(mock - software) <= 1
+
+
+def test_the_seeds_experiments_on_a_calibrated_non_ideal_chip(tmp_path):
+    """(b) runs on calibrated mock:0 near its software spike times; (a) and (c) need delays beyond the FPGA's."""
+    from neurodeploy.delay_experiments import DELAYS_A, fits_on_chip
+    from neurodeploy.workflows.calibrate import calibrate_chip
+
+    calibrate_chip("mock:0", output=tmp_path / "mock-0.yaml", progress=False)
+    result = LearningResult([], [], [], [[30.0, 26.4, 21.7], [50.2, 46.0, 41.5]], [])
+    times = spike_times_on_chip(result, "gradient-only", "mock:0", str(tmp_path / "mock-0.yaml"))
+    assert all(abs(chip - software) <= 2 for chip, software in zip(times["chip"], times["software"]))
+    assert len(times["membrane"]) == 100 and max(max(row) for row in times["membrane"]) > 0.3
+    assert any(v.startswith("BSS2-DELAY-RANGE") for v in fits_on_chip(DELAYS_A, 300, 450, "gradient-only"))
+    assert fits_on_chip(result.delays, 60, 100, "gradient-only") == []
 
 
 def test_gradient_only_mock_equals_hardened_software():
