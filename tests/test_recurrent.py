@@ -175,3 +175,24 @@ def test_train_map_run_on_a_calibrated_chip_then_itl(recurrent_model, tmp_path):
     tuned = load_model(tmp_path / "itl.pt")
     assert tuned.recurrent == load_model(recurrent_model).recurrent
     assert (tuned.weights[LOOP].diagonal() == 0).all()  # hollow, as trained
+
+
+def test_fused_and_twin_paths_agree_on_a_recurrent_network(recurrent_model):
+    """Both paths of the LIF loop run the recurrent layer (the fused one event-driven); outputs and the
+    recurrent matrix's gradient agree."""
+    from neurodeploy.core.fused import set_kernel_mode
+
+    model = load_model(recurrent_model)
+    spikes = (torch.rand(40, 8, model.graph.input.size, generator=torch.Generator().manual_seed(3)) < 0.05).float()
+    results = {}
+    try:
+        for path in ("twin", "fused"):  # "fused": an extension that does not build is an error
+            set_kernel_mode(path)
+            net = SpikingNetwork(model.graph, model.dt_s, weights=model.weights)
+            out = net(spikes)
+            out.readout_v.sum().backward()
+            results[path] = (out.spikes["hidden"].detach(), out.readout_v.detach(), net.weight(LOOP).grad.clone())
+    finally:
+        set_kernel_mode(None)
+    (z0, v0, g0), (z1, v1, g1) = results["twin"], results["fused"]
+    assert torch.equal(z0, z1) and torch.allclose(v0, v1, atol=1e-5) and torch.allclose(g0, g1, atol=1e-4)
