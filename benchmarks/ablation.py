@@ -3,13 +3,16 @@
     python benchmarks/ablation.py surrogate models/yinyang.yaml models/digits.yaml --seeds 0 1 2 3 4 \\
         [--variants superspike arctan] [--targets bss2=mock:ideal] [--json]
     python benchmarks/ablation.py detach_reset models/yinyang.yaml --seeds 0 1 2 3 4
+    python benchmarks/ablation.py activity models/yinyang.yaml --seeds 0 1 2
 
 ``surrogate``: the recipe with ``training.surrogate: {kind: KIND}`` at the kind's defaults (which match
 SuperSpike's peak, and triangle's and slayer's also its area; :mod:`neurodeploy.core.surrogate`) in place of
 ``surrogate_steepness``. ``detach_reset``: ``training.detach_reset`` true or false (seed 004's take-home:
-ignoring the reset in the backward pass learns better). Everything else (learning rate, epochs, data) stays,
-so a table compares the variants under the recipe's own tuning. Each model is mapped and run on the targets'
-backends as :mod:`accuracy` does; cells are mean ± std (range) over the seeds.
+ignoring the reset in the backward pass learns better). ``activity``: the spike-count regularisers of
+:mod:`neurodeploy.training.loss` (L1, and a per-neuron upper bound), off or at a few strengths; the table
+adds the hidden layers' mean spikes per neuron and sample (test set). Everything else (learning rate,
+epochs, data) stays, so a table compares the variants under the recipe's own tuning. Each model is mapped
+and run on the targets' backends as :mod:`accuracy` does; cells are mean ± std (range) over the seeds.
 """
 
 from __future__ import annotations
@@ -38,9 +41,15 @@ def _detach(flag: bool) -> Callable[[dict], dict]:
     return lambda training: {**training, "detach_reset": flag}
 
 
+def _activity(**settings: float) -> Callable[[dict], dict]:
+    return lambda training: {**training, **settings}
+
+
 ABLATIONS: dict[str, dict[str, Callable[[dict], dict]]] = {
     "surrogate": {kind: _surrogate(kind) for kind in KINDS},
     "detach_reset": {"true": _detach(True), "false": _detach(False)},
+    "activity": {"off": _activity(), "l1=0.01": _activity(activity_l1=0.01), "l1=0.05": _activity(activity_l1=0.05),
+                 "upper=1": _activity(activity_upper_weight=0.1, activity_upper_spikes=1.0)},
 }
 
 
@@ -84,13 +93,15 @@ def main() -> None:
     if args.json:
         print(json.dumps({"ablation": args.ablation, "seeds": args.seeds, "targets": targets, "results": results}))
         return
-    header = ["recipe", args.ablation, "software"] + [f"{t} ({b})" for t, b in targets.items()] + ["train s"]
+    header = (["recipe", args.ablation, "software"] + [f"{t} ({b})" for t, b in targets.items()]
+              + ["spikes / neuron / sample", "train s"])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for result in results:
         cells = [cell(result["summary"][c]) for c in columns]
+        spikes = statistics.mean(r["spikes"] for r in result["runs"])
         print(f"| {Path(result['recipe']).stem} | {result['variant']} | " + " | ".join(cells)
-              + f" | {result['training_seconds']:.0f} |")
+              + f" | {spikes:.2f} | {result['training_seconds']:.0f} |")
 
 
 if __name__ == "__main__":

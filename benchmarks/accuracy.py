@@ -28,7 +28,8 @@ DEFAULT_TARGETS = ("bss2=mock:ideal", "xylo=xylo-sim")
 def measure(recipe: str, seed: int, targets: dict[str, str], folder: Path) -> dict:
     model = folder / f"{Path(recipe).stem}-seed{seed}.pt"
     metrics = train(recipe, model, seed=seed, progress=False)
-    row: dict = {"seed": seed, "software": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"]}
+    row: dict = {"seed": seed, "software": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"],
+                 "spikes": sum(metrics.get("spikes_per_neuron_per_sample", {}).values())}
     for target, backend in targets.items():
         deployment = folder / f"{model.stem}.{target}.npz"
         try:

@@ -51,6 +51,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "lr_final_fraction": 0.05, "seed": 0,
     "surrogate_steepness": 10.0, "detach_reset": True, "loss": "max_over_time",
     "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
+    "activity_l1": 0.0, "activity_upper_weight": 0.0, "activity_upper_spikes": 0.0,
     "quantisation_aware_epochs": 0, "weight_levels": 63, "select_on_validation": True,
     "weight_decay": 0.0, "weight_noise": 0.0,
 }
@@ -108,7 +109,8 @@ def _training(data: Any, graph: Graph) -> dict:
                           f"integer in 0..epochs ({out['epochs']})",
                           "e.g. 10 (the last 10 epochs train with quantised weights)")
     for key in ("learning_rate", "lr_final_fraction", "surrogate_steepness", "readout_scale", "rate_target",
-                "rate_weight", "weight_decay", "weight_noise"):
+                "rate_weight", "weight_decay", "weight_noise", "activity_l1", "activity_upper_weight",
+                "activity_upper_spikes"):
         out[key] = float(out[key])
     surrogate = _surrogate(out, graph)
     out["surrogate"] = surrogate.to_dict()
@@ -258,8 +260,8 @@ def _geometry(layer: Mapping[str, Any], kind: str, image: Any, pool: int, datase
 def _fits(geometry: Geometry, where: str) -> Geometry:
     """``geometry`` if it fits its input image (the output size is the layer's own, set from it)."""
     c, h, w = geometry.in_shape
-    problem = geometry.problem(c * h * w, 1)
-    if problem and "outputs" not in problem:
+    problem = geometry.problem(c * h * w)
+    if problem:
         raise RecipeError(f"the input of {where} {problem}", "change kernel, stride, padding or the pooling before")
     return geometry
 
@@ -269,9 +271,9 @@ def _recurrent(spec: Any, kind: str, name: str, where: str) -> Projection:
     _checked(Fields(strict=False), spec, where)
     _require(spec, set(RECURRENT.optional), where)
     _checked(RECURRENT, spec, where)
-    if kind != "lif":
-        raise RecipeError(f"{where} is given on a readout layer (kind: {kind})",
-                          "give recurrent: to a spiking hidden layer (kind: lif)")
+    if kind == "li":
+        raise RecipeError(f"{where} is given on a readout layer (kind: li)",
+                          "give recurrent: to a spiking hidden layer (kind: lif or conv)")
     return Projection(name, name, recurrent=True)
 
 

@@ -53,7 +53,7 @@ def conv_recipe(tmp_path, **changes):
 def test_the_unrolled_matrix_is_the_convolution(c_in, side, channels, kernel, stride, padding, pool):
     side = side - side % pool
     geometry = Geometry((c_in, side, side), pool, channels, kernel, stride, padding)
-    if geometry.problem(c_in * side * side, 1) and "outputs" not in geometry.problem(c_in * side * side, 1):
+    if geometry.problem(c_in * side * side):
         return  # the kernel does not fit the pooled image
     kernel_w = torch.randn(geometry.parameter_shape(0), dtype=torch.float64, requires_grad=True)
     image = torch.randn(5, c_in, side, side, dtype=torch.float64)
@@ -89,6 +89,8 @@ def test_the_recipe_builds_a_convolution_and_refuses_what_does_not_fit(tmp_path)
     assert conv.kind == "lif" and conv.size == 8 * 6 * 6
     assert recipe.graph.projections[0].geometry == Geometry((1, 8, 8), 1, 8, 3, 1, 0)
     pooled = load_recipe(conv_recipe(tmp_path, **{"layers.0.pool": 2}))
+    looped = load_recipe(conv_recipe(tmp_path, **{"layers.0.recurrent": {"mask": "hollow"}}))
+    assert looped.graph.recurrent("conv") is not None  # a conv layer may feed itself back
     assert pooled.graph.projections[1].geometry == Geometry((4, 6, 6), pool=2)
     for change, message in [({"layers.0.kernel": 9}, "does not fit"),
                             ({"layers.0.size": 10}, "its convolution gives 144 neurons"),

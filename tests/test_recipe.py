@@ -48,3 +48,25 @@ def test_other_kind_of_yaml_is_refused(tmp_path):
         load_recipe(path)
     with pytest.raises(FileKindError, match="does not exist"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+def test_activity_regularisers_penalise_spike_counts():
+    """L1 on spike counts and a per-neuron upper bound (training/loss.py): zero when off, growing with the
+    counts, and the bound ignores counts below it."""
+    import torch
+
+    from neurodeploy.training.loss import spikes_per_sample, task_loss
+
+    scores, labels = torch.zeros(2, 3), torch.tensor([0, 1])
+    few = {"input": torch.ones(5, 2, 4), "hidden": torch.zeros(5, 2, 6)}
+    few["hidden"][0, 0, 0] = 1.0
+    many = {"input": few["input"], "hidden": torch.ones(5, 2, 6)}
+    base = {"readout_scale": 5.0}
+    plain = task_loss(scores, labels, many, "input", base)
+    assert task_loss(scores, labels, many, "input", {**base, "activity_l1": 0.0}) == plain
+    l1 = {**base, "activity_l1": 0.1}
+    assert task_loss(scores, labels, many, "input", l1) - plain == pytest.approx(0.1 * 5)  # 5 spikes each
+    bound = {**base, "activity_upper_weight": 1.0, "activity_upper_spikes": 4.0}
+    assert task_loss(scores, labels, many, "input", bound) - plain == pytest.approx(1.0)  # (5 - 4)^2
+    assert task_loss(scores, labels, few, "input", bound) == task_loss(scores, labels, few, "input", base)
+    assert spikes_per_sample(many, "input") == {"hidden": 5.0}

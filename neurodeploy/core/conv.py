@@ -59,8 +59,8 @@ class Geometry(NamedTuple):
         c, h, w = self.pooled_shape
         return c * self.kernel * self.kernel if self.channels else c * h * w
 
-    def problem(self, pre: int, post: int) -> str | None:
-        """Why this geometry does not fit a ``pre`` → ``post`` projection, or None."""
+    def problem(self, pre: int, post: int | None = None) -> str | None:
+        """Why this geometry does not fit a ``pre`` → ``post`` projection (``post`` None: any size), or None."""
         c, h, w = self.in_shape
         if min(c, h, w, self.pool, self.stride) < 1 or self.padding < 0 or self.channels < 0:
             return f"has non-positive sizes {self.to_dict()}"
@@ -71,7 +71,7 @@ class Geometry(NamedTuple):
         out = self.out_shape
         if self.channels and (self.kernel < 1 or min(out[1:]) < 1):  # type: ignore[index]
             return f"has a {self.kernel}x{self.kernel} kernel that does not fit its {self.pooled_shape[1:]} input"
-        if out is not None and out[0] * out[1] * out[2] != post:
+        if out is not None and post is not None and out[0] * out[1] * out[2] != post:
             size = out[0] * out[1] * out[2]
             return f"gives {out[0]}x{out[1]}x{out[2]} = {size} outputs, its post population has {post}"
         return None

@@ -119,9 +119,6 @@ class SpikingNetwork(nn.Module):
         dense_weights = self._dense_weights()
         return {name: dense_weights[name].detach().clone() for name in self.projection_names}
 
-    def shared_dict(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone() for name, p in zip(self.shared_names, self.shared)}
-
     def _dense_weights(self) -> dict[str, torch.Tensor]:
         weights = dict(zip(self.projection_names, self.weights))
         for name, parameter in zip(self.shared_names, self.shared):

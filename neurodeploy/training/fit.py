@@ -22,7 +22,7 @@ from ..core.surrogate import surrogate_of
 from ..scoring import accuracy, batched_scores
 from ..validation.arguments import check_training_arguments
 from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
-from .loss import task_loss
+from .loss import spikes_per_sample, task_loss
 
 
 def initial_weights(recipe: Recipe, generator: torch.Generator,
@@ -81,6 +81,17 @@ def _perturbed(net: SpikingNetwork, relative_std: float, generator: torch.Genera
         return None
     return {name: w * (1 + relative_std * torch.randn(w.shape, generator=generator))
             for name, w in net.effective_weights().items()}
+
+
+def _spike_counts(net: SpikingNetwork, spikes: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
+    """Per spiking layer, the mean spike count of one neuron in one sample (float weights; sparse spiking)."""
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for start in range(0, spikes.shape[1], batch_size):
+            batch = spikes[:, start:start + batch_size]
+            for name, count in spikes_per_sample(net(batch).spikes, net.graph.input.name).items():
+                totals[name] = totals.get(name, 0.0) + count * batch.shape[1]
+    return {name: total / max(spikes.shape[1], 1) for name, total in totals.items()}
 
 
 def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, how: str,
@@ -164,7 +175,8 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
                "epochs": settings["epochs"], "selected_epoch": best[1] + 1 if validate else settings["epochs"],
                "validation_accuracy": best[0] if validate else None,
                "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
-               "n_test": int(len(y_test))}
+               "n_test": int(len(y_test)),
+               "spikes_per_neuron_per_sample": _spike_counts(net, test_spikes)}
     if net.delay_names:  # the chip realises integer delays: accuracy before and after hardening
         with hardened(net):
             metrics["test_accuracy_hardened"] = _score(net, test_spikes, y_test, settings["loss"])

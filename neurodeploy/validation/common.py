@@ -166,6 +166,7 @@ def training_rules(stored: bool) -> dict[str, Rule]:
         "surrogate_steepness": positive, "surrogate": SurrogateRule(stored=stored),
         "detach_reset": Flag(), "loss": OneOf(LOSSES), "readout_scale": positive,
         "rate_target": Number(lo=0), "rate_weight": Number(lo=0),
+        "activity_l1": Number(lo=0), "activity_upper_weight": Number(lo=0), "activity_upper_spikes": Number(lo=0),
         "quantisation_aware_epochs": Number(lo=0, integer=True),
         "weight_levels": Number(lo=1, hi=MAX_WEIGHT_LEVELS, integer=True), "select_on_validation": Flag(),
         "weight_decay": Number(lo=0), "weight_noise": Number(lo=0, hi=1, hi_open=True),
