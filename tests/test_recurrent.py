@@ -196,3 +196,20 @@ def test_fused_and_twin_paths_agree_on_a_recurrent_network(recurrent_model):
         set_kernel_mode(None)
     (z0, v0, g0), (z1, v1, g1) = results["twin"], results["fused"]
     assert torch.equal(z0, z1) and torch.allclose(v0, v1, atol=1e-5) and torch.allclose(g0, g1, atol=1e-4)
+
+
+def test_bus_load_counts_events_per_padi_bus_and_step():
+    from neurodeploy.targets.bss2.bus_load import bus_load_warning, peak_bus_load
+    from neurodeploy.targets.bss2.place import Placement
+    from neurodeploy.targets.bss2.spec import load_bss2_spec
+
+    spec = load_bss2_spec()
+    placement = Placement(np.arange(4).reshape(4, 1), np.zeros(4, int), {"h": 0})
+    # (source neuron, hemisphere, driver, label): drivers 0-31 are bus 0, 32-63 bus 1
+    routes = np.array([(0, 0, 0, 0), (1, 0, 1, 0), (2, 0, 2, 0), (2, 0, 40, 0), (3, 1, 0, 0)], np.int32)
+    spikes = torch.zeros(5, 2, 4)
+    spikes[3, 1, :3] = 1.0  # neurons 0-2 together: three events on bus 0 of hemisphere 0 in one step
+    spikes[4, 0, 3] = 1.0
+    assert peak_bus_load(routes, {"h": spikes}, placement, spec) == (3, 0, 0)
+    assert bus_load_warning((3, 0, 0), 125) is None
+    assert bus_load_warning((3, 0, 0), 2).startswith("BSS2-BUS-LOAD: up to 3 on-chip events in one step")
