@@ -232,7 +232,8 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
     from .workflows.map import check_model, map_model
 
     if check:
-        result = _guarded(lambda: check_model(model, target, delays, weight_copies))
+        result = _guarded(lambda: check_model(model, target, delays, weight_copies, clip_quantile, weight_scale,
+                                              calibration))
         _emit(result, as_json, lambda r: "\n".join(
             [f"{v['rule']}: layer '{v['layer']}' needs {v['needed']} {v['what']}, available {v['available']} "
              f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]

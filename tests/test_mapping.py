@@ -134,3 +134,20 @@ def test_time_step_rule():
     assert check_time_grid(0.5e-3, SPEC, warnings) == [] and "62.50 clock cycles" in warnings[0]
     (violation,) = check_time_grid(4e-6, SPEC, [])  # 4 ns on the chip: finer than its 8 ns clock
     assert violation.rule_id == "BSS2-DT"
+
+
+def test_check_runs_the_rules_that_need_a_mapping(trained_model, tmp_path):
+    """`map --check` and `map` agree: a model whose weights need more synaptic gain than a circuit reaches is a
+    BSS2-GAIN violation for both (the rule runs on the quantised, placed network)."""
+    from neurodeploy.errors import DoesNotFitError
+    from neurodeploy.modelfile import load_model, save_model
+    from neurodeploy.workflows.map import check_model, map_model
+
+    model = load_model(trained_model)
+    model.weights["input->hidden"] = model.weights["input->hidden"] * 40  # far beyond the chip's gain range
+    save_model(model, tmp_path / "loud.pt")
+    checked = check_model(tmp_path / "loud.pt", "bss2")
+    assert not checked["fits"] and {v["rule"] for v in checked["violations"]} == {"BSS2-GAIN"}
+    with pytest.raises(DoesNotFitError, match="BSS2-GAIN"):
+        map_model(tmp_path / "loud.pt", "bss2", tmp_path / "loud.npz")
+    assert check_model(trained_model, "bss2")["fits"]

@@ -13,11 +13,14 @@ from ..scoring import check_weight_copies
 from ..targets.registry import get_target
 
 def check_model(model_path: str | Path, target: str = "bss2", delays: Optional[str] = None,
-                weight_copies: Optional[int] = None) -> dict:
-    """All design-rule violations and warnings of a model on a target (``delays``: the delay strategy)."""
+                weight_copies: Optional[int] = None, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
+                calibration: Optional[str | Path] = None) -> dict:
+    """All design-rule violations and warnings of a model on a target, with the options ``map`` would get
+    (``delays``: the delay strategy); nothing is written."""
     check_weight_copies(weight_copies)
     chosen = get_target(target)
-    violations, warnings = api.check(load_model(model_path), chosen, delays=delays, weight_copies=weight_copies)
+    violations, warnings = api.check(load_model(model_path), chosen, delays=delays, weight_copies=weight_copies,
+                                     clip_quantile=clip_quantile, weight_scale=weight_scale, calibration=calibration)
     return {"target": chosen.name, "fits": not violations, "violations": [v.to_dict() for v in violations],
             "warnings": warnings}
 

@@ -149,8 +149,8 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
             violations.append(DesignRuleViolation(
                 "BSS2-GAIN", layer.name, "synaptic gain (CADC per weight LSB) of a circuit",
                 f"{physical['synaptic_gain_cadc_per_lsb'][worst]:.3g}", f"{max(reach[worst], 0):.3g}",
-                f"{len(out)} circuits are out of range: "
-                "lower --clip-quantile (e.g. 0.99) so weights use more of the 6 bits"))
+                f"{len(out)} circuits are out of range: lower --clip-quantile (e.g. 0.99) so weights use more "
+                "of the 6 bits, or train the layer with smaller weights (training.weight_decay)"))
     return codes, violations
 
 

@@ -72,7 +72,14 @@ class BSS2Target(Target):
     def check(self, model: ModelFile, options: MapOptions = DEFAULT_OPTIONS) -> CheckResult:
         self.check_options(options)
         _, violations, warnings = check(model, self.spec, delays=options.delays, weight_copies=options.weight_copies)
-        return CheckResult(violations, warnings)
+        if violations:
+            return CheckResult(violations, warnings)
+        # The rules that need a mapping (placement, labels, synaptic gains): map, write nothing.
+        _, report, violations = map_to_bss2(model, self.spec, clip_quantile=options.clip_quantile,
+                                            weight_scale=options.weight_scale,
+                                            calibration=self._calibration(options.calibration),
+                                            delays=options.delays, weight_copies=options.weight_copies)
+        return CheckResult(violations, report.get("warnings", warnings))
 
     def map(self, model: ModelFile, options: MapOptions = DEFAULT_OPTIONS) -> MapResult:
         self.check_options(options)
