@@ -70,11 +70,6 @@ class LoweredLayer:
     slots: Optional[np.ndarray] = field(default=None, compare=False)  # [sources] input slot of each; None: its index
 
     @property
-    def synapse_pairs(self) -> int:
-        """(source, neuron) pairs that get a synapse: all, or those a convolution's structure joins."""
-        return self.size * self.fan_in if self.connected is None else int(self.connected.sum())
-
-    @property
     def circuits(self) -> int:
         return self.size * self.circuits_per_neuron
 
