@@ -39,7 +39,8 @@ def main() -> None:
     for chip in args.chips:
         trained = keep / f"{stem}.itl-chip{chip}.pt"
         summary = itl(args.model, trained, backend=f"mock:{chip}", calibration=cal(chip), epochs=args.epochs,
-                      train_samples=args.train_samples, learning_rate=args.learning_rate, progress=False)
+                      train_samples=args.train_samples, learning_rate=args.learning_rate, progress=False,
+                      uncalibrated=args.calibrations is None)
         deployment = keep / f"{stem}.itl-chip{chip}.npz"
         map_model(trained, "bss2", deployment, calibration=cal(chip))
         after = run(deployment, f"mock:{chip}")["accuracy"]

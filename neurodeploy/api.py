@@ -202,9 +202,10 @@ def calibrate(backend: str | Backend, target: str | Target = "bss2", *, sets: Op
 
 def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2", *, calibration: Any = None,
         epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3, weight_copies: int = 1,
-        seed: int = 0, progress: bool = False) -> ModelFile:
+        seed: int = 0, progress: bool = False, uncalibrated: bool = False) -> ModelFile:
     """Fine-tune ``model`` with the chip in the loop → the trained model (its ``metrics["in_the_loop"]``
-    holds the summary). Nothing is written.
+    holds the summary). Nothing is written. A chip with analog mismatch needs ``calibration``, or
+    ``uncalibrated=True`` to train on it uncalibrated on purpose.
 
     >>> tuned = nd.itl(model, "mock:0", calibration=cal, epochs=1)  # doctest: +SKIP
     """
@@ -213,7 +214,7 @@ def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2",
     engine = backend if not isinstance(backend, str) else get_backend(backend)
     result, _ = train_in_the_loop(model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,
                                   learning_rate=learning_rate, weight_copies=weight_copies, seed=seed,
-                                  progress=progress)
+                                  progress=progress, uncalibrated=uncalibrated)
     return result
 
 

@@ -307,11 +307,13 @@ def calibrate_command(backend: str, target: str, sets: tuple[str, ...], output: 
     result = _guarded(lambda: calibrate_chip(backend, target, parse_sets(sets), output, seed, plot_dir,
                                              progress=_progress(as_json)))
     _emit(result, as_json, _calibration_text)
-    if output is None and not as_json:
+    if output is None and not as_json and not result.get("nothing_to_calibrate"):
         click.echo("note: no -o given, nothing was written", err=True)
 
 
 def _calibration_text(r: dict) -> str:
+    if r.get("nothing_to_calibrate"):
+        return r["message"]
     lines = [f"chip {r['chip']} ({r['backend']}): {r['calibrated']}/{r['neurons']} neurons calibrated in "
              f"{r['seconds']:.1f} s, {r['measurement_rounds']} measurement rounds",
              f"{'parameter':28s} {'target':>10s} {'spread before':>14s} {'after':>10s} {'ratio':>7s}"]
@@ -339,11 +341,13 @@ def _calibration_text(r: dict) -> str:
               help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
 @click.option("--delays", default=None, metavar="STRATEGY",
               help="How the model's learned delays are realised, as `map --delays` (kept in the output model).")
+@click.option("--uncalibrated", is_flag=True,
+              help="Train on a chip with analog mismatch without --calibration, on purpose (otherwise refused).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
                 train_samples: int | None, learning_rate: float, weight_copies: int, delays: str | None,
-                resume: bool, as_json: bool) -> None:
+                uncalibrated: bool, resume: bool, as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
@@ -352,7 +356,8 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
-                                  weight_copies=weight_copies, delays=delays, resume=resume,
+                                  weight_copies=weight_copies, delays=delays, uncalibrated=uncalibrated,
+                                  resume=resume,
                                   progress=_progress(as_json)))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "

@@ -27,7 +27,7 @@ def test_train_map_run_itl_through_the_api_writes_nothing(model, tmp_path):
         assert abs(result.accuracy(y) - software) < 0.1 and result.predictions.shape == (len(y),)
         on_xylo = nd.run(nd.map(model, target="xylo"), "xylo-sim", inputs=x[:100])
         assert 0 <= on_xylo.accuracy(y[:100]) <= 1
-        tuned = nd.itl(model, "mock:1", epochs=1, train_samples=200)
+        tuned = nd.itl(model, "mock:1", epochs=1, train_samples=200, uncalibrated=True)
         assert tuned.metrics["in_the_loop"]["epochs"] == 1 and tuned.mapping["trained_on"]["chip"] == "mock-chip-1"
         assert list(tmp_path.iterdir()) == []
     finally:

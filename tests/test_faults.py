@@ -324,7 +324,7 @@ class _LinkDown:
 
 def _itl(trained_model, engine, **kwargs):
     return train_in_the_loop(load_model(trained_model), engine, get_target("bss2"), epochs=kwargs.pop("epochs", 1),
-                             train_samples=60, progress=False, **kwargs)
+                             train_samples=60, progress=False, uncalibrated=True, **kwargs)
 
 
 def test_itl_retries_disconnected_runs_and_loses_nothing(trained_model):

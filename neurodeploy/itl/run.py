@@ -42,18 +42,25 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                       *, epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
                       weight_copies: int = 1, seed: int = 0, progress: bool = True,
                       checkpoint: Optional[Checkpointing] = None, source: str = "model",
-                      delays: Optional[str] = None) -> tuple[ModelFile, dict]:
+                      delays: Optional[str] = None, uncalibrated: bool = False) -> tuple[ModelFile, dict]:
     """Fine-tune ``model`` with ``engine``'s chip in the loop; returns the trained model and the run's summary.
 
     Each epoch's validation accuracy is measured on the chip; the epoch (0: the model as given)
     with the best one is kept. ``source`` names the model in the output's provenance. ``delays``: the
     realisation of learned delays (the target's default when None); the delays stay as trained, the weights
     learn through their realisation, and the output model records it so that ``map`` realises them alike.
+    A chip with analog mismatch (``engine.uses_codes``) without ``calibration`` is refused unless
+    ``uncalibrated``: training would learn the chip's uncalibrated errors, which calibration removes.
     """
     check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
     if engine.target not in (None, target.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
                                f"use --target {engine.target}")
+    if not uncalibrated and calibration is None and engine.uses_codes:
+        raise NeurodeployError(f"{engine.name} is a chip with analog mismatch and no --calibration was given: itl "
+                               "would train on its uncalibrated (nominal) codes",
+                               f"calibrate it (neurodeploy calibrate --backend {engine.name} -o cal.yaml) and give "
+                               "--calibration cal.yaml, or add --uncalibrated to train on the uncalibrated chip")
     calibration_id = None if calibration is None else target.calibration_identity(calibration)
     if model.graph.discretisation != "native":  # itl/forward.py simulates the native step only
         raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "

@@ -41,7 +41,11 @@ def check_plot_folder(plot_dir: str | Path) -> None:
 def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = None,
                    output: Optional[str | Path] = None, seed: int = 0, plot_dir: Optional[str | Path] = None,
                    progress: bool = True) -> dict:
-    """Calibrate all neurons of the chip behind ``backend`` for ``target``; returns the before/after summary."""
+    """Calibrate all neurons of the chip behind ``backend`` for ``target``; returns the before/after summary.
+
+    A chip without analog codes (``mock:ideal``) has nothing to calibrate: the summary says so at once
+    (``nothing_to_calibrate``) and nothing is written.
+    """
     if output is not None:
         check_output(output)
     if plot_dir is not None:
@@ -51,6 +55,10 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
     if engine.target not in (None, chosen.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{chosen.name}'",
                                f"use --target {engine.target}")
+    if engine.target is not None and not engine.uses_codes:  # e.g. mock:ideal: no analog codes to find
+        return {"backend": engine.name, "chip": engine.chip_id, "nothing_to_calibrate": True, "output": None,
+                "message": f"{engine.name} realises the requested settings exactly: there is nothing to calibrate "
+                           "(calibrate a chip with analog mismatch, e.g. --backend mock:0)", "retried_runs": 0}
     with nameless_temporaries():
         summary = chosen.calibrate(engine, sets or {}, output=output, seed=seed, plot_dir=plot_dir,
                                    progress=progress)

@@ -23,7 +23,7 @@ from ..targets.registry import get_target
 def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str = "bss2",
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
         learning_rate: float = 3e-3, weight_copies: int = 1, resume: bool = False, seed: int = 0,
-        progress: bool = True, delays: Optional[str] = None) -> dict:
+        progress: bool = True, delays: Optional[str] = None, uncalibrated: bool = False) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary."""
     check_output(output, (model_path, calibration))
     ckpt = checkpoint_path(output)
@@ -35,6 +35,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         result, summary = train_in_the_loop(
             model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,
             learning_rate=learning_rate, weight_copies=weight_copies, seed=seed, progress=progress, delays=delays,
+            uncalibrated=uncalibrated,
             source=Path(model_path).name, checkpoint=Checkpointing(ckpt, fingerprint, resume))
         save_model(result, output)
     ckpt.unlink(missing_ok=True)

@@ -35,6 +35,16 @@ def other_chip_warnings(deployment: Deployment, engine: Backend) -> list[str]:
             f"expect lower accuracy (fix: neurodeploy itl on chip {chip})"]
 
 
+def uncalibrated_warnings(deployment: Deployment, engine: Backend) -> list[str]:
+    """A chip with analog mismatch that runs nominal (uncalibrated) codes loses much of the model's accuracy
+    (on the mock chips typically 15-40 points): say how to calibrate it."""
+    if not engine.uses_codes or deployment.meta.get("chip") is not None:
+        return []
+    return [f"{engine.name} runs this deployment uncalibrated (nominal codes): expect far lower accuracy than in "
+            f"software (fix: neurodeploy calibrate --backend {engine.name} -o cal.yaml, then run with "
+            "--calibration cal.yaml, or map with it)"]
+
+
 def _score(engine: Retrying, deployment: Deployment, times: Any, y: Any, progress: bool) -> dict:
     """One pass over the samples on ``engine``: accuracy, summed counters."""
     scores: list[torch.Tensor] = []
@@ -83,7 +93,8 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
         scored = [_score(engine, deployment, times, y, progress) for _ in range(repeat)]
         per_backend[engine.name] = spread([r["accuracy"] for r in scored])
         runs += [{"backend": engine.name, "chip": engine.chip_id, **r} for r in scored]
-        warnings += [w for w in other_chip_warnings(loaded, engine) if w not in warnings]
+        warnings += [w for w in other_chip_warnings(loaded, engine) + uncalibrated_warnings(deployment, engine)
+                     if w not in warnings]
         retried += engine.retries
     first = runs[0]
     result = {"accuracy": first["accuracy"], "warnings": warnings, "n_samples": int(len(y)),
