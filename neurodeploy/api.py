@@ -201,7 +201,8 @@ def calibrate(backend: str | Backend, target: str | Target = "bss2", *, sets: Op
 
 
 def itl(model: ModelFile, backend: str | Backend, target: str | Target = "bss2", *, calibration: Any = None,
-        epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3, weight_copies: int = 1,
+        epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
+        weight_copies: Optional[int] = None,
         seed: int = 0, progress: bool = False, uncalibrated: bool = False) -> ModelFile:
     """Fine-tune ``model`` with the chip in the loop → the trained model (its ``metrics["in_the_loop"]``
     holds the summary). Nothing is written. A chip with analog mismatch needs ``calibration``, or

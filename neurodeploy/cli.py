@@ -337,8 +337,9 @@ def _calibration_text(r: dict) -> str:
 @click.option("--train-samples", type=click.IntRange(min=1), help="Use the first N training samples (default: all).")
 @click.option("--learning-rate", default=3e-3, show_default=True, type=FiniteRange(0, 1, min_open=True),
               help="AdamW step size (model weight units).")
-@click.option("--weight-copies", default=1, show_default=True, type=WEIGHT_COPIES,
-              help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model).")
+@click.option("--weight-copies", type=WEIGHT_COPIES,
+              help="Map with up to K synapses per weight, as `map --weight-copies` (kept in the output model). "
+                   "Default: what the model was trained in the loop with before, else 1.")
 @click.option("--delays", default=None, metavar="STRATEGY",
               help="How the model's learned delays are realised, as `map --delays` (kept in the output model).")
 @click.option("--uncalibrated", is_flag=True,
@@ -346,7 +347,7 @@ def _calibration_text(r: dict) -> str:
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
-                train_samples: int | None, learning_rate: float, weight_copies: int, delays: str | None,
+                train_samples: int | None, learning_rate: float, weight_copies: int | None, delays: str | None,
                 uncalibrated: bool, resume: bool, as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 

@@ -35,3 +35,16 @@ def test_itl_refuses_an_uncalibrated_chip_unless_asked(trained_model, tmp_path):
                                       str(out), "--train-samples", "60", "--epochs", "1", "--json"])
     assert asked.exit_code == 0, asked.output
     assert json.loads(asked.output.strip().splitlines()[-1])["backend"] == "mock:0" and out.is_file()
+
+
+def test_itl_takes_the_weight_copies_the_model_was_trained_with(trained_model, tmp_path):
+    from neurodeploy.modelfile import load_model
+    from neurodeploy.workflows.itl import itl
+
+    itl(trained_model, tmp_path / "first.pt", backend="mock:ideal", epochs=1, train_samples=60, weight_copies=3,
+        progress=False)
+    itl(tmp_path / "first.pt", tmp_path / "second.pt", backend="mock:ideal", epochs=1, train_samples=60,
+        progress=False)  # no weight copies given: the model's
+    assert load_model(tmp_path / "second.pt").mapping["weight_copies"] == 3
+    itl(trained_model, tmp_path / "plain.pt", backend="mock:ideal", epochs=1, train_samples=60, progress=False)
+    assert load_model(tmp_path / "plain.pt").mapping["weight_copies"] == 1

@@ -40,7 +40,7 @@ class Checkpointing(NamedTuple):
 
 def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibration: Optional[str | Path] = None,
                       *, epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
-                      weight_copies: int = 1, seed: int = 0, progress: bool = True,
+                      weight_copies: Optional[int] = None, seed: int = 0, progress: bool = True,
                       checkpoint: Optional[Checkpointing] = None, source: str = "model",
                       delays: Optional[str] = None, uncalibrated: bool = False) -> tuple[ModelFile, dict]:
     """Fine-tune ``model`` with ``engine``'s chip in the loop; returns the trained model and the run's summary.
@@ -53,6 +53,8 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     ``uncalibrated``: training would learn the chip's uncalibrated errors, which calibration removes.
     """
     check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
+    if weight_copies is None:  # as the model was trained in the loop before, else one synapse per weight
+        weight_copies = int(model.mapping.get("weight_copies", 1))
     if engine.target not in (None, target.name):
         raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
                                f"use --target {engine.target}")

@@ -67,9 +67,9 @@ def check_map_arguments(clip_quantile: Any = 1.0, weight_scale: Any = "per-neuro
 
 def check_itl_arguments(epochs: Any, train_samples: Any, learning_rate: Any, weight_copies: Any, seed: Any) -> None:
     """``itl``'s settings (``train_samples`` None: the whole training set; its upper bound, the training set's
-    size, is checked when the data is loaded)."""
+    size, is checked when the data is loaded; ``weight_copies`` None: the model's)."""
     check_argument(EPOCHS, epochs, "--epochs")
     check_argument(TRAIN_SAMPLES, train_samples, "--train-samples", optional=True)
     check_argument(LEARNING_RATE, learning_rate, "--learning-rate")
-    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies")
+    check_argument(WEIGHT_COPIES, weight_copies, "--weight-copies", optional=True)
     check_argument(SEED, seed, "--seed")

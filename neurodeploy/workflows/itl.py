@@ -22,7 +22,7 @@ from ..targets.registry import get_target
 
 def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str = "bss2",
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
-        learning_rate: float = 3e-3, weight_copies: int = 1, resume: bool = False, seed: int = 0,
+        learning_rate: float = 3e-3, weight_copies: Optional[int] = None, resume: bool = False, seed: int = 0,
         progress: bool = True, delays: Optional[str] = None, uncalibrated: bool = False) -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary."""
     check_output(output, (model_path, calibration))
