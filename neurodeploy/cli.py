@@ -262,21 +262,74 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 @click.option("--repeat", default=1, show_default=True, type=REPEAT,
               help="Run each chip this many times; with several runs the accuracy is mean ± std and the 95 % "
                    "interval of the mean.")
+@click.option("--record", is_flag=True,
+              help="Record spikes and membranes of the first samples, with the software model's beside them, "
+                   "into -o FILE (.npz; plot it with `neurodeploy plot`).")
+@click.option("--record-samples", default=100, show_default=True, type=click.IntRange(1, 10_000),
+              help="Samples to record.")
+@click.option("-o", "--output", type=click.Path(), help="Recording to write (with --record).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int,
-        as_json: bool) -> None:
+def run(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int, record: bool,
+        record_samples: int, output: str | None, as_json: bool) -> None:
     """Run a deployment on a backend and report its accuracy.
 
     Example: neurodeploy run yinyang.npz --backend mock:0 --calibration calibration/0.yaml
     Example: neurodeploy run yinyang.npz --backend mock:0-4 --calibration calibration/mock-{chip}.yaml --repeat 5
+    Example: neurodeploy run yinyang.npz --backend mock:0 --calibration cal.yaml --record -o rec.npz
     """
     from .workflows.run import run as run_deployment
 
+    if record or output is not None:
+        _record(deployment, backend, data, calibration, repeat, record, record_samples, output, as_json)
+        return
     result = _guarded(lambda: run_deployment(deployment, backend, data, progress=_progress(as_json),
                                              calibration=calibration, repeat=repeat))
     _emit(result, as_json, _run_text)
     for warning in result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
+
+
+def _record(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int, record: bool,
+            samples: int, output: str | None, as_json: bool) -> None:
+    """``run --record -o FILE``: one backend, one run."""
+    from .workflows.record import record as record_run
+
+    def checked() -> dict:
+        if not record or output is None:
+            raise NeurodeployError("--record and -o go together", "give both: --record -o rec.npz")
+        if repeat != 1:
+            raise NeurodeployError("--record runs once", "leave out --repeat")
+        return record_run(deployment, output, backend, data, samples, calibration)
+
+    result = _guarded(checked)
+    _emit(result, as_json, lambda r: (f"{r['backend']}: {r['samples']} samples recorded ({r['spikes']} spikes; "
+                                      f"software {r['software_spikes']}), accuracy on them "
+                                      f"{_percent(r['accuracy'])} → {r['output']}"))
+
+
+@main.command("plot")
+@click.argument("recording", type=click.Path())
+@click.option("-o", "--output", "folder", required=True, type=click.Path(), help="Folder for the figures (PNG).")
+@click.option("--sample", default=0, show_default=True, type=click.IntRange(min=0), help="Which recorded sample.")
+def plot_command(recording: str, folder: str, sample: int) -> None:
+    """Draw a recording: spike raster (chip over software) and readout membranes (chip against software).
+
+    Example: neurodeploy plot rec.npz -o plots/
+    """
+    from pathlib import Path
+
+    from .plots import recording_figures
+    from .workflows.record import load_recording
+
+    def draw() -> list:
+        meta, arrays = load_recording(recording)
+        if sample >= meta["samples"]:
+            raise NeurodeployError(f"--sample {sample}: the recording has {meta['samples']} samples",
+                                   f"choose 0..{meta['samples'] - 1}")
+        return recording_figures(meta, arrays, Path(folder), sample)
+
+    for path in _guarded(draw):
+        click.echo(f"wrote {path}")
 
 
 def _run_text(r: dict) -> str:

@@ -47,6 +47,50 @@ def delay_spike_times(runs: dict, targets: list[float], threshold: float, path: 
     return path
 
 
+def recording_figures(meta: dict, arrays: dict, folder: Path, sample: int = 0) -> list[Path]:
+    """Two figures of one sample of a recording (:mod:`neurodeploy.workflows.record`): a spike raster per spiking
+    layer, the backend's spikes (dots) over the software model's (rings); and each readout neuron's membrane on
+    the backend against the software model's, in model units on the model's time axis."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    step_ms = meta["time_step_s"] * 1e3
+    spiking = [i for i, kind in enumerate(meta["layer_kinds"]) if kind == "lif"]
+    figure, axes = plt.subplots(max(len(spiking), 1), 1, figsize=(6, 2.2 * max(len(spiking), 1)), squeeze=False)
+    for axis, index in zip(axes[:, 0], spiking):
+        neurons = np.flatnonzero(arrays["neuron_layer"] == index)
+        for key, style in (("software_spikes", dict(marker="o", facecolors="none", edgecolors="tab:gray", s=18,
+                                                    label="software")),
+                           ("spikes", dict(marker=".", color="tab:blue", s=10, label=meta["backend"]))):
+            t, n = np.nonzero(arrays[key][:, sample, neurons])
+            axis.scatter(t * step_ms, n, **style)
+        axis.set_ylabel(f"{meta['layers'][index]} neuron")
+        axis.legend(fontsize=6, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ms, model time)")
+    figure.suptitle(f"sample {sample} (label {int(arrays['labels'][sample])})", fontsize=8)
+    figure.tight_layout()
+    raster = folder / "raster.png"
+    figure.savefig(raster, dpi=110)
+    plt.close(figure)
+
+    readout = len(meta["layers"]) - 1  # the readout is the last layer
+    columns = np.flatnonzero(arrays["neuron_layer"][arrays["recorded"]] == readout)
+    figure, axis = plt.subplots(figsize=(6, 3))
+    steps = np.arange(arrays["membrane"].shape[0]) * step_ms
+    for k, column in enumerate(columns):
+        line = axis.plot(steps, arrays["membrane"][:, sample, column], linewidth=1,
+                         label=f"class {k} ({meta['backend']})")
+        axis.plot(steps, arrays["software_readout"][:, sample, k], linestyle="--", linewidth=0.8,
+                  color=line[0].get_color())
+    axis.set_xlabel("time (ms, model time); dashed: software")
+    axis.set_ylabel("readout v (model units)")
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    traces = folder / "readout.png"
+    figure.savefig(traces, dpi=110)
+    plt.close(figure)
+    return [raster, traces]
+
+
 def calibration_histograms(before: dict, after: dict, targets: dict, folder: Path) -> list[Path]:
     """One histogram per parameter: uncalibrated (median codes) against calibrated values."""
     plt = _pyplot()
