@@ -14,16 +14,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_recipe(tmp_path: Path, **changes) -> Path:
     """models/yinyang.yaml with 24 hidden neurons and 2 epochs (or ``changes`` per dotted key)."""
-    data = yaml.safe_load((ROOT / "models" / "yinyang.yaml").read_text())
-    data["layers"][0]["size"] = 24
-    data["training"]["epochs"] = 2
+    return changed_recipe("yinyang", tmp_path, "tiny.yaml", **{"layers.0.size": 24, "training.epochs": 2, **changes})
+
+
+def changed_recipe(name: str, tmp_path: Path, filename: str, **changes) -> Path:
+    """models/NAME.yaml with ``changes`` per dotted key (``layers.0.size``), written to ``tmp_path / filename``."""
+    data = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
     for dotted, value in changes.items():
         node = data
         *path, last = dotted.split(".")
         for key in path:
             node = node[int(key)] if isinstance(node, list) else node[key]
         node[last] = value
-    path = tmp_path / "tiny.yaml"
+    path = tmp_path / filename
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -24,27 +24,15 @@ from neurodeploy.recipe import load_recipe
 from neurodeploy.validation.checksum import FIELD, digest
 from neurodeploy.workflows.map import map_model
 from neurodeploy.workflows.train import train
-from conftest import ROOT, dequantised
+from conftest import ROOT, changed_recipe, dequantised
 
 CONV = "input->conv"
 
 
 def conv_recipe(tmp_path, **changes):
     """models/digits_conv.yaml with 4 channels and 2 epochs (or ``changes`` per dotted key)."""
-    import yaml
-
-    data = yaml.safe_load((ROOT / "models" / "digits_conv.yaml").read_text())
-    data["layers"][0]["channels"] = 4
-    data["training"]["epochs"] = 2
-    for dotted, value in changes.items():
-        node = data
-        *path, last = dotted.split(".")
-        for key in path:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        node[last] = value
-    path = tmp_path / "conv.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return changed_recipe("digits_conv", tmp_path, "conv.yaml",
+                          **{"layers.0.channels": 4, "training.epochs": 2, **changes})
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,6 +13,7 @@ used, bss2.md §1.3), so an update rewrites only synapse weights; the number rew
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import NamedTuple, Optional
 from collections.abc import Mapping
 
@@ -33,6 +34,15 @@ from .quantise import QuantisedLayer, quantise_layer
 from .spec import BSS2Spec
 
 
+class DelayedRoutes(NamedTuple):
+    """How a delayed layer's inputs reach it, fixed for a whole run: the FPGA copies, which copies (and with what
+    strength) each route key carries, and each neuron's slots' keys."""
+
+    copies: np.ndarray  # [V, 2] (input channel, delay steps) of each FPGA copy
+    member: torch.Tensor  # [V, keys] strength factor of copy v on route key k (0: not on it)
+    slot_key: torch.Tensor  # [post, slots] route key of each slot; ``keys`` (one past the last) where unused
+
+
 class Layout(NamedTuple):
     """What stays fixed while the weights change: lowered layers, placement, scales, and the delay plan."""
 
@@ -42,6 +52,7 @@ class Layout(NamedTuple):
     input_name: str
     scale: dict  # layer name → [post] model units per LSB
     plan: Optional[DelayPlan] = None  # learned delays: their realisation (delays.py), fixed while weights train
+    delayed: Mapping[str, DelayedRoutes] = MappingProxyType({})  # delayed layer → its routes, derived from plan once
 
     def projections(self, layer: LoweredLayer) -> list[str]:
         return [f"{pre}->{layer.name}" for pre, _ in layer.inputs]
@@ -62,7 +73,8 @@ def fixed_layout(model: ModelFile, spec: BSS2Spec, deployment: Deployment,
         raise BackendError("the placement could not be reproduced for in-the-loop updates",
                            "map the model again with this version of neurodeploy")
     scale = {layer.name: torch.as_tensor(deployment[f"weight_scale:{layer.name}"]).float() for layer in layers}
-    return Layout(layers, placement, spec, model.graph.input.name, scale, plan)
+    delayed = {} if plan is None else {post: delayed_routes(plan, post) for post in plan.layers}
+    return Layout(layers, placement, spec, model.graph.input.name, scale, plan, delayed)
 
 
 def clamp_to_range(weights: Mapping[str, torch.Tensor], layout: Layout) -> None:
@@ -98,6 +110,20 @@ def chip_weights(weights: Mapping[str, torch.Tensor], layout: Layout) -> dict[st
     return out
 
 
+def delayed_routes(plan: DelayPlan, post: str) -> DelayedRoutes:
+    """:class:`DelayedRoutes` of the delayed layer ``post`` (built once per layout, not per batch)."""
+    strength = (strength_factor(plan.virtual[:, 2]) if plan.strategy == "spike-strength"
+                else np.ones(len(plan.virtual)))
+    member = torch.zeros(len(plan.virtual), len(plan.route_keys))
+    for key, events in enumerate(plan.route_keys):
+        for v in events:
+            member[v, key] += float(strength[v])
+    unused = len(plan.route_keys)
+    slot_key = torch.as_tensor([[unused if k is None else k for k in row] for row in plan.layers[post].keys],
+                               dtype=torch.long)
+    return DelayedRoutes(plan.virtual[:, :2].astype(np.int64), member, slot_key)
+
+
 def delayed_input(name: str, source_spikes: torch.Tensor, weights: Mapping[str, torch.Tensor],
                   layout: Layout) -> Optional[torch.Tensor]:
     r"""The input ``[T, B, post]`` of a delayed projection as the chip delivers it, or None (not delayed).
@@ -106,24 +132,15 @@ def delayed_input(name: str, source_spikes: torch.Tensor, weights: Mapping[str, 
     a slot's route key receives its copies' events, :math:`u_{key}(t)`; the neuron's input is
     :math:`x_i(t) = \sum_s W_{is}\, u_{key(i, s)}(t - 1)` with the slots' chip weights (one step of routing).
     """
-    plan = layout.plan
-    post = name.split("->", 1)[1]
-    if plan is None or plan.projections.get(post) != name:
+    routes = layout.delayed.get(name.split("->", 1)[1])
+    if routes is None or layout.plan is None or name not in layout.plan.projections.values():
         return None
-    slots = plan.layers[post]
-    strength = (strength_factor(plan.virtual[:, 2]) if plan.strategy == "spike-strength"
-                else np.ones(len(plan.virtual)))
-    copies = torch.stack([delay_steps(source_spikes[..., int(c)], int(d)) for c, d in plan.virtual[:, :2]], dim=-1)
-    member = torch.zeros(len(plan.virtual), len(plan.route_keys), dtype=source_spikes.dtype)
-    for key, events in enumerate(plan.route_keys):
-        for v in events:
-            member[v, key] += float(strength[v])
-    per_key = copies @ member  # [T, B, keys]
-    key_of = torch.as_tensor([[-1 if k is None else k for k in row] for row in slots.keys], dtype=torch.long)
-    spare = len(plan.route_keys)  # unused slots add into a column that is dropped
-    matrix = torch.zeros(key_of.shape[0], spare + 1, dtype=weights[name].dtype)
-    matrix = matrix.scatter_add(1, torch.where(key_of >= 0, key_of, spare), weights[name])
-    return delay_one_step(per_key) @ matrix[:, :spare].t()
+    copies = torch.stack([delay_steps(source_spikes[..., c], d) for c, d in routes.copies], dim=-1)
+    per_key = copies @ routes.member.to(copies.dtype)  # [T, B, keys]
+    keys = routes.member.shape[1]  # unused slots add into a column that is dropped
+    matrix = torch.zeros(routes.slot_key.shape[0], keys + 1, dtype=weights[name].dtype)
+    matrix = matrix.scatter_add(1, routes.slot_key, weights[name])
+    return delay_one_step(per_key) @ matrix[:, :keys].t()
 
 
 def quantised_layers(weights: Mapping[str, torch.Tensor], layout: Layout) -> dict[str, QuantisedLayer]:

@@ -95,9 +95,9 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
 
     for layer in layers:
         q: QuantisedLayer = quantised[layer.name]
-        if slot_inputs is not None and layer.name in slot_inputs or layer.slots is not None:
-            keys, matrices = (slot_inputs[layer.name] if slot_inputs is not None and layer.name in slot_inputs
-                              else convolution_slots(layer, q))
+        given = None if slot_inputs is None else slot_inputs.get(layer.name)
+        if given is not None or layer.slots is not None:
+            keys, matrices = given if given is not None else convolution_slots(layer, q)
             source_of = lambda n, p, keys=keys: keys[n][p]  # noqa: E731
             n_slots = matrices.shape[1]
             copies = layer.weight_copies  # 1 for delay realisations (a delayed slot is its own synapse)
