@@ -13,8 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
+	@echo "setup: installing $(TORCH_SPEC) into $(VENV) (the CPU build: about a minute)"
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	@echo "setup: installing neurodeploy and its test tools; compiling the fused C++ kernel (a few minutes)"
 	$(BIN)/pip install --quiet -e ".[test]"
+	@echo "setup: done"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 import torch
 
-from .backends.base import Backend, Observations, readout_scores
+from .backends.base import Backend, Observations, membrane_in_model_units, readout_scores
 from .backends.registry import get_backend
 from .data.datasets import check_samples, load_split, training_probe
 from .data.encoding import encode, encode_dataset
@@ -42,11 +42,15 @@ class RunResult(NamedTuple):
 
     ``observations``: spikes ``[T, B, neurons]`` (counts per step, logical neuron ids in deployment
     order), membranes of the recorded neurons, event counters (see the backend). ``scores``: the
-    readout decoded as trained (max or mean over time), ``[B, classes]``.
+    readout decoded as trained (max or mean over time), ``[B, classes]``. ``membrane``: the recorded
+    neurons' (``observations.recorded``) membranes in model units on the model's time axis, comparable with
+    the software model's (a chip's CADC readings converted as :func:`~neurodeploy.backends.base.model_units` says).
     """
 
     observations: Observations
     scores: torch.Tensor
+
+    membrane: Optional[np.ndarray] = None  # [T, B, recorded] in model units (see membrane_in_model_units)
 
     @property
     def spikes(self) -> torch.Tensor:
@@ -184,7 +188,8 @@ def run(deployment: Deployment, backend: str | Backend = "mock:ideal", inputs: A
         raise DataError(f"the inputs give spike times of shape {times.shape}, the model has {channels} input channels",
                         "give features of the model's dataset, or [B, channels] spike times")
     observations = engine.run(deployment, times)
-    return RunResult(observations, readout_scores(deployment, observations))
+    return RunResult(observations, readout_scores(deployment, observations),
+                     membrane_in_model_units(deployment, observations))
 
 
 def calibrate(backend: str | Backend, target: str | Target = "bss2", *, sets: Optional[dict] = None,

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
@@ -53,8 +54,17 @@ def _progress(as_json: bool = False) -> bool:
     return not as_json and sys.stderr.isatty()
 
 
+JSON_SCHEMA_VERSION = 1  # of every verb's --json object; docs/json.md lists the fields
+
+
 def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
-    click.echo(json.dumps(result, default=str) if as_json else human(result))
+    """``human(result)``, or with ``--json`` the result as one JSON object that names its schema
+    (``"schema": "neurodeploy.VERB/1"``, documented in docs/json.md)."""
+    if as_json:
+        verb = click.get_current_context().info_name
+        click.echo(json.dumps({"schema": f"neurodeploy.{verb}/{JSON_SCHEMA_VERSION}", **result}, default=str))
+    else:
+        click.echo(human(result))
 
 
 def _clear_progress_bars() -> None:
@@ -150,18 +160,21 @@ def main(ctx: click.Context, debug: bool, data_dir: str | None) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
 @click.option("--epochs", type=EPOCHS, help="Override the recipe's epochs.")
 @click.option("--seed", type=SEED, help="Override the recipe's seed.")
+@click.option("--plot", "plot_dir", type=click.Path(), help="Write figures (PNG) into this folder (matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def train(recipe: str, output: str, epochs: int | None, seed: int | None, as_json: bool) -> None:
+def train(recipe: str, output: str, epochs: int | None, seed: int | None, plot_dir: str | None,
+          as_json: bool) -> None:
     """Train a recipe and write a model file.
 
     Example: neurodeploy train models/yinyang.yaml -o yinyang.pt --epochs 60
     """
     from .workflows.train import train as run_training
 
-    metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=_progress(as_json)))
+    metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=_progress(as_json),
+                                            plot_dir=plot_dir))
     _emit({**metrics, "output": output}, as_json,
           lambda m: f"test accuracy {_percent(m['test_accuracy'])} on {m['n_test']} samples; "
-                    f"{m['epochs']} epochs in {m['training_seconds']:.0f} s → {output}")
+                    f"{m['epochs']} epochs in {m['training_seconds']:.0f} s → {output}" + _figures_text(m))
 
 
 @main.command()
@@ -243,7 +256,8 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
         result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays, weight_copies)
     except NeurodeployError as error:
         if as_json and isinstance(error, DoesNotFitError):
-            click.echo(json.dumps({"fits": False, "violations": [v.to_dict() for v in error.violations]}))
+            click.echo(json.dumps({"schema": f"neurodeploy.map/{JSON_SCHEMA_VERSION}", "fits": False,
+                                   "violations": [v.to_dict() for v in error.violations]}))
         return _fail(error)
     _emit(result, as_json, _map_report_text)
     if output is None and not as_json:
@@ -262,49 +276,55 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 @click.option("--repeat", default=1, show_default=True, type=REPEAT,
               help="Run each chip this many times; with several runs the accuracy is mean ± std and the 95 % "
                    "interval of the mean.")
-@click.option("--record", is_flag=True,
-              help="Record spikes and membranes of the first samples, with the software model's beside them, "
-                   "into -o FILE (.npz; plot it with `neurodeploy plot`).")
+@click.option("--record", "what", is_flag=False, flag_value="spikes,membrane", default=None, metavar="WHAT",
+              help="Record the first samples, with the software model's beside them, into -o FILE (.npz; plot it "
+                   "with `neurodeploy plot`). WHAT, comma-separated (alone: spikes,membrane): spikes; "
+                   "membrane[:NEURONS] (CADC of NEURONS, the first also by MADC); current[:NEURON] (its synaptic "
+                   "input by MADC). NEURONS: a layer (hidden), hidden/0-9, or neuron ids 0-9.")
 @click.option("--record-samples", default=100, show_default=True, type=click.IntRange(1, 10_000),
               help="Samples to record.")
 @click.option("-o", "--output", type=click.Path(), help="Recording to write (with --record).")
+@click.option("--plot", "plot_dir", type=click.Path(),
+              help="Write figures (PNG) into this folder: accuracy per chip, placement map, weight codes per layer; "
+                   "with --record, the recording's raster and membranes too.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int, record: bool,
-        record_samples: int, output: str | None, as_json: bool) -> None:
+def run(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int, what: str | None,
+        record_samples: int, output: str | None, plot_dir: str | None, as_json: bool) -> None:
     """Run a deployment on a backend and report its accuracy.
 
     Example: neurodeploy run yinyang.npz --backend mock:0 --calibration calibration/0.yaml
     Example: neurodeploy run yinyang.npz --backend mock:0-4 --calibration calibration/mock-{chip}.yaml --repeat 5
     Example: neurodeploy run yinyang.npz --backend mock:0 --calibration cal.yaml --record -o rec.npz
+    Example: neurodeploy run yinyang.npz --backend mock:0 --record spikes,membrane:hidden/0-9,current -o rec.npz
     """
     from .workflows.run import run as run_deployment
 
-    if record or output is not None:
-        _record(deployment, backend, data, calibration, repeat, record, record_samples, output, as_json)
+    if what is not None or output is not None:
+        _record(deployment, backend, data, calibration, repeat, what, record_samples, output, plot_dir, as_json)
         return
     result = _guarded(lambda: run_deployment(deployment, backend, data, progress=_progress(as_json),
-                                             calibration=calibration, repeat=repeat))
+                                             calibration=calibration, repeat=repeat, plot_dir=plot_dir))
     _emit(result, as_json, _run_text)
     for warning in result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
 
 
-def _record(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int, record: bool,
-            samples: int, output: str | None, as_json: bool) -> None:
+def _record(deployment: str, backend: str, data: str | None, calibration: str | None, repeat: int,
+            what: str | None, samples: int, output: str | None, plot_dir: str | None, as_json: bool) -> None:
     """``run --record -o FILE``: one backend, one run."""
     from .workflows.record import record as record_run
 
     def checked() -> dict:
-        if not record or output is None:
+        if what is None or output is None:
             raise NeurodeployError("--record and -o go together", "give both: --record -o rec.npz")
         if repeat != 1:
             raise NeurodeployError("--record runs once", "leave out --repeat")
-        return record_run(deployment, output, backend, data, samples, calibration)
+        return record_run(deployment, output, backend, data, samples, calibration, what, plot_dir)
 
     result = _guarded(checked)
     _emit(result, as_json, lambda r: (f"{r['backend']}: {r['samples']} samples recorded ({r['spikes']} spikes; "
                                       f"software {r['software_spikes']}), accuracy on them "
-                                      f"{_percent(r['accuracy'])} → {r['output']}"))
+                                      f"{_percent(r['accuracy'])} → {r['output']}" + _figures_text(r)))
 
 
 @main.command("plot")
@@ -312,32 +332,52 @@ def _record(deployment: str, backend: str, data: str | None, calibration: str | 
 @click.option("-o", "--output", "folder", required=True, type=click.Path(), help="Folder for the figures (PNG).")
 @click.option("--sample", default=0, show_default=True, type=click.IntRange(min=0), help="Which recorded sample.")
 def plot_command(recording: str, folder: str, sample: int) -> None:
-    """Draw a recording: spike raster (chip over software) and readout membranes (chip against software).
+    """Draw a recording: spike raster (chip over software), readout and hidden membranes (chip's CADC and MADC
+    against software), synaptic current.
 
     Example: neurodeploy plot rec.npz -o plots/
     """
-    from pathlib import Path
+    from .workflows.figures import recording_figure_files
 
-    from .plots import recording_figures
-    from .workflows.record import load_recording
-
-    def draw() -> list:
-        meta, arrays = load_recording(recording)
-        if sample >= meta["samples"]:
-            raise NeurodeployError(f"--sample {sample}: the recording has {meta['samples']} samples",
-                                   f"choose 0..{meta['samples'] - 1}")
-        return recording_figures(meta, arrays, Path(folder), sample)
-
+    draw = lambda: recording_figure_files(recording, Path(folder), sample)  # noqa: E731
     for path in _guarded(draw):
         click.echo(f"wrote {path}")
 
 
+@main.command("report")
+@click.argument("deployment", type=click.Path())
+@click.argument("recordings", nargs=-1, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="HTML page to write (.html).")
+@click.option("--run", "runs", multiple=True, type=click.Path(), metavar="RUN.json",
+              help="A result of `neurodeploy run ... --json` (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report_command(deployment: str, recordings: tuple[str, ...], output: str, runs: tuple[str, ...],
+                   as_json: bool) -> None:
+    """One self-contained HTML page of a deployment: mapping report, resources, design rules, placement map,
+    quantisation histograms, and the given recordings (run --record) and run results (run --json).
+
+    Example: neurodeploy report yy.npz rec.npz --run run.json -o report.html
+    """
+    from .workflows.report import write_report
+
+    result = _guarded(lambda: write_report(deployment, list(recordings), output, list(runs)))
+    _emit(result, as_json, lambda r: (f"report of {r['target']} deployment: {len(r['sections'])} sections, "
+                                      f"{r['figures']} figures, {r['bytes'] / 1024:.0f} kB → {r['output']}"))
+
+
+def _figures_text(r: dict) -> str:
+    return "".join(f"\nwrote {path}" for path in r.get("figures", []))
+
+
 def _run_text(r: dict) -> str:
     if "per_backend" not in r:
-        return f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} samples; events {r['counters']}"
+        return (f"{r['backend']}: accuracy {_percent(r['accuracy'])} on {r['n_samples']} samples; events "
+                f"{r['counters']}" + _figures_text(r))
     lines = [f"{r['backend']}, {r['repeat']} run(s) per chip on {r['n_samples']} samples: accuracy {r['summary']}"]
     lines += [f"  {name}: {chip['summary']}" for name, chip in r["per_backend"].items()]
-    return "\n".join(lines)
+    if "across_chips" in r:
+        lines.append(f"across chips (chip means): {r['across_chips']['summary']}")
+    return "\n".join(lines) + _figures_text(r)
 
 
 @main.command("calibrate")
@@ -398,10 +438,11 @@ def _calibration_text(r: dict) -> str:
 @click.option("--uncalibrated", is_flag=True,
               help="Train on a chip with analog mismatch without --calibration, on purpose (otherwise refused).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
+@click.option("--plot", "plot_dir", type=click.Path(), help="Write figures (PNG) into this folder (matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
                 train_samples: int | None, learning_rate: float, weight_copies: int | None, delays: str | None,
-                uncalibrated: bool, resume: bool, as_json: bool) -> None:
+                uncalibrated: bool, resume: bool, plot_dir: str | None, as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
@@ -411,13 +452,12 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
                                   weight_copies=weight_copies, delays=delays, uncalibrated=uncalibrated,
-                                  resume=resume,
-                                  progress=_progress(as_json)))
+                                  resume=resume, plot_dir=plot_dir, progress=_progress(as_json)))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "
         f"test accuracy before {_percent(r['test_accuracy_before'])}, after {_percent(r['test_accuracy_after'])}"
-        f" → {r['output']}"))
+        f" → {r['output']}" + _figures_text(r)))
 
 
 @main.command("import")

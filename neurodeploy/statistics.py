@@ -23,13 +23,13 @@ class Spread(NamedTuple):
     interval: Optional[tuple[float, float]]
     n: int
 
-    def text(self, scale: float = 100.0, unit: str = " %") -> str:
-        """``95.9 ± 0.4 % (95 % interval of the mean 95.5–96.3 %, 25 runs)``."""
+    def text(self, scale: float = 100.0, unit: str = " %", of: str = "runs") -> str:
+        """``95.9 ± 0.4 % (95 % interval of the mean 95.5–96.3 %, 25 runs)``; ``of`` names what was counted."""
         if self.n == 1:
-            return f"{scale * self.mean:.1f}{unit} (1 run)"
+            return f"{scale * self.mean:.1f}{unit} (1 {of[:-1]})"
         low, high = self.interval or (self.mean, self.mean)
         return (f"{scale * self.mean:.1f} ± {scale * self.std:.1f}{unit} ({100 * CONFIDENCE:.0f} % interval of "
-                f"the mean {scale * low:.1f}–{scale * high:.1f}{unit}, {self.n} runs)")
+                f"the mean {scale * low:.1f}–{scale * high:.1f}{unit}, {self.n} {of})")
 
 
 def spread(values: Sequence[float], confidence: float = CONFIDENCE) -> Spread:

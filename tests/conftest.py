@@ -53,10 +53,21 @@ def trained_model(tmp_path_factory) -> Path:
     return output
 
 
-@pytest.fixture(scope="session")
-def deployment_file(trained_model, tmp_path_factory) -> Path:
+def _mapped(model: Path, target: str, folder: Path, name: str) -> Path:
     from neurodeploy.workflows.map import map_model
 
-    output = tmp_path_factory.mktemp("deployment") / "tiny.npz"
-    map_model(trained_model, "bss2", output)
+    output = folder / name
+    map_model(model, target, output)
     return output
+
+
+@pytest.fixture(scope="session")
+def deployment_file(trained_model, tmp_path_factory) -> Path:
+    """The tiny model on BSS-2."""
+    return _mapped(trained_model, "bss2", tmp_path_factory.mktemp("deployment"), "tiny.npz")
+
+
+@pytest.fixture(scope="session")
+def xylo_file(trained_model, tmp_path_factory) -> Path:
+    """The tiny model on Xylo."""
+    return _mapped(trained_model, "xylo", tmp_path_factory.mktemp("xylo"), "tiny.xylo.npz")

@@ -64,3 +64,13 @@ def test_errors_are_typed_and_never_exit(model):
         nd.map(nd.train("digits", epochs=1), target="xylo")
     assert [t["name"] for t in nd.targets()][:2] == ["bss2", "xylo"]
     assert not nd.check(model, "xylo").violations
+
+
+def test_run_gives_membranes_in_model_units_comparable_with_software(deployment_file):
+    deployment = nd.load_deployment(deployment_file)
+    x, _ = nd.load_split("yinyang", "test")
+    chip, software = nd.run(deployment, "mock:ideal", inputs=x[:16]), nd.run(deployment, "software", inputs=x[:16])
+    readout = [list(chip.observations.recorded).index(n) for n in software.observations.recorded]
+    assert chip.membrane is not None and software.membrane is not None
+    assert chip.membrane.shape[:2] == software.membrane.shape[:2]
+    assert np.corrcoef(chip.membrane[..., readout].ravel(), software.membrane.ravel())[0, 1] > 0.95

@@ -43,6 +43,11 @@ def test_repeats_on_a_chip_range_report_each_chip_and_the_whole(deployment_file)
     low, high = result["accuracy_interval95"]
     assert low <= result["accuracy"] <= high
     assert all(r["backend"] in ("mock:0", "mock:1") for r in result["runs"])
+    means = [chip["mean"] for chip in result["per_backend"].values()]
+    chips = result["across_chips"]  # the chips are the samples: n = 2, not 4
+    assert chips["n_chips"] == 2 and chips["mean"] == pytest.approx(sum(means) / 2)
+    assert chips["std"] == pytest.approx(abs(means[0] - means[1]) / 2 ** 0.5)
+    assert "across_chips" not in run(deployment_file, "mock:0", repeat=2)
     single = run(deployment_file, "mock:0")
     assert "per_backend" not in single and single["accuracy"] == result["runs"][0]["accuracy"]
 
@@ -64,6 +69,7 @@ def test_the_command_line_prints_mean_std_and_interval(deployment_file):
     assert out.exit_code == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert "accuracy" in lines[0] and "95 % interval of the mean" in lines[0] and "4 runs" in lines[0]
-    assert [line.split(":")[0].strip() for line in lines[1:]] == ["mock", "mock"] and len(lines) == 3
+    assert [line.split(":")[0].strip() for line in lines[1:3]] == ["mock", "mock"] and len(lines) == 4
+    assert lines[3].startswith("across chips (chip means):") and "2 chips" in lines[3]
     bad = CliRunner().invoke(main, ["run", str(deployment_file), "--repeat", "0"])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1

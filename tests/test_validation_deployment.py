@@ -70,13 +70,6 @@ def synthetic_calibration(chip: str = "mock-chip-0") -> Calibration:
 
 
 @pytest.fixture(scope="module")
-def xylo_file(trained_model, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("xylo") / "tiny.xylo.npz"
-    map_model(trained_model, "xylo", path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def calibration_file(tmp_path_factory) -> Path:
     return_path = tmp_path_factory.mktemp("cal") / "synthetic.yaml"
     save_calibration(synthetic_calibration(), return_path)

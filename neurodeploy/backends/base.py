@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..deployment import Deployment
+from ..graph import Graph
 from ..models.network import decode
 
 
@@ -51,6 +52,48 @@ class Backend(Protocol):
             record: Optional[Recording] = None) -> Observations:
         """Run one batch: ``input_times_s`` ``[B, channels]`` spike times in model seconds (NaN: none)."""
         ...
+
+
+class ModelUnits(NamedTuple):
+    """How a backend's membrane readings of a deployment become model units, per layer.
+
+    A reading :math:`r` of a neuron of layer :math:`l` with rest reading :math:`b` is
+    :math:`v = (r - b)/g_l + v_{leak,l}` in model units, :math:`g_l` the readings per model unit (a chip's
+    ``cadc_per_model_unit`` from the mapping report; 1 where the backend reads model units itself, as the
+    software backend and the Xylo emulator's model-step runs do). A current has no rest: :math:`I = (r - b)/g_l`.
+    """
+
+    neuron_layer: np.ndarray  # [N] layer index of each logical neuron
+    per_unit: list[float]  # g_l
+    v_leak: list[float]  # v_leak,l
+
+    def convert(self, readings: torch.Tensor | np.ndarray, neurons: np.ndarray,
+                baseline: torch.Tensor | np.ndarray, current: bool = False) -> np.ndarray:
+        """``readings`` ``[..., len(neurons)]`` → model units (float32)."""
+        layer = self.neuron_layer[np.asarray(neurons, np.int64)]
+        scale = np.asarray([self.per_unit[i] for i in layer], np.float64)
+        leak = 0.0 if current else np.asarray([self.v_leak[i] for i in layer], np.float64)
+        values = (np.asarray(readings, np.float64) - np.asarray(baseline, np.float64)) / scale + leak
+        return values.astype(np.float32)
+
+
+def model_units(deployment: Deployment, obs: Observations) -> ModelUnits:
+    """The :class:`ModelUnits` of ``obs``: a backend whose time step is not the model's reads in its own units."""
+    graph = Graph.from_dict(deployment.meta["graph"])
+    layers = deployment.meta["layers"]
+    sizes = [graph.population(name).size for name in layers]
+    neuron_layer = np.asarray(deployment["neuron_layer"]) if "neuron_layer" in deployment.arrays else \
+        np.repeat(np.arange(len(layers)), sizes)
+    report = {row["name"]: row for row in deployment.meta.get("report", {}).get("layers", [])}
+    own_units = obs.time_step_s != deployment.meta["dt_s"]  # a chip's readings are in its own units (CADC)
+    per_unit = [float(report.get(name, {}).get("cadc_per_model_unit", 1.0)) if own_units else 1.0 for name in layers]
+    v_leak = [float(graph.population(name).parameters.v_leak) for name in layers]
+    return ModelUnits(neuron_layer, per_unit, v_leak)
+
+
+def membrane_in_model_units(deployment: Deployment, obs: Observations) -> np.ndarray:
+    """``obs.membrane`` ``[T, B, len(obs.recorded)]`` in model units, comparable to the software model's."""
+    return model_units(deployment, obs).convert(obs.membrane, np.asarray(obs.recorded), obs.baseline)
 
 
 def readout_scores(deployment: Deployment, obs: Observations) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from ..data.encoding import bin_spike_times, n_steps
 from ..deployment import Deployment
 from ..graph import Graph
-from ..models.network import SpikingNetwork
+from ..models.network import NetworkOutput, SpikingNetwork
 from ..errors import BackendError
 from .base import Observations, Recording
 
@@ -39,22 +39,43 @@ class SoftwareBackend:
             self._built = (id(deployment), net)
         return self._built[1]
 
-    def run(self, deployment: Deployment, input_times_s: np.ndarray,
-            record: Optional[Recording] = None) -> Observations:
+    def trace(self, deployment: Deployment, input_times_s: np.ndarray) -> NetworkOutput:
+        """The float network's spikes, readout, and every layer's membrane and weighted input on these inputs."""
+        return self._forward(deployment, input_times_s, record_membranes=True)
+
+    def _forward(self, deployment: Deployment, input_times_s: np.ndarray, record_membranes: bool) -> NetworkOutput:
         meta = deployment.meta
-        if record is not None and record.madc_neuron is not None:
-            raise BackendError("the software backend has no MADC", "record the MADC on a mock or hardware backend")
         if "graph" not in meta:
             raise BackendError("the software backend runs model deployments only, not chip experiments",
                                "use a mock chip (--backend mock:0) or hardware")
         net = self._network(deployment)
         spikes_in = bin_spike_times(input_times_s, meta["dt_s"], n_steps(meta["encoding"], meta["dt_s"]))
         with torch.no_grad():
-            out = net(spikes_in)
-        spikes = torch.cat([out.spikes[name] if kind == "lif" else torch.zeros_like(out.readout_v)
+            return net(spikes_in, record_membranes=record_membranes)
+
+    def run(self, deployment: Deployment, input_times_s: np.ndarray,
+            record: Optional[Recording] = None) -> Observations:
+        """Spikes of every neuron; membranes of the readout, or of every neuron when ``record`` asks for them."""
+        meta = deployment.meta
+        if record is not None and record.madc_neuron is not None:
+            raise BackendError("the software backend has no MADC", "record the MADC on a mock or hardware backend")
+        every = record is not None and record.membrane
+        out = self._forward(deployment, input_times_s, record_membranes=every)
+        graph = self._network(deployment).graph
+        spikes = torch.cat([out.spikes[name] if kind == "lif" else
+                            torch.zeros(*out.spikes[graph.input.name].shape[:2], graph.population(name).size)
                             for name, kind in zip(meta["layers"], meta["layer_kinds"])], dim=-1)
         first, count = meta["readout_neurons"]
-        return Observations(spikes=spikes, membrane=out.readout_v, recorded=np.arange(first, first + count),
-                            baseline=torch.full((count,), net.graph.readout.parameters.v_leak),
-                            time_step_s=meta["dt_s"],
-                            counters={"events_in": int(spikes_in.sum())})
+        readout_v = out.readout_v if out.readout_v is not None else torch.zeros(*spikes.shape[:2], 0)
+        if out.readout_v is None:  # a network without an li readout (all spiking): no membranes to report
+            first, count = 0, 0
+        if every and out.membranes is not None:
+            membrane = torch.cat([out.membranes[name] for name in meta["layers"]], dim=-1)
+            recorded = np.arange(membrane.shape[-1])
+            populations = [graph.population(name) for name in meta["layers"]]
+            baseline = torch.cat([torch.full((pop.size,), float(pop.parameters.v_leak)) for pop in populations])
+        else:
+            membrane, recorded = readout_v, np.arange(first, first + count)
+            baseline = torch.full((count,), graph.readout.parameters.v_leak)
+        return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=baseline,
+                            time_step_s=meta["dt_s"], counters={"events_in": int(out.spikes[graph.input.name].sum())})

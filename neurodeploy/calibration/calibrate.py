@@ -107,6 +107,7 @@ def calibrate(backend: Backend, spec: BSS2Spec, targets: dict, *, seed: int = 0,
     measure, measure_precisely = _measurements(meter, targets), _precise(meter)
     # One tick per searched parameter, then the gain line and the before/after measurements.
     steps = tqdm(total=len(SEARCHED) + 2, desc="calibrate", disable=not progress, unit="step")
+    steps.set_postfix_str("MADC against CADC")  # shown at once: the first steps take the longest
     meter.cross_calibrate_madc(codes)
     for name in SEARCHED:
         steps.set_postfix_str(name)

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..backends.base import Backend
 from ..core.conv import connected
@@ -71,13 +72,14 @@ def itl_data(model: ModelFile, train_samples: int | None) -> ItlData:
 
 def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, weights: dict[str, torch.nn.Parameter],
                 optimiser: torch.optim.Optimizer, data: ItlData, model: ModelFile, alignment: Alignment,
-                neurons: dict[str, np.ndarray], order: torch.Tensor) -> tuple[Deployment, dict]:
+                neurons: dict[str, np.ndarray], order: torch.Tensor, progress: bool = False) -> tuple[Deployment, dict]:
     """One pass over the training samples in ``order``; returns the deployment holding the new weights and
-    the epoch's loss, accuracy on the chip and synapses rewritten."""
+    the epoch's loss, accuracy on the chip and synapses rewritten (``progress``: a bar over the batches)."""
     settings = model.training
     surrogate = surrogate_of(settings)  # the surrogate the model was trained with
     losses, correct, rewritten = [], 0, 0
-    for start in range(0, len(order), settings["batch_size"]):
+    for start in tqdm(range(0, len(order), settings["batch_size"]), desc="  batches on the chip", unit="batch",
+                      leave=False, disable=not progress):
         idx = order[start:start + settings["batch_size"]]
         obs = engine.run(deployment, data.train_times[idx.numpy()])
         if obs.spikes.shape[0] not in (0, data.train_spikes.shape[0]):

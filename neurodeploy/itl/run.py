@@ -119,7 +119,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     for epoch in bar:
         order = torch.randperm(used, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
         deployment, row = train_epoch(engine, session, deployment, weights, optimiser, data, model, alignment,
-                                      neurons, order)
+                                      neurons, order, progress)
         row = {"epoch": epoch + 1, "loss": row["loss"], "train_accuracy_on_chip": row["train_accuracy_on_chip"],
                "validation_accuracy_on_chip": accuracy_of(deployment, data.val_times, data.val_labels),
                "synapses_rewritten": row["synapses_rewritten"]}

@@ -31,6 +31,8 @@ from ..graph import Graph, Population
 class NetworkOutput(NamedTuple):
     spikes: dict  # population name → [T, B, N] spikes (input included)
     readout_v: Optional[torch.Tensor]  # [T, B, n_classes]; None: the graph has no li readout
+    membranes: Optional[dict] = None  # population name → [T, B, N] membrane (after reset), when asked for
+    layer_inputs: Optional[dict] = None  # population name → [T, B, N] weighted input x_k (lateral term excluded)
 
 
 def delay_one_step(z: torch.Tensor) -> torch.Tensor:
@@ -142,14 +144,17 @@ class SpikingNetwork(nn.Module):
                 weights[n] = fake_quantise(weights[n], scale, self.quantise_levels)
         return weights
 
-    def forward(self, input_spikes: torch.Tensor,
-                weights: Optional[Mapping[str, torch.Tensor]] = None) -> NetworkOutput:
-        """Run on ``[T, B, channels]`` input spikes; ``weights`` overrides the parameters (e.g. quantised)."""
+    def forward(self, input_spikes: torch.Tensor, weights: Optional[Mapping[str, torch.Tensor]] = None,
+                record_membranes: bool = False) -> NetworkOutput:
+        """Run on ``[T, B, channels]`` input spikes; ``weights`` overrides the parameters (e.g. quantised);
+        ``record_membranes`` keeps every layer's membrane and weighted input (``membranes``, ``layer_inputs``)."""
         weights = self.effective_weights() if weights is None else weights
         spikes = {self.graph.input.name: input_spikes}
+        membranes: dict[str, torch.Tensor] = {}
+        layer_inputs: dict[str, torch.Tensor] = {}
         readout_v = None
         for pop in self.graph.populations[1:]:
-            x = self._input(pop, spikes, weights)
+            x = layer_inputs[pop.name] = self._input(pop, spikes, weights)
             recurrent = self.graph.recurrent(pop.name)
             lateral = None if recurrent is None else weights[recurrent.name]
             params = pop.parameters.to_lif()
@@ -159,16 +164,18 @@ class SpikingNetwork(nn.Module):
                                                   i_bias=n.value("i_bias"), dtype=x.dtype, device=x.device)
                 z, v = euler_sequence(x, coefficients, lateral=lateral, spiking=pop.kind == "lif",
                                       detach_reset=self.detach_reset, surrogate=self.surrogate)
+                membranes[pop.name] = v
                 if pop.kind == "lif":
                     spikes[pop.name] = z
                 else:
                     readout_v = v
             elif pop.kind == "lif":
-                spikes[pop.name], _ = lif_sequence(
+                spikes[pop.name], membranes[pop.name] = lif_sequence(
                     x, params, self.dt_s, lateral=lateral, detach_reset=self.detach_reset, surrogate=self.surrogate)
             else:
-                readout_v = li_sequence(x, params, self.dt_s)
-        return NetworkOutput(spikes=spikes, readout_v=readout_v)
+                readout_v = membranes[pop.name] = li_sequence(x, params, self.dt_s)
+        return NetworkOutput(spikes=spikes, readout_v=readout_v,
+                             **({"membranes": membranes, "layer_inputs": layer_inputs} if record_membranes else {}))
 
     def _uniform_delay(self, name: str) -> Optional[int]:
         """The one whole-step delay of all synapses of a delayed projection with σ = 0, else None."""

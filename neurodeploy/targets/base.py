@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 
 from ..backends.base import Backend
@@ -69,6 +70,19 @@ class MapResult(NamedTuple):
     deployment: Optional[Deployment]
     report: dict
     violations: list[DesignRuleViolation]
+
+
+class PlacementPanel(NamedTuple):
+    """One grid of a target's resources for the placement figure (:mod:`neurodeploy.deployment_plots`): each
+    cell is one resource (a neuron circuit, a synapse, a driver, ...) and holds the index into ``legend`` of what
+    uses it, -1 where nothing does. Targets put the deployment's layers first in ``legend``, in the order of
+    ``meta.layers``, so that a layer has one colour in every panel."""
+
+    title: str
+    owner: np.ndarray  # [rows, columns] int
+    legend: tuple[str, ...]
+    row_label: str
+    column_label: str
 
 
 class ItlSession:
@@ -151,6 +165,16 @@ class Target:
         return [name]
 
     # -- optional hooks -----------------------------------------------------------------------
+    def placement(self, deployment: Deployment) -> list[PlacementPanel]:
+        """Where ``deployment`` sits on the chip, as grids of resources (:class:`PlacementPanel`), for the
+        deployment report's placement figure; default: none (the report says the target draws no placement)."""
+        return []
+
+    def weight_code_range(self) -> Optional[tuple[int, int]]:
+        """The smallest and largest integer weight a ``quantised_weight:*`` array may hold on this target (for the
+        report's quantisation histograms); default None: unknown, the histograms show the codes used."""
+        return None
+
     def validate_deployment(self, deployment: Deployment) -> None:
         """Check what only this target understands in a loaded ``deployment`` (its arrays and meta keys), after
         the checks every deployment passes (:mod:`neurodeploy.validation.deployment`); raise

@@ -52,11 +52,13 @@ def initial_weights(recipe: Recipe, generator: torch.Generator,
 
 
 def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor, settings: dict,
-                 optimiser: torch.optim.Optimizer, schedule, generator: torch.Generator) -> dict:
-    """One pass over the training set in shuffled mini-batches."""
+                 optimiser: torch.optim.Optimizer, schedule, generator: torch.Generator,
+                 progress: bool = False) -> dict:
+    """One pass over the training set in shuffled mini-batches (``progress``: a bar over them, cleared after)."""
     order = torch.randperm(len(labels), generator=generator)
     losses, correct = [], 0
-    for start in range(0, len(order), settings["batch_size"]):
+    for start in tqdm(range(0, len(order), settings["batch_size"]), desc="  batches", unit="batch", leave=False,
+                      disable=not progress):
         idx = order[start:start + settings["batch_size"]]
         out = net(spikes[:, idx], weights=_perturbed(net, settings["weight_noise"], generator))
         scores = decode(out.readout_v, settings["loss"])
@@ -153,7 +155,7 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         # The last epochs see the weights the chip will hold (straight-through fake quantisation).
         quantise = epoch >= qat_from
         net.quantise_levels = settings["weight_levels"] if quantise else None
-        history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator))
+        history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator, progress))
         if validate:
             levels = settings["weight_levels"] if quantise else None
             history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], settings["loss"], levels)

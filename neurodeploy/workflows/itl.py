@@ -18,14 +18,18 @@ from ..itl.checkpoint import checkpoint_path
 from ..itl.run import Checkpointing, train_in_the_loop
 from ..modelfile import load_model, save_model
 from ..targets.registry import get_target
+from .figures import check_plot_dir, history_figure
 
 
 def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str = "bss2",
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
         learning_rate: float = 3e-3, weight_copies: Optional[int] = None, resume: bool = False, seed: int = 0,
-        progress: bool = True, delays: Optional[str] = None, uncalibrated: bool = False) -> dict:
-    """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary."""
+        progress: bool = True, delays: Optional[str] = None, uncalibrated: bool = False,
+        plot_dir: Optional[str | Path] = None) -> dict:
+    """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary
+    (with ``plot_dir``, also the figure of loss and validation accuracy on the chip per epoch, ``itl.png``)."""
     check_output(output, (model_path, calibration))
+    folder = check_plot_dir(plot_dir)
     ckpt = checkpoint_path(output)
     if not resume or not ckpt.is_file():  # a checkpoint to resume from is an input; otherwise it will be written
         check_output(ckpt, (model_path, calibration))
@@ -39,4 +43,6 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
             source=Path(model_path).name, checkpoint=Checkpointing(ckpt, fingerprint, resume))
         save_model(result, output)
     ckpt.unlink(missing_ok=True)
+    if folder is not None:
+        summary["figures"] = history_figure(summary["history"], folder, "itl", f"itl on {engine.name}")
     return {**summary, "output": str(output)}

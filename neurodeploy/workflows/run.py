@@ -21,6 +21,7 @@ from ..scoring import accuracy
 from ..statistics import spread
 from ..validation.arguments import REPEAT, check_argument
 from ..validation.loading import load_checked_deployment
+from .figures import check_plot_dir, run_figures
 
 BATCH = 500
 
@@ -73,8 +74,10 @@ def _calibration_of(calibration: Optional[str | Path], chip: Optional[str], seve
 
 
 def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
-        progress: bool = False, calibration: Optional[str | Path] = None, repeat: int = 1) -> dict:
-    """Accuracy and event counters of a deployment on a backend.
+        progress: bool = False, calibration: Optional[str | Path] = None, repeat: int = 1,
+        plot_dir: Optional[str | Path] = None) -> dict:
+    """Accuracy and event counters of a deployment on a backend (with ``plot_dir``, and figures: accuracy per chip,
+    placement map, weight codes; :func:`~neurodeploy.workflows.figures.run_figures`).
 
     ``backend`` may name several chips (``mock:0-4``) and ``repeat`` runs each several times (a noisy chip
     scores differently each time); then ``accuracy`` is the mean over all runs, with ``accuracy_std`` and
@@ -82,6 +85,15 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     every run. ``calibration`` may be a pattern with ``{chip}`` (``calibration/mock-{chip}.yaml``).
     """
     check_argument(REPEAT, repeat, "--repeat")
+    folder = check_plot_dir(plot_dir)
+    result = _run(deployment_path, backend, data, progress, calibration, repeat)
+    if folder is not None:
+        result["figures"] = run_figures(deployment_path, result, folder)
+    return result
+
+
+def _run(deployment_path: str | Path, backend: str, data: Optional[str], progress: bool,
+         calibration: Optional[str | Path], repeat: int) -> dict:
     names = expand_backends(backend)
     loaded = load_checked_deployment(deployment_path)
     x, y = load_data(loaded.meta["dataset"], data)
@@ -103,8 +115,15 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     if len(runs) == 1:
         return result
     overall = spread([r["accuracy"] for r in runs])
-    return {**result, "backend": backend, "chip": None, "counters": None, "repeat": repeat,
-            "accuracy": overall.mean, "accuracy_std": overall.std, "accuracy_interval95": overall.interval,
-            "n_runs": overall.n, "summary": overall.text(), "runs": runs,
-            "per_backend": {name: {"mean": s.mean, "std": s.std, "interval95": s.interval, "n_runs": s.n,
-                                   "summary": s.text()} for name, s in per_backend.items()}}
+    result = {**result, "backend": backend, "chip": None, "counters": None, "repeat": repeat,
+              "accuracy": overall.mean, "accuracy_std": overall.std, "accuracy_interval95": overall.interval,
+              "n_runs": overall.n, "summary": overall.text(), "runs": runs,
+              "per_backend": {name: {"mean": s.mean, "std": s.std, "interval95": s.interval, "n_runs": s.n,
+                                     "summary": s.text()} for name, s in per_backend.items()}}
+    if len(per_backend) > 1:
+        # What another chip of the same kind will score: the chips are the samples, not the runs (the runs of
+        # one chip share its mismatch, so pooling them would claim more certainty than there is).
+        chips = spread([s.mean for s in per_backend.values()])
+        result["across_chips"] = {"mean": chips.mean, "std": chips.std, "interval95": chips.interval,
+                                  "n_chips": chips.n, "summary": chips.text(of="chips")}
+    return result

@@ -9,14 +9,20 @@ from ..atomic import check_output, nameless_temporaries
 from ..modelfile import save_model
 from ..recipe import load_recipe
 from ..training.fit import fit
+from .figures import check_plot_dir, history_figure
 
 
 def train(recipe_path: str | Path, output: str | Path, *, epochs: Optional[int] = None,
-          seed: Optional[int] = None, progress: bool = True) -> dict:
-    """Train the recipe's network and write the model file; returns its metrics (see ``fit``)."""
+          seed: Optional[int] = None, progress: bool = True, plot_dir: Optional[str | Path] = None) -> dict:
+    """Train the recipe's network and write the model file; returns its metrics (see ``fit``), and with
+    ``plot_dir`` the figure of its loss and accuracies per epoch (``training.png``)."""
     check_output(output, (recipe_path,))
+    folder = check_plot_dir(plot_dir)
     model = fit(load_recipe(recipe_path), epochs=epochs, seed=seed, progress=progress,
                 recipe_file=Path(recipe_path).name)
     with nameless_temporaries():
         save_model(model, output)
-    return model.metrics
+    if folder is None:
+        return model.metrics
+    history = model.provenance.get("history", [])
+    return {**model.metrics, "figures": history_figure(history, folder, "training", f"train {Path(output).name}")}

@@ -87,5 +87,6 @@ def apply_calibration(deployment: Deployment, calibration: Calibration, spec: BS
                                "map the model again with this calibration (it reports BSS2-GAIN)")
     arrays = {**deployment.arrays, **codes.to_arrays()}
     meta = {**deployment.meta, "chip": calibration.chip,
-            "calibration": {"chip": calibration.chip, "checksum": calibration.checksum, "created": calibration.created}}
+            "calibration": {"chip": calibration.chip, "checksum": calibration.checksum, "created": calibration.created,
+                            "madc": dict(calibration.madc)}}  # MADC codes → CADC, for recordings
     return Deployment(meta=meta, arrays=arrays)

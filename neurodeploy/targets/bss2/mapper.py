@@ -223,7 +223,8 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
         "weight_scale": weight_scale, "clip_quantile": clip_quantile, "weight_copies": weight_copies,
         "chip": None if calibration is None else calibration.chip,
         "calibration": None if calibration is None else {"chip": calibration.chip, "checksum": calibration.checksum,
-                                                         "created": calibration.created},
+                                                         "created": calibration.created,
+                                                         "madc": dict(calibration.madc)},  # for recordings
         "report": report,
         **extra_meta,
         "trained_on": model.mapping.get("trained_on"),  # the chip `itl` trained the model on, if any

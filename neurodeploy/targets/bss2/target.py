@@ -13,13 +13,14 @@ from ...backends.base import Backend
 from ...deployment import Deployment
 from ...errors import BackendError, CalibrationError, DoesNotFitError, NeurodeployError
 from ...modelfile import ModelFile
-from ..base import DEFAULT_OPTIONS, CheckResult, ItlSession, MapOptions, MapResult, Target
+from ..base import DEFAULT_OPTIONS, CheckResult, ItlSession, MapOptions, MapResult, PlacementPanel, Target
 from ..spec import TargetSpec
 from .calibrated import apply_calibration
 from .calibration_file import Calibration, load_calibration
 from .delays import STRATEGIES
 from .itl_layout import Layout, chip_weights, clamp_to_range, delayed_input, fixed_layout, reconfigured
 from .mapper import check, map_to_bss2
+from .placement_grid import placement_panels
 from . import validate
 from .spec import BSS2Spec
 
@@ -91,6 +92,12 @@ class BSS2Target(Target):
 
     def validate_deployment(self, deployment: Deployment) -> None:
         validate.validate_deployment(self, deployment)
+
+    def placement(self, deployment: Deployment) -> list[PlacementPanel]:
+        return placement_panels(deployment, self.spec)
+
+    def weight_code_range(self) -> Optional[tuple[int, int]]:
+        return -self.spec.weight_max, self.spec.weight_max  # 6-bit magnitude, the sign is the row's
 
     def backend(self, name: str) -> Optional[Backend]:
         if name == "mock" or name.startswith("mock:"):

@@ -73,7 +73,8 @@ def validate_deployment(target: Target, deployment: Deployment) -> None:
 
 def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
     keys = {"speedup": POSITIVE, "clock_period_s": POSITIVE, "readout_layer": Text()}
-    calibrated = Fields(required={"chip": Text(), "checksum": Text(), "created": Text(empty=True)})
+    calibrated = Fields(required={"chip": Text(), "checksum": Text(), "created": Text(empty=True)},
+                        optional={"madc": Fields(required={"gain": Number(lo=0, lo_open=True), "offset": Number()})})
     later = {"weight_scale": WEIGHT_SCALE, "clip_quantile": CLIP_QUANTILE, "weight_copies": Number(lo=1, integer=True),
              "calibration": Nullable(calibrated), "trained_on": Nullable(Fields(strict=False))}
     label_bits = int(spec["synapse"]["label_bits"])

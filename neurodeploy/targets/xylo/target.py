@@ -7,9 +7,10 @@ from typing import Any, Optional
 from ...backends.base import Backend
 from ...deployment import Deployment
 from ...modelfile import ModelFile
-from ..base import DEFAULT_OPTIONS, CheckResult, MapOptions, MapResult, Target
+from ..base import DEFAULT_OPTIONS, CheckResult, MapOptions, MapResult, PlacementPanel, Target
 from ..spec import TargetSpec
 from .mapper import lower_and_check, map_to_xylo
+from .placement_grid import placement_panels
 from . import validate
 from .spec import XyloSpec
 
@@ -46,6 +47,12 @@ class XyloTarget(Target):
 
     def validate_deployment(self, deployment: Deployment) -> None:
         validate.validate_deployment(self, deployment)
+
+    def placement(self, deployment: Deployment) -> list[PlacementPanel]:
+        return placement_panels(deployment, self.spec)
+
+    def weight_code_range(self) -> Optional[tuple[int, int]]:
+        return -self.spec.weight_max, self.spec.weight_max
 
     def backend(self, name: str) -> Optional[Backend]:
         if name == "xylo-sim":
