@@ -437,12 +437,15 @@ def _calibration_text(r: dict) -> str:
               help="How the model's learned delays are realised, as `map --delays` (kept in the output model).")
 @click.option("--uncalibrated", is_flag=True,
               help="Train on a chip with analog mismatch without --calibration, on purpose (otherwise refused).")
+@click.option("--method", type=click.Choice(["surrogate", "asf"]), default="surrogate", show_default=True,
+              help="surrogate: the chip's spikes and membranes in the model's forward pass, surrogate gradients; "
+                   "asf: the chip's spike counters only, Accumulated Spiking Flow's gradients (docs/asf.md).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
 @click.option("--plot", "plot_dir", type=click.Path(), help="Write figures (PNG) into this folder (matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
                 train_samples: int | None, learning_rate: float, weight_copies: int | None, delays: str | None,
-                uncalibrated: bool, resume: bool, plot_dir: str | None, as_json: bool) -> None:
+                uncalibrated: bool, method: str, resume: bool, plot_dir: str | None, as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
@@ -452,12 +455,45 @@ def itl_command(model: str, backend: str, target: str, calibration: str | None, 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
                                   weight_copies=weight_copies, delays=delays, uncalibrated=uncalibrated,
-                                  resume=resume, plot_dir=plot_dir, progress=_progress(as_json)))
+                                  resume=resume, plot_dir=plot_dir, method=method, progress=_progress(as_json)))
     _emit(result, as_json, lambda r: (
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "
         f"test accuracy before {_percent(r['test_accuracy_before'])}, after {_percent(r['test_accuracy_after'])}"
         f" → {r['output']}" + _figures_text(r)))
+
+
+@main.command("learn")
+@click.argument("model", type=click.Path())
+@click.option("--program", required=True, type=click.Path(),
+              help="Plasticity program (YAML, format neurodeploy.plasticity; docs/plasticity.md).")
+@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0) or mock:ideal.")
+@click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
+@click.option("--calibration", type=click.Path(), help="Calibration file of the backend's chip.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
+@click.option("--epochs", default=1, show_default=True, type=EPOCHS, help="Passes over the training samples.")
+@click.option("--train-samples", type=click.IntRange(min=1), help="Use the first N training samples (default: all).")
+@click.option("--weight-copies", type=WEIGHT_COPIES, help="Synapses per weight, as `map --weight-copies`.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the program's random numbers.")
+@click.option("--uncalibrated", is_flag=True, help="Learn on a chip with mismatch without --calibration.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def learn_command(model: str, program: str, backend: str, target: str, calibration: str | None, output: str,
+                  epochs: int, train_samples: int | None, weight_copies: int | None, seed: int, uncalibrated: bool,
+                  as_json: bool) -> None:
+    """Learn on the chip: a plasticity program rewrites the weights between time slices (as a PPU would).
+
+    Example: neurodeploy learn net.pt --program stdp.yaml --backend mock:0 --calibration cal.yaml -o learned.pt
+    """
+    from .workflows.learn import learn
+
+    result = _guarded(lambda: learn(model, program, output, backend=backend, target=target, calibration=calibration,
+                                    epochs=epochs, train_samples=train_samples, weight_copies=weight_copies,
+                                    seed=seed, uncalibrated=uncalibrated, progress=_progress(as_json)))
+    _emit(result, as_json, lambda r: (
+        f"{r['backend']}: {r['slices']} slices of {r['program']} on {', '.join(r['projections'])}, "
+        f"{r['synapses_rewritten']} synapse writes in {r['seconds']:.0f} s; mean weight (LSB) "
+        + ", ".join(f"{k} {r['mean_weight_lsb_before'][k]:.1f} → {v:.1f}"
+                    for k, v in r["mean_weight_lsb_after"].items()) + f" → {r['output']}"))
 
 
 @main.command("import")

@@ -12,6 +12,10 @@ it (and the file, when read from one). See ``models/yinyang.yaml`` for an annota
 surrogate with every parameter (``surrogate``), and ``surrogate_steepness`` only for SuperSpike. A shipped
 recipe can be given by name (``yinyang``): it is found in the checkout's ``models/`` or, when
 installed, in the package's copy (``neurodeploy.shipped``).
+
+``training.method``: ``bptt`` (the default: surrogate-gradient BPTT) or ``asf`` (Accumulated Spiking Flow,
+:mod:`neurodeploy.training.asf`, whose ``training.asf_ratio``, ``gated`` or ``shared``, BPTT ignores); another
+value is a one-line ``RecipeError``.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "readout_scale": 5.0, "rate_target": 0.0, "rate_weight": 0.0,
     "activity_l1": 0.0, "activity_upper_weight": 0.0, "activity_upper_spikes": 0.0,
     "quantisation_aware_epochs": 0, "weight_levels": 63, "select_on_validation": True,
-    "weight_decay": 0.0, "weight_noise": 0.0,
+    "weight_decay": 0.0, "weight_noise": 0.0, "method": "bptt",
+    "asf_ratio": "gated",
 }
 TRAINING_RULES = training_rules(stored=False)
 POSITIVE = Number(lo=0, lo_open=True)

@@ -71,3 +71,17 @@ def deployment_file(trained_model, tmp_path_factory) -> Path:
 def xylo_file(trained_model, tmp_path_factory) -> Path:
     """The tiny model on Xylo."""
     return _mapped(trained_model, "xylo", tmp_path_factory.mktemp("xylo"), "tiny.xylo.npz")
+
+
+@pytest.fixture(scope="session")
+def excitatory_model(trained_model, tmp_path_factory) -> Path:
+    """The tiny model with non-negative input weights (a plasticity program rewrites excitatory synapses)."""
+    import dataclasses
+
+    from neurodeploy.modelfile import load_model, save_model
+
+    model = load_model(trained_model)
+    weights = {**model.weights, "input->hidden": model.weights["input->hidden"].abs()}
+    path = tmp_path_factory.mktemp("plastic") / "excitatory.pt"
+    save_model(dataclasses.replace(model, weights=weights), path)
+    return path

@@ -45,9 +45,11 @@ def emitted(args: list[str]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def files(trained_model, deployment_file, tmp_path_factory) -> dict[str, Path]:
+def files(trained_model, deployment_file, excitatory_model, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("json")
-    return {"model": trained_model, "deployment": deployment_file, "folder": folder}
+    (folder / "program.yaml").write_text("format: neurodeploy.plasticity\nversion: 1\nrule: unchanged\n"
+                                         "projections: [input->hidden]\n")
+    return {"model": trained_model, "deployment": deployment_file, "folder": folder, "excitatory": excitatory_model}
 
 
 CASES = {
@@ -63,6 +65,8 @@ CASES = {
     "calibrate (ideal chip)": lambda f: ["calibrate", "--backend", "mock:ideal"],
     "itl": lambda f: ["itl", str(f["model"]), "--backend", "mock:ideal", "-o", str(f["folder"] / "i.pt"),
                       "--epochs", "1", "--train-samples", "64"],
+    "learn": lambda f: ["learn", str(f["excitatory"]), "--program", str(f["folder"] / "program.yaml"), "--backend",
+                        "mock:ideal", "--train-samples", "20", "-o", str(f["folder"] / "l.pt")],
     "export": lambda f: ["export", str(f["model"]), "--lossy", "-o", str(f["folder"] / "e.nir")],
     "import": lambda f: ["import", str(f["folder"] / "e.nir"), "--like", "yinyang", "-o", str(f["folder"] / "n.pt")],
     "targets": lambda f: ["targets"],

@@ -24,6 +24,7 @@ class Recording(NamedTuple):
     membrane: bool = True  # CADC samples of all neurons
     madc_neuron: Optional[np.ndarray] = None  # [B] logical neuron per run, or None: no MADC
     madc_source: str = "membrane"  # or "synaptic_input" (the synaptic input line, as calix's tau_syn step)
+    correlation: bool = False  # the synapses' correlation sensors (causal, acausal), read after the run
 
 
 class Observations(NamedTuple):
@@ -37,6 +38,7 @@ class Observations(NamedTuple):
     counters: dict  # event counters: delivered, dropped, ...
     madc: Optional[torch.Tensor] = None  # [T, B] 10-bit MADC samples of Recording.madc_neuron, one per run
     spike_events: Optional[np.ndarray] = None  # [n, 3] (time_s on the clock grid, batch, neuron)
+    correlation: Optional[dict] = None  # projection → (causal, acausal) 8-bit readings [B, post, pre]
 
 
 class Backend(Protocol):

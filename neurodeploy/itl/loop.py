@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Observations
 from ..core.conv import connected
 from ..core.recurrent import RecurrentConstraints, project_
 from ..core.surrogate import surrogate_of
@@ -77,11 +77,12 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
     the epoch's loss, accuracy on the chip and synapses rewritten (``progress``: a bar over the batches)."""
     settings = model.training
     surrogate = surrogate_of(settings)  # the surrogate the model was trained with
-    losses, correct, rewritten = [], 0, 0
+    losses, correct, rewritten, read = [], 0, 0, 0
     for start in tqdm(range(0, len(order), settings["batch_size"]), desc="  batches on the chip", unit="batch",
                       leave=False, disable=not progress):
         idx = order[start:start + settings["batch_size"]]
         obs = engine.run(deployment, data.train_times[idx.numpy()])
+        read += bytes_read(obs)
         if obs.spikes.shape[0] not in (0, data.train_spikes.shape[0]):
             raise BackendError(f"backend {engine.name} returned {obs.spikes.shape[0]} steps, the model has "
                                f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
@@ -103,7 +104,16 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
         correct += int((scores.argmax(1) == data.labels[idx]).sum())
         rewritten += changed
     return deployment, {"loss": float(np.mean(losses)), "train_accuracy_on_chip": correct / len(order),
-                        "synapses_rewritten": rewritten}
+                        "synapses_rewritten": rewritten, "bytes_read": read}
+
+
+SPIKE_EVENT_BYTES = 8  # a spike event from the chip: a 64-bit word (time stamp and neuron label)
+
+
+def bytes_read(obs: Observations) -> int:
+    """What a run's readouts cost to read back: 8 bytes per spike event, one per membrane sample as the backend
+    returned it (the mock interpolates its CADC's 2 µs samples onto each 1 µs step: twice the chip's count)."""
+    return int(obs.spikes.sum()) * SPIKE_EVENT_BYTES + int(obs.membrane.numel())
 
 
 def recurrent_constraints(model: ModelFile) -> dict[str, RecurrentConstraints]:

@@ -16,17 +16,22 @@ from ..backends.base import Backend
 from ..backends.retry import Retrying
 from ..data.datasets import training_probe
 from ..errors import FileKindError, NeurodeployError
+from ..deployment import Deployment
 from ..modelfile import ModelFile
 from ..scoring import backend_accuracy
 from ..targets.base import Target
+from ..training.asf import check_supported
 from ..validation.arguments import check_itl_arguments
 from .alignment import Alignment
+from .counters import counter_accuracy, counter_epoch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .forward import layer_neurons
 from .loop import itl_data, recurrent_constraints, snapshot, train_epoch
 from .measure import measure_alignment
 
 PROBE_SAMPLES = 200  # training samples the trace alignment is measured on
+METHODS = ("surrogate", "asf")  # itl --method
+NO_ALIGNMENT = Alignment(torch.zeros(0), {})  # asf reads no membranes: nothing to align
 EVAL_BATCH = 500
 
 
@@ -42,7 +47,8 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                       *, epochs: int = 2, train_samples: Optional[int] = None, learning_rate: float = 3e-3,
                       weight_copies: Optional[int] = None, seed: int = 0, progress: bool = True,
                       checkpoint: Optional[Checkpointing] = None, source: str = "model",
-                      delays: Optional[str] = None, uncalibrated: bool = False) -> tuple[ModelFile, dict]:
+                      delays: Optional[str] = None, uncalibrated: bool = False,
+                      method: str = "surrogate") -> tuple[ModelFile, dict]:
     """Fine-tune ``model`` with ``engine``'s chip in the loop; returns the trained model and the run's summary.
 
     Each epoch's validation accuracy is measured on the chip; the epoch (0: the model as given)
@@ -51,7 +57,14 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     learn through their realisation, and the output model records it so that ``map`` realises them alike.
     A chip with analog mismatch (``engine.uses_codes``) without ``calibration`` is refused unless
     ``uncalibrated``: training would learn the chip's uncalibrated errors, which calibration removes.
+    ``method``: ``surrogate`` (the chip's spikes and membranes injected into the model's forward pass, surrogate
+    gradients) or ``asf`` (the chip's spike counters only, Accumulated Spiking Flow's gradients; validation on
+    the counters too: :mod:`.counters`).
     """
+    if method not in METHODS:
+        raise NeurodeployError(f"--method {method!r} is unknown", f"use one of {', '.join(METHODS)}")
+    if method == "asf":
+        check_supported(model.graph, {}, model.recurrent)
     check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
     if weight_copies is None:  # as the model was trained in the loop before, else one synapse per weight
         weight_copies = int(model.mapping.get("weight_copies", 1))
@@ -76,7 +89,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         fingerprint = {**checkpoint.fingerprint, "backend": engine.name, "target": target.name,
                        "calibration": None if calibration_id is None else calibration_id["checksum"],
                        "train_samples": used, "learning_rate": float(learning_rate), "seed": int(seed),
-                       "weight_copies": int(weight_copies), "delays": delays}
+                       "weight_copies": int(weight_copies), "delays": delays, "method": method}
         state = load_checkpoint(checkpoint.path, fingerprint) if checkpoint.resume else None
         if checkpoint.resume and state is None:
             raise FileKindError(f"--resume: there is no checkpoint {checkpoint.path}", "run without --resume to start")
@@ -92,15 +105,29 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                for k, v in model.weights.items()}
     optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
     accuracy_of = lambda dep, times, labels: backend_accuracy(engine, dep, times, labels, EVAL_BATCH)  # noqa: E731
+    read = {"bytes": 0}  # read back from the chip by the training passes
+
+    def counters_test(dep: Deployment) -> float:
+        return counter_accuracy(engine, session, dep, weights, model, neurons, data.test_times, data.test_labels,
+                                EVAL_BATCH)[0]
+
+    def validate(dep: Deployment) -> float:
+        """Validation accuracy on the chip, as the method reads it (counters only for asf)."""
+        if method == "asf":
+            return counter_accuracy(engine, session, dep, weights, model, neurons, data.val_times, data.val_labels,
+                                    EVAL_BATCH)[0]
+        return accuracy_of(dep, data.val_times, data.val_labels)
     if state is None:
         session.clamp(weights)
         deployment, _ = session.reconfigured(session.deployment, weights)
         probe = min(PROBE_SAMPLES, used)
-        alignment = measure_alignment(engine, deployment, model.graph, session.chip_weights(weights), neurons,
-                                      data.train_times[:probe], data.train_spikes[:, :probe], model.dt_s,
-                                      session.projection_input)
-        before = {"validation": accuracy_of(deployment, data.val_times, data.val_labels),
+        alignment = NO_ALIGNMENT if method == "asf" else measure_alignment(
+            engine, deployment, model.graph, session.chip_weights(weights), neurons, data.train_times[:probe],
+            data.train_spikes[:, :probe], model.dt_s, session.projection_input)
+        before = {"validation": validate(deployment),
                   "test": accuracy_of(deployment, data.test_times, data.test_labels)}
+        if method == "asf":  # the readout decoded on the host from the chip's counters, as asf trains it
+            before["test_counters"] = counters_test(deployment)
         history: list[dict] = []
         best: dict[str, Any] = {"validation_accuracy": before["validation"], "epoch": 0, "weights": snapshot(weights)}
         done = 0
@@ -118,11 +145,16 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                initial=done, total=epochs)
     for epoch in bar:
         order = torch.randperm(used, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        deployment, row = train_epoch(engine, session, deployment, weights, optimiser, data, model, alignment,
-                                      neurons, order, progress)
+        if method == "asf":
+            deployment, row = counter_epoch(engine, session, deployment, weights, optimiser, data, model, neurons,
+                                            order, progress)
+        else:
+            deployment, row = train_epoch(engine, session, deployment, weights, optimiser, data, model, alignment,
+                                          neurons, order, progress)
+        read["bytes"] += row["bytes_read"]
         row = {"epoch": epoch + 1, "loss": row["loss"], "train_accuracy_on_chip": row["train_accuracy_on_chip"],
-               "validation_accuracy_on_chip": accuracy_of(deployment, data.val_times, data.val_labels),
-               "synapses_rewritten": row["synapses_rewritten"]}
+               "validation_accuracy_on_chip": validate(deployment), "synapses_rewritten": row["synapses_rewritten"],
+               **({"counter_saturations": row["counter_saturations"]} if method == "asf" else {})}
         history.append(row)
         if row["validation_accuracy_on_chip"] >= best["validation_accuracy"]:
             best = {"validation_accuracy": row["validation_accuracy_on_chip"], "epoch": epoch + 1,
@@ -144,7 +176,14 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                "kept_epoch": best["epoch"], "validation_accuracy_before": before["validation"],
                "validation_accuracy_after": best["validation_accuracy"], "test_accuracy_before": before["test"],
                "test_accuracy_after": after_test, "history": history,
-               "alignment": {k: v._asdict() for k, v in alignment.layers.items()}, "runs_retried": engine.retries}
+               "alignment": {k: v._asdict() for k, v in alignment.layers.items()}, "runs_retried": engine.retries,
+               "method": method, "bytes_read_by_training": read["bytes"]}
+    if method == "asf":
+        with torch.no_grad():
+            for k, w in weights.items():
+                w.copy_(best["weights"][k])
+        summary["test_accuracy_counters_before"] = before.get("test_counters")
+        summary["test_accuracy_counters_after"] = counters_test(final)
     mapping = {**session.mapping_record(deployment), "alignment": alignment.to_dict(), "trained_on": trained_on,
                "weight_copies": int(weight_copies),
                **({"delays": deployment.meta["delays"]["strategy"]} if "delays" in deployment.meta else {})}

@@ -21,6 +21,7 @@ from ..core.recurrent import project_
 from ..core.surrogate import surrogate_of
 from ..scoring import accuracy, batched_scores
 from ..validation.arguments import check_training_arguments
+from . import asf
 from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
 from .loss import spikes_per_sample, task_loss
 
@@ -110,7 +111,8 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
     """Train the recipe's network; returns the model file (``.metrics``: test accuracies, timings, ...).
 
     ``epochs`` (1..10000) and ``seed`` (0..2^32-1) override the recipe's (out of range: ``NeurodeployError``);
-    ``recipe_file`` is recorded in the provenance.
+    ``recipe_file`` is recorded in the provenance. ``training.method: asf`` trains with Accumulated Spiking Flow
+    (:mod:`.asf`; same optimiser, schedule and batches) instead of BPTT.
     Where the dataset has a validation split (Yin-Yang), the weights of the epoch with the best
     validation accuracy are kept (``training.select_on_validation``); the test set is only scored.
     """
@@ -120,6 +122,9 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         settings["epochs"] = int(epochs)
     if seed is not None:
         settings["seed"] = int(seed)
+    if settings["method"] == "asf":  # before any data is loaded
+        asf.check_supported(recipe.graph, settings, recipe.recurrent)
+    train_epoch = asf.train_epoch if settings["method"] == "asf" else _train_epoch
     generator = torch.Generator().manual_seed(settings["seed"])
     torch.manual_seed(settings["seed"])
 
@@ -155,7 +160,7 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         # The last epochs see the weights the chip will hold (straight-through fake quantisation).
         quantise = epoch >= qat_from
         net.quantise_levels = settings["weight_levels"] if quantise else None
-        history.append(_train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator, progress))
+        history.append(train_epoch(net, train_spikes, labels, settings, optimiser, schedule, generator, progress))
         if validate:
             levels = settings["weight_levels"] if quantise else None
             history[-1]["validation_accuracy"] = _score(net, *encoded["validation"], settings["loss"], levels)
@@ -179,6 +184,8 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
                "training_seconds": seconds, "seconds_per_epoch": seconds / max(settings["epochs"], 1),
                "n_test": int(len(y_test)),
                "spikes_per_neuron_per_sample": _spike_counts(net, test_spikes)}
+    if settings["method"] == "asf":  # what ASF trained: the accumulator readout (test_accuracy: the li readout)
+        metrics["test_accuracy_accumulator"] = asf.accumulator_accuracy(net, test_spikes, y_test)
     if net.delay_names:  # the chip realises integer delays: accuracy before and after hardening
         with hardened(net):
             metrics["test_accuracy_hardened"] = _score(net, test_spikes, y_test, settings["loss"])

@@ -122,6 +122,8 @@ def check_time_step(dt_s: Any, name: str = "dt_s") -> float:
 
 
 LOSSES = ("max_over_time", "mean_over_time")
+METHODS = ("bptt", "asf")  # training.method: surrogate-gradient BPTT, Accumulated Spiking Flow (training/asf.py)
+ASF_RATIOS = ("gated", "shared")  # training.asf_ratio: the ratio's domain in ASF's backward (training/asf.py)
 SURROGATE_PARAMETER = Number(lo=1e-6, hi=1e6)  # a recipe's: no peak or width over- or underflows in float32
 
 
@@ -169,5 +171,6 @@ def training_rules(stored: bool) -> dict[str, Rule]:
         "activity_l1": Number(lo=0), "activity_upper_weight": Number(lo=0), "activity_upper_spikes": Number(lo=0),
         "quantisation_aware_epochs": Number(lo=0, integer=True),
         "weight_levels": Number(lo=1, hi=MAX_WEIGHT_LEVELS, integer=True), "select_on_validation": Flag(),
-        "weight_decay": Number(lo=0), "weight_noise": Number(lo=0, hi=1, hi_open=True),
+        "weight_decay": Number(lo=0), "weight_noise": Number(lo=0, hi=1, hi_open=True), "method": OneOf(METHODS),
+        "asf_ratio": OneOf(ASF_RATIOS),
     }

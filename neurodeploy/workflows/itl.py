@@ -25,7 +25,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         calibration: Optional[str | Path] = None, epochs: int = 2, train_samples: Optional[int] = None,
         learning_rate: float = 3e-3, weight_copies: Optional[int] = None, resume: bool = False, seed: int = 0,
         progress: bool = True, delays: Optional[str] = None, uncalibrated: bool = False,
-        plot_dir: Optional[str | Path] = None) -> dict:
+        plot_dir: Optional[str | Path] = None, method: str = "surrogate") -> dict:
     """Train ``model_path`` in the loop on ``backend`` for ``epochs`` and write ``output``; returns the summary
     (with ``plot_dir``, also the figure of loss and validation accuracy on the chip per epoch, ``itl.png``)."""
     check_output(output, (model_path, calibration))
@@ -39,7 +39,7 @@ def itl(model_path: str | Path, output: str | Path, *, backend: str, target: str
         result, summary = train_in_the_loop(
             model, engine, chosen, calibration, epochs=epochs, train_samples=train_samples,
             learning_rate=learning_rate, weight_copies=weight_copies, seed=seed, progress=progress, delays=delays,
-            uncalibrated=uncalibrated,
+            uncalibrated=uncalibrated, method=method,
             source=Path(model_path).name, checkpoint=Checkpointing(ckpt, fingerprint, resume))
         save_model(result, output)
     ckpt.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from ...core.lif import LIFParameters
 from ...data.encoding import n_steps
 from ...deployment import Deployment
 from ...errors import BackendError
+from ...graph import Graph
 from ...models.network import delay_one_step
 from ...targets.bss2.analog import ChipCodes
 from ...targets.bss2.spec import BSS2Spec, load_bss2_spec
@@ -40,6 +41,7 @@ from .delay_lines import fpga_delayed_times, input_route_currents
 from .events import bus_capacity, bus_of_routes, deliver
 from .faults import (NO_STUCK_CELLS, ChipDisconnected, StuckCells, disconnects, draw_faults, event_fate,
                      faulty_transport, neurons_hit, route_pairs, run_generator)
+from .correlation import SensorSettings, pairings, readings, sensor_gains
 from .plan import RunPlan, Workspace, make_plan
 from .readout import cadc_samples, input_noise_std, madc_codes, spike_events
 from .variation import ChipVariation, MockEffects, draw_variation, realise
@@ -432,6 +434,7 @@ class MockChip:
             self._fault_draws = run_generator(int(self.chip), self._seed, run_index, "transport")
         counters.update(self._health)
         self._health = dict.fromkeys(self._health, 0)  # reported once per configuration
+        events: Optional[torch.Tensor] = None  # the input on the step grid, when the whole network runs
         with torch.no_grad():
             n = len(state.baseline)
             only_madc = not record.spikes and not record.membrane and record.madc_neuron is not None
@@ -467,6 +470,7 @@ class MockChip:
                 outside = torch.lt(membrane, low, out=flags("below"))
                 outside.logical_or_(torch.gt(membrane, high, out=flags("above")))
                 counters["cadc_outside_reliable_range"] = int(torch.count_nonzero(outside))  # sum() would copy to int64
+        correlation = self._correlation(deployment, events, spikes, state.dt_s) if record.correlation else None
         events_out = None
         if record.spikes and spikes.shape[-1]:
             jitter = self.effects.jitter_s if self._on("jitter") else 0.0
@@ -474,7 +478,38 @@ class MockChip:
         else:
             spikes = torch.zeros(*x.shape[:2], 0) if not record.spikes else spikes
         return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=state.baseline[recorded],
-                            time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out)
+                            time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out,
+                            correlation=correlation)
+
+    def _correlation(self, deployment: Deployment, events: Optional[torch.Tensor], spikes: torch.Tensor,
+                     dt_s: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Readings of the correlation sensors of every projection onto a spiking layer (:mod:`.correlation`):
+        presynaptic spikes are the input events, or a layer's spikes one step later (the routing latency)."""
+        if events is None or "delays" in deployment.meta or "graph" not in deployment.meta:
+            raise BackendError("correlation sensors are emulated for runs of model deployments without delay "
+                               "realisations, with spikes recorded", "record spikes too, and map without delays")
+        graph = Graph.from_dict(deployment.meta["graph"])
+        layers = deployment.meta["layers"]
+        sizes = [graph.population(name).size for name in layers]
+        first = dict(zip(layers, np.cumsum([0] + sizes[:-1]).tolist()))
+
+        def own(name: str) -> torch.Tensor:
+            return spikes[..., first[name]:first[name] + graph.population(name).size]
+
+        def presynaptic(name: str) -> torch.Tensor:
+            return events[..., :graph.input.size] if name == graph.input.name else delay_one_step(own(name))
+
+        settings = SensorSettings()
+        noise = self._noise if self._on("noise") else None
+        chip = None if self._chip is None else int(self.chip)
+        out = {}
+        for index, projection in enumerate(graph.projections):
+            if graph.population(projection.post).kind != "lif":
+                continue  # a readout never spikes: its sensors never pair
+            causal, acausal = pairings(presynaptic(projection.pre), own(projection.post), dt_s, settings)
+            gains = sensor_gains(chip, index, (causal.shape[1], causal.shape[2]), settings)
+            out[projection.name] = (readings(causal, gains, settings, noise), readings(acausal, gains, settings, noise))
+        return out
 
 
 def _at(draws: torch.Tensor, t: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,145 @@
+"""``learn``: a model's plastic projections learn on the chip, by a plasticity program between time slices.
+
+The model is mapped once (as ``itl`` maps it: fixed scales, so a weight's integer is its value); then the
+training samples are presented ``slice_samples`` at a time. After each slice the chip's correlation sensors,
+spike counters and weights go to the program (:mod:`neurodeploy.plasticity`), whose new 6-bit weights are
+written into the chip before the next slice. The output is a model file with the learned weights (integer
+times the layer's scale) and the mapping it learned with, so that ``map`` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import check_output, nameless_temporaries
+from ..backends.base import Observations, Recording
+from ..backends.registry import get_backend
+from ..backends.retry import Retrying
+from ..data.datasets import load_split, training_probe
+from ..data.encoding import encode
+from ..errors import NeurodeployError
+from ..modelfile import ModelFile, load_model, save_model
+from ..plasticity import COUNTER_MAX, PlasticityProgram, SliceObservables, load_program, on_chip
+from ..targets.registry import get_target
+from ..validation.arguments import EPOCHS, SEED, check_argument
+
+MAX_SLICES = 1_000_000
+
+
+def _plastic(model: ModelFile, program: PlasticityProgram) -> dict[str, str]:
+    """Plastic projection → its postsynaptic layer; each must exist, be feed-forward and excitatory."""
+    posts = {}
+    for name in program.projections:
+        projection = next((p for p in model.graph.projections if p.name == name), None)
+        if projection is None:
+            raise NeurodeployError(f"the program rewrites projection '{name}', the model has "
+                                   f"{[p.name for p in model.graph.projections]}", "name one of the model's")
+        if projection.recurrent or projection.geometry is not None or projection.max_delay_steps:
+            raise NeurodeployError(f"projection '{name}' is recurrent, convolutional or delayed: plasticity "
+                                   "programs rewrite plain feed-forward projections", "choose another projection")
+        if model.graph.population(projection.post).kind != "lif":
+            raise NeurodeployError(f"projection '{name}' ends on a non-spiking layer: its sensors never pair",
+                                   "make a projection onto a spiking layer plastic")
+        if bool((model.weights[name] < 0).any()):
+            raise NeurodeployError(f"projection '{name}' has negative weights: a program rewrites the magnitudes of "
+                                   "excitatory synapses", "start from non-negative weights")
+        posts[name] = projection.post
+    return posts
+
+
+def _observables(obs: Observations, name: str, counts: dict[str, np.ndarray], pre: str, post: str,
+                 weights: np.ndarray, index: int) -> SliceObservables:
+    """One slice's readings for projection ``name``: the slice's runs accumulate (and saturate) as one."""
+    if obs.correlation is None or name not in obs.correlation:
+        raise NeurodeployError("the backend returned no correlation sensor readings",
+                               "learn on a backend with correlation sensors (mock:N, mock:ideal)")
+    causal, acausal = (np.minimum(r.sum(0, dtype=np.int64), COUNTER_MAX) for r in obs.correlation[name])
+    return SliceObservables(name, weights, causal, acausal, np.minimum(counts[post], COUNTER_MAX), counts[pre], index)
+
+
+def learn(model_path: str | Path, program_path: str | Path, output: str | Path, *, backend: str,
+          target: str = "bss2", calibration: Optional[str | Path] = None, epochs: int = 1,
+          train_samples: Optional[int] = None, weight_copies: Optional[int] = None, seed: int = 0,
+          uncalibrated: bool = False, progress: bool = False) -> dict:
+    """Let ``program_path``'s program train ``model_path`` on ``backend`` for ``epochs`` passes; write ``output``."""
+    check_output(output, (model_path, program_path, calibration))
+    check_argument(EPOCHS, epochs, "--epochs")
+    check_argument(SEED, seed, "--seed")
+    program_file = load_program(program_path)
+    program = program_file.program
+    model = load_model(model_path)
+    posts = _plastic(model, program)
+    engine = Retrying(get_backend(backend))
+    chosen = get_target(target)
+    if not uncalibrated and calibration is None and engine.uses_codes:
+        raise NeurodeployError(f"{engine.name} is a chip with analog mismatch and no --calibration was given",
+                               f"calibrate it (neurodeploy calibrate --backend {engine.name} -o cal.yaml) and give "
+                               "--calibration cal.yaml, or add --uncalibrated")
+    copies = int(weight_copies or model.mapping.get("weight_copies", 1))
+    session = chosen.itl_session(model, engine, calibration, copies,
+                                 training_probe(model.dataset, model.encoding, model.dt_s))
+    scales = session.mapping_record(session.deployment)["weight_scale"]
+    weights = {k: v.detach().clone() for k, v in model.weights.items()}
+    deployment, _ = session.reconfigured(session.deployment, weights)  # the weights as the chip holds them
+    x, _ = load_split(model.dataset, "train")
+    x = x if train_samples is None else x[:train_samples]
+    times = encode(x, model.encoding)
+    size = program_file.slice_samples
+    slices = epochs * -(-len(x) // size)
+    if slices > MAX_SLICES:
+        raise NeurodeployError(f"{slices} slices are more than {MAX_SLICES}", "use fewer samples or larger slices")
+    first = {name: int(np.sum([model.graph.population(n).size for n in deployment.meta["layers"][:i]]))
+             for i, name in enumerate(deployment.meta["layers"])}
+    rng = np.random.default_rng(seed)
+    mean_before = {name: float(np.abs(deployment[f"quantised_weight:{name}"]).mean()) for name in posts}
+    changed, started, index = 0, time.perf_counter(), 0
+    bar = tqdm(total=slices, desc=f"learn on {engine.name}", unit="slice", disable=not progress)
+    for _ in range(epochs):
+        for start in range(0, len(x), size):
+            obs = engine.run(deployment, times[start:start + size], Recording(spikes=True, membrane=False,
+                                                                                correlation=True))
+            totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
+            counts = {n: totals[first[n]:first[n] + model.graph.population(n).size]
+                      for n in deployment.meta["layers"]}
+            for name, post in posts.items():
+                pre = next(p.pre for p in model.graph.projections if p.name == name)
+                inputs = counts if pre in counts else {**counts, pre: _input_counts(times[start:start + size],
+                                                                                    model.graph.input.size)}
+                held = np.abs(deployment[f"quantised_weight:{name}"]).astype(np.int64)
+                new = on_chip(program.update(_observables(obs, name, inputs, pre, post, held, index), rng))
+                weights[name] = torch.as_tensor(new, dtype=torch.float32) * scales[post][:, None].float()
+            deployment, n_changed = session.reconfigured(deployment, weights)
+            changed += n_changed
+            index += 1
+            bar.update()
+    bar.close()
+    mapping = {**session.mapping_record(deployment), "weight_copies": copies,
+               "trained_on": {"chip": engine.chip_id, "backend": engine.name, "target": chosen.name,
+                              "calibration": None if calibration is None else
+                              chosen.calibration_identity(calibration)}}
+    summary = {"backend": engine.name, "chip": engine.chip_id, "program": type(program).__name__,
+               "projections": list(posts), "epochs": epochs, "samples": int(len(x)), "slices": index,
+               "synapses_rewritten": changed, "seconds": time.perf_counter() - started,
+               "mean_weight_lsb_before": mean_before,
+               "mean_weight_lsb_after": {n: float(np.abs(deployment[f"quantised_weight:{n}"]).mean()) for n in posts}}
+    result = ModelFile(graph=model.graph, weights=weights, dt_s=model.dt_s, encoding=model.encoding,
+                       dataset=model.dataset, seed=model.seed, training=model.training,
+                       metrics={**model.metrics, "learned_on_chip": summary},
+                       provenance={**model.provenance, "learn": {"from_model": Path(model_path).name,
+                                                                 "program": Path(program_path).name}},
+                       mapping=mapping, recurrent=model.recurrent, delays=model.delays,
+                       delay_sigma_steps=model.delay_sigma_steps)
+    with nameless_temporaries():
+        save_model(result, output)
+    return {**summary, "output": str(output)}
+
+
+def _input_counts(times_s: np.ndarray, channels: int) -> np.ndarray:
+    """Spikes per input channel in a slice (each channel spikes at most once per sample; NaN: not at all)."""
+    return np.isfinite(np.asarray(times_s)[:, :channels]).sum(0).astype(np.int64)
