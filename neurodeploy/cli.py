@@ -30,10 +30,12 @@ MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 MAX_WEIGHT_COPIES = 1024
 MAX_REPEAT = 1000
+MAX_WORKERS = 64
 EPOCHS = click.IntRange(1, MAX_EPOCHS)
 SEED = click.IntRange(0, MAX_SEED)
 WEIGHT_COPIES = click.IntRange(1, MAX_WEIGHT_COPIES)
 REPEAT = click.IntRange(1, MAX_REPEAT)
+WORKERS = click.IntRange(1, MAX_WORKERS)
 
 
 class FiniteRange(click.FloatRange):
@@ -381,24 +383,33 @@ def _run_text(r: dict) -> str:
 
 
 @main.command("calibrate")
-@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0) or hxtorch.")
+@click.option("--backend", required=True,
+              help="The chip: mock:CHIP (e.g. mock:0) or hxtorch; a range of chips, e.g. mock:0-15, with -o and --plot "
+                   "patterns containing {chip}.")
 @click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="Override a target (hardware units), e.g. --set tau_mem_s=6e-6; repeatable.")
 @click.option("-o", "--output", type=click.Path(), help="Calibration file to write (.yaml).")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the searches' random start offsets.")
 @click.option("--plot", "plot_dir", type=click.Path(), help="Write before/after histograms (PNG) here.")
+@click.option("--workers", default=1, show_default=True, type=WORKERS,
+              help="With a range of chips: calibrate this many at once, each in its own process.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(backend: str, target: str, sets: tuple[str, ...], output: str | None, seed: int,
-                      plot_dir: str | None, as_json: bool) -> None:
+                      plot_dir: str | None, workers: int, as_json: bool) -> None:
     """Calibrate every neuron of a chip (leak, reset, threshold, time constants, synaptic strength, refractory).
 
     Example: neurodeploy calibrate --backend mock:0 --target bss2 -o calibration/0.yaml
+    Example: neurodeploy calibrate --backend mock:0-15 -o 'calibration/mock-{chip}.yaml' --workers 2
     """
-    from .workflows.calibrate import calibrate_chip, parse_sets
+    from .workflows.calibrate import calibrate_chips, parse_sets
 
-    result = _guarded(lambda: calibrate_chip(backend, target, parse_sets(sets), output, seed, plot_dir,
-                                             progress=_progress(as_json)))
+    result = _guarded(lambda: calibrate_chips(backend, target, parse_sets(sets), output, seed, plot_dir, workers,
+                                              progress=_progress(as_json)))
+    if "chips" in result:
+        _emit(result, as_json, lambda r: "\n".join(_calibration_text(chip) for chip in r["chips"])
+              + f"\n{len(r['chips'])} chips in {r['seconds']:.1f} s with {r['workers']} worker(s)")
+        return
     _emit(result, as_json, _calibration_text)
     if output is None and not as_json and not result.get("nothing_to_calibrate"):
         click.echo("note: no -o given, nothing was written", err=True)

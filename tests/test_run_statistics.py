@@ -54,12 +54,12 @@ def test_repeats_on_a_chip_range_report_each_chip_and_the_whole(deployment_file)
 
 def test_one_calibration_file_for_several_chips_is_refused_a_pattern_names_each_chips(deployment_file, tmp_path):
     from neurodeploy.backends.registry import get_backend
-    from neurodeploy.workflows.run import _calibration_of
+    from neurodeploy.workflows.run import calibration_of
 
     with pytest.raises(NeurodeployError, match="one chip's calibration"):
         run(deployment_file, "mock:0-1", calibration=tmp_path / "c.yaml")
     chip = get_backend("mock:3").chip_id
-    assert _calibration_of("calibration/mock-{chip}.yaml", chip, True) == "calibration/mock-3.yaml"
+    assert calibration_of("calibration/mock-{chip}.yaml", chip, True) == "calibration/mock-3.yaml"
     with pytest.raises(NeurodeployError, match="does not exist|no such|not found"):
         run(deployment_file, "mock:0-1", calibration=str(tmp_path / "mock-{chip}.yaml"))
 

@@ -28,6 +28,7 @@ MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 MAX_WEIGHT_COPIES = 1024
 MAX_REPEAT = 1000
+MAX_WORKERS = 64
 
 EPOCHS = Number(lo=1, hi=MAX_EPOCHS, integer=True)
 SEED = Number(lo=0, hi=MAX_SEED, integer=True)
@@ -36,6 +37,7 @@ LEARNING_RATE = Number(lo=0, hi=1, lo_open=True)
 TRAIN_SAMPLES = Number(lo=1, integer=True)
 WEIGHT_COPIES = Number(lo=1, hi=MAX_WEIGHT_COPIES, integer=True)
 REPEAT = Number(lo=1, hi=MAX_REPEAT, integer=True)
+WORKERS = Number(lo=1, hi=MAX_WORKERS, integer=True)
 WEIGHT_SCALES = ("per-neuron", "per-projection")
 WEIGHT_SCALE = OneOf(WEIGHT_SCALES)
 

@@ -1,16 +1,21 @@
-"""``calibrate``: calibrate a chip's neurons to targets and write the calibration file (the target's hook)."""
+"""``calibrate``: calibrate a chip's neurons to targets and write the calibration file (the target's hook); a range
+of chips (``mock:0-15``) in parallel worker processes, one file per chip."""
 
 from __future__ import annotations
 
 import math
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 from ..atomic import check_output, nameless_temporaries
-from ..backends.registry import get_backend
+from ..backends.registry import expand_backends, get_backend
 from ..backends.retry import Retrying
 from ..errors import FileKindError, NeurodeployError
 from ..targets.registry import get_target
+from ..validation.arguments import WORKERS, check_argument
+from .run import calibration_of
 
 
 def parse_sets(items: tuple[str, ...]) -> dict:
@@ -64,3 +69,43 @@ def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = No
                                    progress=progress)
     summary.pop("calibration", None)  # the object; the file holds it
     return {**summary, "retried_runs": engine.retries}
+
+
+def calibrate_chips(backend: str, target: str = "bss2", sets: Optional[dict] = None,
+                    output: Optional[str | Path] = None, seed: int = 0, plot_dir: Optional[str | Path] = None,
+                    workers: int = 1, progress: bool = True) -> dict:
+    """:func:`calibrate_chip` for every chip ``backend`` names (``mock:0-15``), ``workers`` at a time in separate
+    processes; ``output`` (and ``plot_dir``) must then be patterns with ``{chip}``, filled in with each chip's
+    number. One chip: :func:`calibrate_chip` itself. Each file is written atomically when its chip is done."""
+    check_argument(WORKERS, workers, "--workers")
+    names = expand_backends(backend)
+    if len(names) == 1:
+        return calibrate_chip(backend, target, sets, output, seed, plot_dir, progress)
+    chips = [get_backend(name) for name in names]  # refuses a bad name before any work
+    outputs = [None if output is None else calibration_of(output, chip.chip_id, True) for chip in chips]
+    plots = [None if plot_dir is None else calibration_of(plot_dir, chip.chip_id, True) for chip in chips]
+    for path in outputs:
+        if path is not None:
+            check_output(path)
+    for folder in plots:
+        if folder is not None:
+            check_plot_folder(folder)
+    started = time.perf_counter()
+    jobs = [(name, target, sets, out, seed, plot) for name, out, plot in zip(names, outputs, plots)]
+    if workers == 1:
+        summaries = [_calibrate_one(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_one_thread) as pool:
+            summaries = list(pool.map(_calibrate_one, jobs))
+    return {"backend": backend, "workers": workers, "seconds": time.perf_counter() - started, "chips": summaries}
+
+
+def _one_thread() -> None:
+    """A worker computes with one thread: the workers, not their threads, share the cores."""
+    import torch
+    torch.set_num_threads(1)
+
+
+def _calibrate_one(job: tuple) -> dict:
+    name, target, sets, output, seed, plot_dir = job
+    return calibrate_chip(name, target, sets, output, seed, plot_dir, progress=False)

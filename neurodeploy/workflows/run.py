@@ -58,7 +58,7 @@ def _score(engine: Retrying, deployment: Deployment, times: Any, y: Any, progres
     return {"accuracy": accuracy(torch.cat(scores), y), "counters": counters}
 
 
-def _calibration_of(calibration: Optional[str | Path], chip: Optional[str], several: bool) -> Optional[str | Path]:
+def calibration_of(calibration: Optional[str | Path], chip: Optional[str], several: bool) -> Optional[str | Path]:
     """The calibration file of one chip: ``calibration`` itself, or its ``{chip}`` pattern filled in with the
     chip's number (the digits that end its id: ``mock-chip-3`` → ``calibration/mock-3.yaml``), else its id."""
     if calibration is None or "{chip}" not in str(calibration):
@@ -101,7 +101,7 @@ def _run(deployment_path: str | Path, backend: str, data: Optional[str], progres
     runs, per_backend, warnings, retried = [], {}, [], 0
     for name in names:
         engine = Retrying(get_backend(name))  # a run that loses the chip is run again with the same batch
-        deployment = for_backend(loaded, engine, _calibration_of(calibration, engine.chip_id, len(names) > 1))
+        deployment = for_backend(loaded, engine, calibration_of(calibration, engine.chip_id, len(names) > 1))
         scored = [_score(engine, deployment, times, y, progress) for _ in range(repeat)]
         per_backend[engine.name] = spread([r["accuracy"] for r in scored])
         runs += [{"backend": engine.name, "chip": engine.chip_id, **r} for r in scored]

@@ -100,8 +100,9 @@ def test_arguments_out_of_their_documented_range_are_usage_errors(args, tmp_path
 def test_the_command_line_ranges_are_the_documented_ones():
     from neurodeploy.validation import arguments
 
-    assert (cli.MAX_EPOCHS, cli.MAX_SEED, cli.MAX_WEIGHT_COPIES, cli.MAX_REPEAT) == (
-        arguments.MAX_EPOCHS, arguments.MAX_SEED, arguments.MAX_WEIGHT_COPIES, arguments.MAX_REPEAT)
+    assert (cli.MAX_EPOCHS, cli.MAX_SEED, cli.MAX_WEIGHT_COPIES, cli.MAX_REPEAT, cli.MAX_WORKERS) == (
+        arguments.MAX_EPOCHS, arguments.MAX_SEED, arguments.MAX_WEIGHT_COPIES, arguments.MAX_REPEAT,
+        arguments.MAX_WORKERS)
     help_text = CliRunner().invoke(cli.main, ["train", "--help"]).stdout
     assert "1<=x<=10000" in help_text and "0<=x<=4294967295" in help_text
     assert isinstance(cli.FiniteRange(0, 1), click.FloatRange)
