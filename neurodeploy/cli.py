@@ -540,17 +540,26 @@ def import_command(graph: str, output: str, dt_s: float | None, like: str | None
 
 @main.command("export")
 @click.argument("model", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(), help="NIR graph to write (.nir).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="NIR graph (.nir) or PyNN script (.py).")
 @click.option("--lossy", is_flag=True, help="Drop what NIR cannot express (refractory period, ...) instead of failing.")
+@click.option("--format", "fmt", default="nir", show_default=True,
+              help="nir: a NIR graph of a model file; pynn: a PyNN script of a model file or a deployment (.npz).")
+@click.option("--samples", default=100, show_default=True, type=int,
+              help="--format pynn: test samples in the script (1..100000).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def export_command(model: str, output: str, lossy: bool, as_json: bool) -> None:
-    """Export a model file as a NIR graph.
+def export_command(model: str, output: str, lossy: bool, fmt: str, samples: int, as_json: bool) -> None:
+    """Export a model file as a NIR graph, or a model or deployment as a PyNN script (docs/pynn.md).
 
-    Example: neurodeploy export yy.pt -o yy.nir
+    Example: neurodeploy export yy.pt -o yy.nir; neurodeploy export yy.npz --format pynn -o yy_pynn.py
     """
     from .workflows.interchange import export_model
 
-    result = _guarded(lambda: export_model(model, output, lossy=lossy))
+    def export() -> dict:
+        if fmt == "pynn" and lossy:
+            raise NeurodeployError("--lossy applies to --format nir", "leave --lossy out for --format pynn")
+        return export_model(model, output, lossy=lossy, fmt=fmt, samples=samples)
+
+    result = _guarded(export)
     _emit(result, as_json, lambda r: f"wrote {r['output']} (dt {r['dt_s']:g} s, {r['discretisation']})")
 
 

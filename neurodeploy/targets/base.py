@@ -175,6 +175,13 @@ class Target:
         report's quantisation histograms); default None: unknown, the histograms show the codes used."""
         return None
 
+    def model_unit_weights(self, deployment: Deployment) -> dict[str, np.ndarray]:
+        """The weights the chip holds, dequantised to model units (``[post, pre]`` per projection), for simulators
+        that run the model's equations (``export --format pynn``, ``pynn:*`` backends); default: refused, as for
+        a target whose neurons are not the model's LIF in model units."""
+        raise NeurodeployError(f"target '{self.name}' deployments hold no weights in model units (its neurons are "
+                               "not the model's LIF)", "export or run the model file, or map it with --target bss2")
+
     def validate_deployment(self, deployment: Deployment) -> None:
         """Check what only this target understands in a loaded ``deployment`` (its arrays and meta keys), after
         the checks every deployment passes (:mod:`neurodeploy.validation.deployment`); raise

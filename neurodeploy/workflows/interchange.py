@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..atomic import check_output, nameless_temporaries
+from ..errors import InterchangeError
 from ..interchange import InterchangeWarning, read_nir, write_nir
 from ..modelfile import load_model, save_model
 from ..recipe import load_recipe
@@ -34,8 +35,16 @@ def import_model(graph_path: str | Path, output: str | Path, *, dt_s: Optional[f
             "warnings": list(model.provenance.get("warnings", []))}
 
 
-def export_model(model_path: str | Path, output: str | Path, *, lossy: bool = False) -> dict:
-    """Write a model file as a ``.nir`` graph (what NIR cannot express is an error unless ``lossy``)."""
+def export_model(model_path: str | Path, output: str | Path, *, lossy: bool = False, fmt: str = "nir",
+                 samples: int = 100) -> dict:
+    """Write a model file as a ``.nir`` graph (what NIR cannot express is an error unless ``lossy``), or, with
+    ``fmt="pynn"``, a model file or a deployment as a PyNN script over ``samples`` test samples
+    (:mod:`neurodeploy.interchange.pynn_export`)."""
+    if fmt == "pynn":
+        from .pynn_script import export_pynn
+        return export_pynn(model_path, output, samples=samples)
+    if fmt != "nir":
+        raise InterchangeError(f"unknown export format '{fmt}'", "use --format nir or --format pynn")
     check_output(output, (model_path,))
     model = load_model(model_path)
     write_nir(model, output, lossy=lossy)

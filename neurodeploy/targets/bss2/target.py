@@ -7,6 +7,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from ...backends.base import Backend
@@ -98,6 +99,15 @@ class BSS2Target(Target):
 
     def weight_code_range(self) -> Optional[tuple[int, int]]:
         return -self.spec.weight_max, self.spec.weight_max  # 6-bit magnitude, the sign is the row's
+
+    def model_unit_weights(self, deployment: Deployment) -> dict[str, np.ndarray]:
+        """Each integer weight times its neuron's scale, :math:`w = s_n q` (quantise.py); learned delays refused."""
+        if deployment.meta.get("delays"):
+            raise NeurodeployError("this deployment realises learned delays: its weights are per delay slot, not "
+                                   "per projection", "export or run the model file instead")
+        return {key.split(":", 1)[1]: deployment[key].astype(np.float64)
+                * deployment[f"weight_scale:{key.split('->')[-1]}"].astype(np.float64)[:, None]
+                for key in deployment.arrays if key.startswith("quantised_weight:")}
 
     def backend(self, name: str) -> Optional[Backend]:
         if name == "mock" or name.startswith("mock:"):
