@@ -163,8 +163,11 @@ def main(ctx: click.Context, debug: bool, data_dir: str | None) -> None:
 @click.option("--epochs", type=EPOCHS, help="Override the recipe's epochs.")
 @click.option("--seed", type=SEED, help="Override the recipe's seed.")
 @click.option("--plot", "plot_dir", type=click.Path(), help="Write figures (PNG) into this folder (matplotlib).")
+@click.option("--nproc", default=1, show_default=True, type=WORKERS,
+              help="Data-parallel processes (torch.distributed, gloo): each a shard of every batch, gradients "
+                   "averaged, the same weights on every rank.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def train(recipe: str, output: str, epochs: int | None, seed: int | None, plot_dir: str | None,
+def train(recipe: str, output: str, epochs: int | None, seed: int | None, plot_dir: str | None, nproc: int,
           as_json: bool) -> None:
     """Train a recipe and write a model file.
 
@@ -173,7 +176,7 @@ def train(recipe: str, output: str, epochs: int | None, seed: int | None, plot_d
     from .workflows.train import train as run_training
 
     metrics = _guarded(lambda: run_training(recipe, output, epochs=epochs, seed=seed, progress=_progress(as_json),
-                                            plot_dir=plot_dir))
+                                            plot_dir=plot_dir, nproc=nproc))
     _emit({**metrics, "output": output}, as_json,
           lambda m: f"test accuracy {_percent(m['test_accuracy'])} on {m['n_test']} samples; "
                     f"{m['epochs']} epochs in {m['training_seconds']:.0f} s → {output}" + _figures_text(m))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode_dataset
+from ..errors import NeurodeployError
 from ..modelfile import ModelFile
 from ..models.network import SpikingNetwork, decode
 from ..recipe import Recipe
@@ -22,6 +24,7 @@ from ..core.surrogate import surrogate_of
 from ..scoring import accuracy, batched_scores
 from ..validation.arguments import check_training_arguments
 from . import asf
+from .distributed import Shard
 from .delays import SigmaSchedule, Schedules, cosine_per_group, hardened, initial_delays, parameter_groups
 from .loss import spikes_per_sample, task_loss
 
@@ -54,24 +57,35 @@ def initial_weights(recipe: Recipe, generator: torch.Generator,
 
 def _train_epoch(net: SpikingNetwork, spikes: torch.Tensor, labels: torch.Tensor, settings: dict,
                  optimiser: torch.optim.Optimizer, schedule, generator: torch.Generator,
-                 progress: bool = False) -> dict:
-    """One pass over the training set in shuffled mini-batches (``progress``: a bar over them, cleared after)."""
+                 progress: bool = False, shard: Optional[Shard] = None) -> dict:
+    """One pass over the training set in shuffled mini-batches (``progress``: a bar over them, cleared after);
+    with ``shard``, this process's part of each batch, the gradients averaged over processes (:mod:`.distributed`)."""
     order = torch.randperm(len(labels), generator=generator)
     losses, correct = [], 0
     for start in tqdm(range(0, len(order), settings["batch_size"]), desc="  batches", unit="batch", leave=False,
                       disable=not progress):
-        idx = order[start:start + settings["batch_size"]]
-        out = net(spikes[:, idx], weights=_perturbed(net, settings["weight_noise"], generator))
-        scores = decode(out.readout_v, settings["loss"])
-        loss = task_loss(scores, labels[idx], out.spikes, net.graph.input.name, settings)
+        batch = order[start:start + settings["batch_size"]]
+        idx = batch if shard is None else shard.of(batch)
+        weights = _perturbed(net, settings["weight_noise"], generator)  # the same draws on every rank
         optimiser.zero_grad()
-        loss.backward()
+        if len(idx):
+            out = net(spikes[:, idx], weights=weights)
+            scores = decode(out.readout_v, settings["loss"])
+            loss = task_loss(scores, labels[idx], out.spikes, net.graph.input.name, settings)
+            loss.backward()
+            losses.append(loss.item() * len(idx))
+            correct += int((scores.argmax(1) == labels[idx]).sum())
+        if shard is not None:
+            shard.average_gradients(net.parameters(), len(idx), len(batch))
         optimiser.step()
         net.project_constraints()
         schedule.step()
-        losses.append(loss.item())
-        correct += int((scores.argmax(1) == labels[idx]).sum())
-    return {"loss": float(np.mean(losses)), "train_accuracy": correct / len(labels)}
+        if shard is not None:
+            shard.after_step(net.parameters())
+    loss_sum, right = float(sum(losses)), float(correct)
+    if shard is not None:
+        loss_sum, right = shard.total(loss_sum, right)
+    return {"loss": loss_sum / len(labels), "train_accuracy": right / len(labels)}
 
 
 def _perturbed(net: SpikingNetwork, relative_std: float, generator: torch.Generator) -> Optional[dict]:
@@ -107,11 +121,12 @@ def _score(net: SpikingNetwork, spikes: torch.Tensor, labels: np.ndarray, how: s
 
 
 def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = None, progress: bool = True,
-        recipe_file: str = "") -> ModelFile:
+        recipe_file: str = "", shard: Optional[Shard] = None) -> ModelFile:
     """Train the recipe's network; returns the model file (``.metrics``: test accuracies, timings, ...).
 
     ``epochs`` (1..10000) and ``seed`` (0..2^32-1) override the recipe's (out of range: ``NeurodeployError``);
-    ``recipe_file`` is recorded in the provenance. ``training.method: asf`` trains with Accumulated Spiking Flow
+    ``recipe_file`` is recorded in the provenance; ``shard``: this process's rank of a data-parallel run
+    (:mod:`.distributed`). ``training.method: asf`` trains with Accumulated Spiking Flow
     (:mod:`.asf`; same optimiser, schedule and batches) instead of BPTT.
     Where the dataset has a validation split (Yin-Yang), the weights of the epoch with the best
     validation accuracy are kept (``training.select_on_validation``); the test set is only scored.
@@ -124,7 +139,9 @@ def fit(recipe: Recipe, *, epochs: Optional[int] = None, seed: Optional[int] = N
         settings["seed"] = int(seed)
     if settings["method"] == "asf":  # before any data is loaded
         asf.check_supported(recipe.graph, settings, recipe.recurrent)
-    train_epoch = asf.train_epoch if settings["method"] == "asf" else _train_epoch
+        if shard is not None:
+            raise NeurodeployError("training.method: asf trains in one process", "leave out --nproc")
+    train_epoch = asf.train_epoch if settings["method"] == "asf" else partial(_train_epoch, shard=shard)
     generator = torch.Generator().manual_seed(settings["seed"])
     torch.manual_seed(settings["seed"])
 
