@@ -21,7 +21,7 @@ import numpy as np
 
 from .deployment import Deployment
 from .errors import NeurodeployError
-from .plots import require_matplotlib
+from .plots import pyplot
 from .targets.registry import get_target
 
 DPI = 90
@@ -31,16 +31,8 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 NO_METADATA = {"Software": None}  # no matplotlib URL in the PNG's text chunks
 
 
-def _pyplot() -> Any:
-    require_matplotlib()
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(figure: Any, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI, metadata=NO_METADATA)
@@ -55,7 +47,7 @@ def _colours(names: list[str]) -> dict[str, str]:
 def placement_map(deployment: Deployment, path: str | Path) -> Path:
     """Draw the deployment's placement as its target describes it; a target that describes none gets a figure
     that says so."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
@@ -98,7 +90,7 @@ def placement_map(deployment: Deployment, path: str | Path) -> Path:
 def quantisation_histograms(deployment: Deployment, path: str | Path) -> Path:
     """One histogram per projection of its integer weight codes (``quantised_weight:PROJECTION``), with the
     target's code range; each panel says how many levels are used and how many weights sit at the range's ends."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import ScalarFormatter
 
     keys = [key for key in deployment.arrays if key.startswith("quantised_weight:")]  # the mapper's order
@@ -167,7 +159,7 @@ def _chip_points(run_result: dict) -> list[tuple[str, float, float, float, list[
 def accuracy_per_chip(run_result: dict, path: str | Path) -> Path:
     """Accuracy per chip (backend) of a ``neurodeploy run --json`` result: the mean with the 95 % interval of the
     mean as error bar (± std where no interval is given), each run as a small dot; a single run is one point."""
-    plt = _pyplot()
+    plt = pyplot()
     points = _chip_points(run_result)
     figure, axis = plt.subplots(figsize=(max(3.5, 0.9 * len(points) + 2), 3))
     x = np.arange(len(points))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,8 @@ def require_matplotlib() -> None:
                                "pip install 'neurodeploy[plot]' (or pip install matplotlib)")
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (a one-line error without matplotlib)."""
     require_matplotlib()
     import matplotlib
     matplotlib.use("Agg")
@@ -27,7 +29,7 @@ def _pyplot():
 def delay_spike_times(runs: dict, targets: list[float], threshold: float, path: Path) -> Path:
     """Experiment (b) of seed 001 on a chip: each output's membrane per delay realisation (``runs``: strategy →
     :func:`~neurodeploy.delay_experiments.spike_times_on_chip`'s result), the threshold and the target times."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(len(runs), 1, figsize=(6, 1.9 * len(runs)), sharex=True, squeeze=False)
     for axis, (strategy, run) in zip(axes[:, 0], runs.items()):
         membrane = np.asarray(run["membrane"])
@@ -67,7 +69,7 @@ def recording_figures(meta: dict, arrays: dict, folder: Path, sample: int = 0, t
     (rings); ``readout.png``, each readout neuron's membrane on the backend against the software model's;
     ``membrane.png``, up to ``traces`` recorded hidden neurons, CADC against software, and the MADC neuron's
     10-bit trace; ``current.png``, the synaptic current read by the MADC against the software model's."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     step_ms = meta["time_step_s"] * 1e3
     layer_of = arrays["neuron_layer"]
@@ -141,7 +143,7 @@ def recording_figures(meta: dict, arrays: dict, folder: Path, sample: int = 0, t
 def training_curves(history: list[dict], path: Path, title: str = "") -> Path:
     """Loss and accuracies per epoch (``train`` or ``itl``'s history rows): loss on the left axis, every
     ``*accuracy*`` column on the right."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = np.arange(1, len(history) + 1)
     figure, loss_axis = plt.subplots(figsize=(6, 3))
     if history and "loss" in history[0]:
@@ -164,7 +166,7 @@ def training_curves(history: list[dict], path: Path, title: str = "") -> Path:
 
 def calibration_histograms(before: dict, after: dict, targets: dict, folder: Path) -> list[Path]:
     """One histogram per parameter: uncalibrated (median codes) against calibrated values."""
-    plt = _pyplot()
+    plt = pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in after:

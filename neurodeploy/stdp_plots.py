@@ -7,18 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import require_matplotlib
+from .plots import pyplot
 
 
 def receptive_field_grid(fields: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
                          w_max: float = 1.0, title: str = "", columns: int = 0, dpi: int = 80) -> Path:
     """Each neuron's incoming weights ``fields [n, side, side]`` as one grey tile (black 0, white ``w_max``),
     in a grid of ``columns`` (0: square); ``labels [n]`` (−1: never fired) are written on the tiles."""
-    require_matplotlib()
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = fields.shape[0]
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)

@@ -105,7 +105,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                for k, v in model.weights.items()}
     optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
     accuracy_of = lambda dep, times, labels: backend_accuracy(engine, dep, times, labels, EVAL_BATCH)  # noqa: E731
-    read = {"bytes": 0}  # read back from the chip by the training passes
+    bytes_read = 0  # read back from the chip by the training passes
 
     def counters_test(dep: Deployment) -> float:
         return counter_accuracy(engine, session, dep, weights, model, neurons, data.test_times, data.test_labels,
@@ -151,7 +151,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
         else:
             deployment, row = train_epoch(engine, session, deployment, weights, optimiser, data, model, alignment,
                                           neurons, order, progress)
-        read["bytes"] += row["bytes_read"]
+        bytes_read += row["bytes_read"]
         row = {"epoch": epoch + 1, "loss": row["loss"], "train_accuracy_on_chip": row["train_accuracy_on_chip"],
                "validation_accuracy_on_chip": validate(deployment), "synapses_rewritten": row["synapses_rewritten"],
                **({"counter_saturations": row["counter_saturations"]} if method == "asf" else {})}
@@ -177,7 +177,7 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                "validation_accuracy_after": best["validation_accuracy"], "test_accuracy_before": before["test"],
                "test_accuracy_after": after_test, "history": history,
                "alignment": {k: v._asdict() for k, v in alignment.layers.items()}, "runs_retried": engine.retries,
-               "method": method, "bytes_read_by_training": read["bytes"]}
+               "method": method, "bytes_read_by_training": bytes_read}
     if method == "asf":
         with torch.no_grad():
             for k, w in weights.items():

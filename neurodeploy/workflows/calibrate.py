@@ -12,9 +12,10 @@ from typing import Optional
 from ..atomic import check_output, nameless_temporaries
 from ..backends.registry import expand_backends, get_backend
 from ..backends.retry import Retrying
-from ..errors import FileKindError, NeurodeployError
+from ..errors import NeurodeployError
 from ..targets.registry import get_target
 from ..validation.arguments import WORKERS, check_argument
+from .figures import check_plot_folder
 from .run import calibration_of
 
 
@@ -33,14 +34,6 @@ def parse_sets(items: tuple[str, ...]) -> dict:
             raise NeurodeployError(f"--set '{item}' is not a finite number", "e.g. --set tau_mem_s=1e-5")
         out[key.strip()] = number
     return out
-
-
-def check_plot_folder(plot_dir: str | Path) -> None:
-    """``--plot DIR`` must be a folder, or a name one can be made with (before any work starts)."""
-    folder = Path(plot_dir)
-    if folder.exists() and not folder.is_dir():
-        raise FileKindError(f"--plot {folder} is a file, not a folder", "give a folder for the figures")
-    check_output(folder / "plot.png")
 
 
 def calibrate_chip(backend: str, target: str = "bss2", sets: Optional[dict] = None,

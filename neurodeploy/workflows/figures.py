@@ -9,22 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import check_output
 from ..deployment_plots import accuracy_per_chip, placement_map, quantisation_histograms
-from ..errors import NeurodeployError
+from ..errors import FileKindError, NeurodeployError
 from ..plots import recording_figures, require_matplotlib, training_curves
 from ..validation.loading import load_checked_deployment
 from .record import load_recording
 
 
+def check_plot_folder(plot_dir: str | Path) -> None:
+    """``--plot DIR`` must be a folder, or a name one can be made with (before any work starts)."""
+    folder = Path(plot_dir)
+    if folder.exists() and not folder.is_dir():
+        raise FileKindError(f"--plot {folder} is a file, not a folder", "give a folder for the figures")
+    check_output(folder / "plot.png")
+
+
 def check_plot_dir(folder: Optional[str | Path]) -> Optional[Path]:
-    """``folder`` as a path after checking that figures can be drawn there; None stays None."""
+    """``folder`` as a path after checking that figures can be drawn there (matplotlib too); None stays None."""
     if folder is None:
         return None
     require_matplotlib()
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise NeurodeployError(f"--plot {folder} is a file, not a folder", "give a folder for the figures")
-    return path
+    check_plot_folder(folder)
+    return Path(folder)
 
 
 def history_figure(history: list[dict], folder: Path, name: str, title: str) -> list[str]:

@@ -24,6 +24,7 @@ from ..backends.retry import Retrying
 from ..data.datasets import load_split, training_probe
 from ..data.encoding import encode
 from ..errors import NeurodeployError
+from ..itl.forward import layer_neurons
 from ..modelfile import ModelFile, load_model, save_model
 from ..plasticity import COUNTER_MAX, PlasticityProgram, SliceObservables, load_program, on_chip
 from ..targets.registry import get_target
@@ -32,9 +33,10 @@ from ..validation.arguments import EPOCHS, SEED, check_argument
 MAX_SLICES = 1_000_000
 
 
-def _plastic(model: ModelFile, program: PlasticityProgram) -> dict[str, str]:
-    """Plastic projection → its postsynaptic layer; each must exist, be feed-forward and excitatory."""
-    posts = {}
+def _plastic(model: ModelFile, program: PlasticityProgram) -> dict[str, tuple[str, str]]:
+    """Plastic projection → (its presynaptic, its postsynaptic population); each must exist, be feed-forward and
+    excitatory."""
+    plastic = {}
     for name in program.projections:
         projection = next((p for p in model.graph.projections if p.name == name), None)
         if projection is None:
@@ -49,8 +51,8 @@ def _plastic(model: ModelFile, program: PlasticityProgram) -> dict[str, str]:
         if bool((model.weights[name] < 0).any()):
             raise NeurodeployError(f"projection '{name}' has negative weights: a program rewrites the magnitudes of "
                                    "excitatory synapses", "start from non-negative weights")
-        posts[name] = projection.post
-    return posts
+        plastic[name] = (projection.pre, projection.post)
+    return plastic
 
 
 def _observables(obs: Observations, name: str, counts: dict[str, np.ndarray], pre: str, post: str,
@@ -74,7 +76,7 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     program_file = load_program(program_path)
     program = program_file.program
     model = load_model(model_path)
-    posts = _plastic(model, program)
+    plastic = _plastic(model, program)
     engine = Retrying(get_backend(backend))
     chosen = get_target(target)
     if not uncalibrated and calibration is None and engine.uses_codes:
@@ -94,10 +96,9 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     slices = epochs * -(-len(x) // size)
     if slices > MAX_SLICES:
         raise NeurodeployError(f"{slices} slices are more than {MAX_SLICES}", "use fewer samples or larger slices")
-    first = {name: int(np.sum([model.graph.population(n).size for n in deployment.meta["layers"][:i]]))
-             for i, name in enumerate(deployment.meta["layers"])}
+    neurons = layer_neurons(deployment.meta, deployment["neuron_layer"])
     rng = np.random.default_rng(seed)
-    mean_before = {name: float(np.abs(deployment[f"quantised_weight:{name}"]).mean()) for name in posts}
+    mean_before = {name: float(np.abs(deployment[f"quantised_weight:{name}"]).mean()) for name in plastic}
     changed, started, index = 0, time.perf_counter(), 0
     bar = tqdm(total=slices, desc=f"learn on {engine.name}", unit="slice", disable=not progress)
     for _ in range(epochs):
@@ -105,14 +106,11 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
             obs = engine.run(deployment, times[start:start + size], Recording(spikes=True, membrane=False,
                                                                                 correlation=True))
             totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
-            counts = {n: totals[first[n]:first[n] + model.graph.population(n).size]
-                      for n in deployment.meta["layers"]}
-            for name, post in posts.items():
-                pre = next(p.pre for p in model.graph.projections if p.name == name)
-                inputs = counts if pre in counts else {**counts, pre: _input_counts(times[start:start + size],
-                                                                                    model.graph.input.size)}
+            counts = {name: totals[ids] for name, ids in neurons.items()}
+            counts[model.graph.input.name] = _input_counts(times[start:start + size], model.graph.input.size)
+            for name, (pre, post) in plastic.items():
                 held = np.abs(deployment[f"quantised_weight:{name}"]).astype(np.int64)
-                new = on_chip(program.update(_observables(obs, name, inputs, pre, post, held, index), rng))
+                new = on_chip(program.update(_observables(obs, name, counts, pre, post, held, index), rng))
                 weights[name] = torch.as_tensor(new, dtype=torch.float32) * scales[post][:, None].float()
             deployment, n_changed = session.reconfigured(deployment, weights)
             changed += n_changed
@@ -124,10 +122,10 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
                               "calibration": None if calibration is None else
                               chosen.calibration_identity(calibration)}}
     summary = {"backend": engine.name, "chip": engine.chip_id, "program": type(program).__name__,
-               "projections": list(posts), "epochs": epochs, "samples": int(len(x)), "slices": index,
+               "projections": list(plastic), "epochs": epochs, "samples": int(len(x)), "slices": index,
                "synapses_rewritten": changed, "seconds": time.perf_counter() - started,
                "mean_weight_lsb_before": mean_before,
-               "mean_weight_lsb_after": {n: float(np.abs(deployment[f"quantised_weight:{n}"]).mean()) for n in posts}}
+               "mean_weight_lsb_after": {n: float(np.abs(deployment[f"quantised_weight:{n}"]).mean()) for n in plastic}}
     result = ModelFile(graph=model.graph, weights=weights, dt_s=model.dt_s, encoding=model.encoding,
                        dataset=model.dataset, seed=model.seed, training=model.training,
                        metrics={**model.metrics, "learned_on_chip": summary},

@@ -198,12 +198,13 @@ def record(deployment_path: str | Path, output: str | Path, backend: str = "mock
     current_obs = None if spec.current is None else engine.run(deployment, times, Recording(
         spikes=False, membrane=False, madc_neuron=np.full(len(y), spec.current), madc_source="synaptic_input"))
     software = SoftwareBackend()
-    reference = software.run(deployment, times)
-    traced = software.trace(deployment, times)
+    reference = software.run(deployment, times, Recording(spikes=True, membrane=True))  # every neuron's membrane
+    first, count = deployment.meta["readout_neurons"]
     units = model_units(deployment, obs)
     neuron_layer = units.neuron_layer
-    arrays = _membranes(spec, obs, traced, layers, units)
-    arrays.update(software_readout=reference.membrane.numpy().astype(np.float32), labels=np.asarray(y, np.int64),
+    arrays = _membranes(spec, obs, reference, layers, units)
+    arrays.update(software_readout=reference.membrane[..., first:first + count].numpy().astype(np.float32),
+                  labels=np.asarray(y, np.int64),
                   neuron_layer=neuron_layer.astype(np.int64),
                   predictions=readout_scores(deployment, obs).argmax(1).numpy().astype(np.int64))
     if spec.spikes:
@@ -228,8 +229,8 @@ def record(deployment_path: str | Path, output: str | Path, backend: str = "mock
         arrays.update(current_neuron=np.int64(neuron), current_codes=codes.astype(np.float32),
                       current=units.convert(line[..., None], np.asarray([neuron]), obs.baseline[column:column + 1],
                                             current=True)[..., 0],
-                      software_current=_software_current(traced, graph, deployment, neuron, neuron_layer,
-                                                         float(deployment.meta["dt_s"])))
+                      software_current=_software_current(software.trace(deployment, times), graph, deployment,
+                                                         neuron, neuron_layer, float(deployment.meta["dt_s"])))
     meta = {"format": FORMAT, "version": VERSION, "software_version": __version__, "backend": engine.name,
             "chip": engine.chip_id, "layers": layers, "layer_kinds": deployment.meta["layer_kinds"],
             "time_step_s": float(deployment.meta["dt_s"]), "dataset": deployment.meta["dataset"],
@@ -249,7 +250,7 @@ def record(deployment_path: str | Path, output: str | Path, backend: str = "mock
     return summary
 
 
-def _membranes(spec: RecordSpec, obs: Observations, traced: Any, layers: list[str],
+def _membranes(spec: RecordSpec, obs: Observations, reference: Observations, layers: list[str],
                units: ModelUnits) -> dict[str, np.ndarray]:
     """The selected neurons' membranes on the backend (model units) and in the float network."""
     wanted = spec.membrane if spec.membrane is not None else np.arange(0)
@@ -259,10 +260,9 @@ def _membranes(spec: RecordSpec, obs: Observations, traced: Any, layers: list[st
     recorded = wanted[np.isin(wanted, available)]
     columns = np.searchsorted(available, recorded) if np.all(np.diff(available) > 0) else \
         np.asarray([int(np.flatnonzero(available == n)[0]) for n in recorded], np.int64)
-    everything = torch.cat([traced.membranes[name] for name in layers], dim=-1)
     return {"recorded": recorded.astype(np.int64),
             "membrane": units.convert(obs.membrane[..., columns], recorded, obs.baseline[columns]),
-            "software_membrane": everything[..., recorded].numpy().astype(np.float32)}
+            "software_membrane": reference.membrane[..., recorded].numpy().astype(np.float32)}
 
 
 def load_recording(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
