@@ -10,7 +10,8 @@ and CADC membrane recorded) plus its readout scores. Each repeat runs one pass o
 turn (round robin, so that a load change hits all of them); the median pass is reported, and the
 ratios are ratios of medians.
 
-Engines: ``mock:0`` (chip 0, every non-ideality on), ``mock:ideal``, ``software`` (the float
+Engines: ``mock:0`` (chip 0, every non-ideality on; the compiled emulator when built),
+``mock:0@twin`` (the same chip on the PyTorch twin), ``mock:ideal``, ``software`` (the float
 network in PyTorch) and Brian2 running the same network as ``mock:ideal`` (``brian2_net.py``;
 network built once, each batch restores it and sets the inputs; ``--brian2-batch`` samples per
 Brian2 run). The real chip's published ~85k images/s is printed as a reference, not measured.
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 
 from neurodeploy.backends.base import Observations, readout_scores
+from neurodeploy.backends.mock.fast import emulator_status
 from neurodeploy.backends.registry import get_backend
 from neurodeploy.core.fused import kernel_status
 from neurodeploy.data.datasets import load_data
@@ -72,12 +74,24 @@ def deployment_for(args: argparse.Namespace, folder: Path) -> Path:
 
 
 def backend_pass(name: str, deployment: Deployment, times: np.ndarray, batch: int) -> Callable[[], torch.Tensor]:
-    """A pass over all samples on a neurodeploy backend → readout scores ``[S, classes]``."""
-    engine = get_backend(name)
+    """A pass over all samples on a neurodeploy backend → readout scores ``[S, classes]``.
+
+    ``NAME@twin`` runs a mock chip on its PyTorch twin (``NEURODEPLOY_MOCK=twin`` during its runs), ``NAME``
+    on the compiled emulator when it is built (backends/mock/fast.py)."""
+    backend, _, path = name.partition("@")
+    engine = get_backend(backend)
 
     def run() -> torch.Tensor:
-        return torch.cat([readout_scores(deployment, engine.run(deployment, times[s:s + batch]))
-                          for s in range(0, len(times), batch)])
+        before = os.environ.get("NEURODEPLOY_MOCK")
+        os.environ["NEURODEPLOY_MOCK"] = path or before or "auto"
+        try:
+            return torch.cat([readout_scores(deployment, engine.run(deployment, times[s:s + batch]))
+                              for s in range(0, len(times), batch)])
+        finally:
+            if before is None:
+                del os.environ["NEURODEPLOY_MOCK"]
+            else:
+                os.environ["NEURODEPLOY_MOCK"] = before
     return run
 
 
@@ -102,9 +116,9 @@ def brian2_pass(deployment: Deployment, times: np.ndarray, batch: int, target: s
 
 
 def rng_bound(deployment: Deployment, batch: int, repeats: int) -> dict:
-    r"""How fast the mock's Gaussian draws alone could go: the ceiling of ``mock:0`` with unchanged outputs.
+    r"""How fast the twin's Gaussian draws alone could go: the ceiling of ``mock:0@twin`` with unchanged outputs.
 
-    Per sample ``mock:0`` draws :math:`T N` membrane-noise and :math:`S N` CADC read-noise normals
+    Per sample the twin of ``mock:0`` draws :math:`T N` membrane-noise and :math:`S N` CADC read-noise normals
     (``S`` CADC samples; spike jitter adds one per spike, not counted) from one ``torch.Generator``,
     in order, so the draws stay serial: :math:`\text{bound} = \text{normals/s} / ((T + S) N)`.
     """
@@ -162,7 +176,8 @@ def main() -> None:
     parser.add_argument("--brian2-target", default="cython", help="Brian2 codegen target; 'none' skips Brian2")
     parser.add_argument("--brian2-batch", type=int, default=None, help="samples per Brian2 run (default --batch)")
     parser.add_argument("--brian2-samples", type=int, default=None, help="samples per Brian2 pass (default --samples)")
-    parser.add_argument("--backends", nargs="+", default=["mock:0", "mock:ideal", "software"])
+    parser.add_argument("--backends", nargs="+", default=["mock:0", "mock:0@twin", "mock:ideal", "software"],
+                        help="engines; NAME@twin runs a mock chip on its PyTorch twin")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # PyTorch's operators and the fused kernel's OpenMP regions
@@ -195,6 +210,7 @@ def main() -> None:
     result = {"command": " ".join(["python"] + sys.argv), "date": now,
               "loadavg_before": load_before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
               "torch": torch.__version__, "brian2": brian2_version, "kernel": kernel_status()["path"],
+              "mock_path": emulator_status()["path"],
               "threads": args.threads, "batch": args.batch,
               # libgomp's default spins waiting threads: on a shared machine they take cores from working ones
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
@@ -205,13 +221,13 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"{result['date']}  load before {load_before}  after {result['loadavg_after']}  threads {args.threads}")
-    print(f"{'engine':<12}{'samples/s':>12}{'accuracy':>10}{'vs chip':>9}")
+    print(f"{'engine':<14}{'samples/s':>12}{'accuracy':>10}{'vs chip':>9}")
     for name, r in results.items():
-        print(f"{name:<12}{r['samples_per_s']:>12,.0f}{100 * r['accuracy']:>9.1f}%"
+        print(f"{name:<14}{r['samples_per_s']:>12,.0f}{100 * r['accuracy']:>9.1f}%"
               f"{rate[name] / CHIP_IMAGES_PER_S:>9.3f}")
-    print(f"Gaussian draws: {rng['normals_per_s']:,}/s, {rng['normals_per_sample']} per sample: "
-          f"mock:0 cannot exceed {rng['bound_samples_per_s']:,.0f} samples/s with unchanged outputs")
-    for key in ("mock:0/mock:ideal", "mock:0/brian2", "mock:ideal/brian2", "mock:0/software"):
+    print(f"torch.Generator Gaussian draws: {rng['normals_per_s']:,}/s, {rng['normals_per_sample']} per sample: "
+          f"the twin of mock:0 cannot exceed {rng['bound_samples_per_s']:,.0f} samples/s with unchanged outputs")
+    for key in ("mock:0/mock:ideal", "mock:0/brian2", "mock:ideal/brian2", "mock:0/software", "mock:0/mock:0@twin"):
         if key in ratios:
             print(f"{key:<20}{ratios[key]:>8.2f}")
 

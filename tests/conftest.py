@@ -85,3 +85,9 @@ def excitatory_model(trained_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("plastic") / "excitatory.pt"
     save_model(dataclasses.replace(model, weights=weights), path)
     return path
+
+
+@pytest.fixture
+def twin_mock(monkeypatch):
+    """The mock chip on its PyTorch twin (``NEURODEPLOY_MOCK=twin``): for tests of the twin's own internals."""
+    monkeypatch.setenv("NEURODEPLOY_MOCK", "twin")

@@ -1,8 +1,12 @@
-"""The mock's fast path (run plan, in-place arithmetic) gives exactly the outputs of the general path."""
+"""The twin's shortcuts (run plan, in-place arithmetic) give exactly the outputs of its general path.
+
+The compiled emulator has its own tests (test_mock_fast.py); here every mock runs on the twin.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from neurodeploy.backends.base import Recording
@@ -11,6 +15,9 @@ from neurodeploy.backends.mock.plan import may_overflow
 from neurodeploy.backends.mock.readout import cadc_samples
 from neurodeploy.backends.mock.variation import MockEffects
 from neurodeploy.deployment import load_deployment
+
+
+pytestmark = pytest.mark.usefixtures("twin_mock")
 
 
 def _times(batch: int, seed: int) -> np.ndarray:

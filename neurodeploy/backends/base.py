@@ -102,5 +102,8 @@ def readout_scores(deployment: Deployment, obs: Observations) -> torch.Tensor:
     """Each readout neuron's membrane above its rest, decoded as trained (max or mean over time)."""
     first, count = deployment.meta["readout_neurons"]
     columns = [int(np.flatnonzero(obs.recorded == n)[0]) for n in range(first, first + count)]
-    v = obs.membrane[..., columns] - obs.baseline[columns]
+    # Readout neurons are usually recorded side by side: a slice reads them without a gather's copy.
+    consecutive = columns == list(range(columns[0], columns[0] + count)) if count else False
+    picked = slice(columns[0], columns[0] + count) if consecutive else columns
+    v = obs.membrane[..., picked] - obs.baseline[picked]
     return decode(v, deployment.meta["training"].get("loss") or "max_over_time")

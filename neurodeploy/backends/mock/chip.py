@@ -39,6 +39,8 @@ from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .delay_lines import fpga_delayed_times, input_route_currents
 from .events import bus_capacity, bus_of_routes, deliver
+from .fast import (Clock, FastSetup, Madc, Readout, chip_key, emulator_ops, event_lists, fast_madc_alone, fast_run,
+                   fast_setup)
 from .faults import (NO_STUCK_CELLS, ChipDisconnected, StuckCells, disconnects, draw_faults, event_fate,
                      faulty_transport, neurons_hit, route_pairs, run_generator)
 from .correlation import SensorSettings, pairings, readings, sensor_gains
@@ -195,6 +197,8 @@ class MockChip:
         self._workspace = Workspace()  # scratch tensors kept from batch to batch
         self._seed = seed
         self._runs = 0  # runs asked for, failed ones included: seeds the per-run fault draws
+        self._samples = 0  # samples run on the fast path: the counter of its noise (fast.py)
+        self._fast_setup: Optional[tuple[Deployment, FastSetup]] = None  # the fast path's view of the configuration
         self._health: dict[str, int] = {}  # fault counters of the configuration, until a run reports them
         self._fault_draws: Optional[torch.Generator] = None  # this run's drop/delay draws
 
@@ -435,15 +439,20 @@ class MockChip:
         counters.update(self._health)
         self._health = dict.fromkeys(self._health, 0)  # reported once per configuration
         events: Optional[torch.Tensor] = None  # the input on the step grid, when the whole network runs
+        if self._fast_path(record):
+            return self._run_fast(state, input_times_s, record, counters)
         with torch.no_grad():
             n = len(state.baseline)
             only_madc = not record.spikes and not record.membrane and record.madc_neuron is not None
             if only_madc and float(state.recurrent_matrix.abs().sum()) == 0:
                 # Neurons are independent here: simulating each run's recorded neuron alone is exact.
                 neuron = torch.as_tensor(np.asarray(record.madc_neuron), dtype=torch.long)
-                x_runs = self._input_one_neuron_per_run(state, input_times_s, neuron, counters)
-                spikes, v = torch.zeros(*x_runs.shape, 0), None
-                madc = self._madc_alone(state, x_runs, neuron, record)
+                if self._fast_madc_path():
+                    madc = self._madc_alone_fast(state, input_times_s, neuron, record, counters)
+                else:
+                    x_runs = self._input_one_neuron_per_run(state, input_times_s, neuron, counters)
+                    madc = self._madc_alone(state, x_runs, neuron, record)
+                spikes, v = torch.zeros(*madc.shape, 0), None
                 x = spikes
             else:
                 events = bin_on_clock(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
@@ -480,6 +489,68 @@ class MockChip:
         return Observations(spikes=spikes, membrane=membrane, recorded=recorded, baseline=state.baseline[recorded],
                             time_step_s=state.dt_s, counters=counters, madc=madc, spike_events=events_out,
                             correlation=correlation)
+
+    def _fast_path(self, record: Recording) -> bool:
+        """Whether this run goes to the fast emulator (:mod:`.fast`): not for the MADC, the correlation sensors
+        or the drop and delay faults, which only the twin emulates."""
+        return (record.madc_neuron is None and not record.correlation and not self._transport_faults()
+                and emulator_ops() is not None)
+
+    def _fast_madc_path(self) -> bool:
+        """Whether MADC runs of independent neurons go to the fast emulator (inputs that no bus can drop, no
+        transport faults)."""
+        return (not self._transport_faults() and not (self._on("event_drops") and self._plan.input_may_drop)
+                and emulator_ops() is not None)
+
+    def _madc_alone_fast(self, state: ChipState, input_times_s: np.ndarray, neuron: torch.Tensor,
+                         record: Recording, counters: dict) -> torch.Tensor:
+        """:meth:`_madc_alone` on the fast emulator (its noise: :mod:`.fast`)."""
+        deployment = self._configuration[0]
+        meta = deployment.meta
+        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
+                                           state.steps), len(input_times_s), state.steps)
+        counters["events_in"] = events.binned
+        chip = self._chip
+        gain, offset = (chip.variation.madc_gain, chip.variation.madc_offset) if chip else (4.0, 0.0)
+        key = chip_key(None if chip is None else int(self.chip), self._seed)
+        sample0, self._samples = self._samples, self._samples + len(input_times_s)
+        return fast_madc_alone(self._fast_view(deployment, state), events, state.steps, neuron,
+                               Madc(record.madc_source, gain, offset, self._on("madc")), key, sample0)
+
+    def _fast_view(self, deployment: Deployment, state: ChipState) -> FastSetup:
+        """The fast emulator's view of the configured deployment, built once per configuration."""
+        if self._fast_setup is None or self._fast_setup[0] is not deployment:
+            self._fast_setup = (deployment, fast_setup(state, self._plan))
+        return self._fast_setup[1]
+
+    def _run_fast(self, state: ChipState, input_times_s: np.ndarray, record: Recording,
+                  counters: dict) -> Observations:
+        """The run on the fast emulator: the same observations as the twin's (:mod:`.fast` says what differs)."""
+        deployment, _, plan = self._configuration
+        meta = deployment.meta
+        setup = self._fast_view(deployment, state)
+        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
+                                           state.steps), len(input_times_s), state.steps)
+        counters["events_in"] = events.binned
+        drops = self._on("event_drops") and (plan.input_may_drop or plan.neuron_may_drop)
+        capacity = bus_capacity(state.dt_s, self._spec) if drops else 0
+        every, read_noise, reliable = 0, 0.0, (0.0, 255.0)
+        if self._on("cadc"):
+            cadc = self._spec["readout"]["cadc"]
+            every = max(1, int(round(cadc["period_s"] / state.dt_s)))
+            read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
+            reliable = (float(cadc["reliable_range"][0]), float(cadc["reliable_range"][1]))
+        key = chip_key(None if self._chip is None else int(self.chip), self._seed)
+        sample0, self._samples = self._samples, self._samples + len(input_times_s)
+        clock = Clock(state.dt_s, meta["clock_period_s"], self.effects.jitter_s if self._on("jitter") else 0.0)
+        out = fast_run(setup, events, state.steps, capacity, Readout(every, read_noise, reliable), clock, key,
+                       sample0, spikes=record.spikes, membrane=record.membrane)
+        for name, value in out.counters.items():
+            counters[name] = counters.get(name, 0) + value
+        recorded = np.arange(len(state.baseline)) if record.membrane else np.arange(0)
+        return Observations(spikes=out.spikes, membrane=out.membrane, recorded=recorded,
+                            baseline=state.baseline[recorded], time_step_s=state.dt_s, counters=counters,
+                            spike_events=out.spike_events if record.spikes and out.spikes.shape[-1] else None)
 
     def _correlation(self, deployment: Deployment, events: Optional[torch.Tensor], spikes: torch.Tensor,
                      dt_s: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:

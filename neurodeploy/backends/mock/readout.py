@@ -12,7 +12,7 @@ r"""The chip's readouts and its trial-to-trial noise, as the mock emulates them 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -77,12 +77,21 @@ def cadc_samples(v: torch.Tensor, dt_s: float, period_s: float, read_noise: floa
 Group = tuple[int, int, int, int, torch.Tensor, torch.Tensor]  # t0, l0, u0, n, 1 - f, f (each [n])
 
 
-@functools.lru_cache(maxsize=16)
-def _interpolation(steps: int, every: int) -> tuple[int, int, list[Group]]:
-    """First sample step, number of samples, and the slices that interpolate between the samples.
+class CadcGrid(NamedTuple):
+    """Where the CADC samples and how each step reads them: step ``t`` reads
+    ``s[lower[t]] * low_weight[t] + s[upper[t]] * frac[t]`` of the samples taken at ``first + j every``."""
 
-    A group covers steps ``t0 + i e`` (``i < n``) reading samples ``l0 + i`` and ``u0 + i``.
-    """
+    first: int
+    samples: int
+    lower: torch.Tensor  # [T] long
+    upper: torch.Tensor  # [T] long
+    low_weight: torch.Tensor  # [T] float32, 1 - frac
+    frac: torch.Tensor  # [T] float32
+
+
+@functools.lru_cache(maxsize=16)
+def cadc_grid(steps: int, every: int) -> CadcGrid:
+    """The CADC's sample steps and interpolation weights for ``steps`` steps, a sample every ``every``."""
     at = torch.arange(every - 1, steps, every)
     if len(at) == 0:
         at = torch.tensor([steps - 1])
@@ -92,7 +101,16 @@ def _interpolation(steps: int, every: int) -> tuple[int, int, list[Group]]:
     lower = position.floor().long()
     upper = (lower + 1).clamp(max=len(at) - 1)
     frac = position - lower
-    low_weight = 1 - frac
+    return CadcGrid(int(at[0]), len(at), lower, upper, 1 - frac, frac)
+
+
+@functools.lru_cache(maxsize=16)
+def _interpolation(steps: int, every: int) -> tuple[int, int, list[Group]]:
+    """First sample step, number of samples, and the slices that interpolate between the samples.
+
+    A group covers steps ``t0 + i e`` (``i < n``) reading samples ``l0 + i`` and ``u0 + i``.
+    """
+    first, count, lower, upper, low_weight, frac = cadc_grid(steps, every)
     groups: list[Group] = []
     for residue in range(min(every, steps)):
         ts = list(range(residue, steps, every))
@@ -103,7 +121,7 @@ def _interpolation(steps: int, every: int) -> tuple[int, int, list[Group]]:
                 groups.append((ts[begin], int(lower[ts[begin]]), int(upper[ts[begin]]), i - begin,
                                low_weight[span], frac[span]))
                 begin = i
-    return int(at[0]), len(at), groups
+    return first, count, groups
 
 
 def madc_codes(v: torch.Tensor, gain: float, offset: float, quantise: bool) -> torch.Tensor:
