@@ -26,7 +26,8 @@ def doctor() -> dict:
         "neurodeploy": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available(),
         "nvcc": shutil.which("nvcc"), "kernel": _kernel(), "targets": target_names(),
-        "backends": {name: ("installed, not driven by this version" if importlib.util.find_spec("hxtorch") else
-                            "not installed (BrainScaleS-2 software; not on PyPI)") if name == "hxtorch" else "available"
+        "backends": {name: ("installed" if importlib.util.find_spec("hxtorch") else
+                            "not installed (BrainScaleS-2 software; not on PyPI)")
+                     if name.startswith("hxtorch") else "available"
                      for name in backend_names()},
     }

@@ -118,14 +118,14 @@ class BSS2Target(Target):
                 raise BackendError(f"mock chip '{name}' is not a chip number",
                                    "use mock:ideal or mock:N with N an integer in 0..2^32-1, e.g. mock:0") from None
             return MockChip(chip, effects)
-        if name == "hxtorch":
+        if name in ("hxtorch", "hxtorch:mock"):
             from ...backends.hxtorch import HxtorchBackend
-            return HxtorchBackend()
+            return HxtorchBackend(name)
         return None
 
     def backend_names(self) -> list[str]:
         return ["mock:ideal", "mock:CHIP (e.g. mock:0, mock:0:noise=off)", "mock:FIRST-LAST (chips, e.g. mock:0-4)",
-                "hxtorch"]
+                "hxtorch", "hxtorch:mock (hxtorch's own simulation)"]
 
     def expand_backend(self, name: str) -> list[str]:
         """``mock:0-4`` (with any settings after it, ``mock:0-4:noise=off``) → ``mock:0`` … ``mock:4``."""
@@ -157,6 +157,9 @@ class BSS2Target(Target):
 
     def calibrate(self, engine: Backend, sets: dict[str, float], *, output: Optional[str | Path] = None,
                   seed: int = 0, plot_dir: Optional[str | Path] = None, progress: bool = True) -> dict:
+        if engine.name.startswith("hxtorch"):
+            from ...backends.hxtorch import CALIBRATION_REFUSAL, CALIBRATION_HINT
+            raise BackendError(CALIBRATION_REFUSAL, CALIBRATION_HINT)
         from ...calibration.session import calibrate_chip
         return calibrate_chip(engine, self.spec, sets, output, seed, plot_dir, progress)
 

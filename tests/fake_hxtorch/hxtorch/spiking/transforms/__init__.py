@@ -1,0 +1,1 @@
+from hxtorch.spiking.transforms import weight_transforms  # noqa: F401
