@@ -239,10 +239,13 @@ def _map_report_text(r: dict) -> str:
               help="Spread each weight over up to K synapses on K rows, so that their mismatch averages out "
                    "(K events per spike); each layer uses as many as its free drivers allow. "
                    "Default 1, or what `itl` trained the model with.")
+@click.option("--chips", type=int, default=None, metavar="K",
+              help="Partition the network over K chips (whole layers per chip, then split layers; spikes between "
+                   "chips go through the FPGAs) and write a multi-chip deployment. Default: one chip.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def map_command(model: str, target: str, output: str | None, check: bool, clip_quantile: float,
                 weight_scale: str, calibration: str | None, delays: str | None, weight_copies: int | None,
-                as_json: bool) -> None:
+                chips: int | None, as_json: bool) -> None:
     """Map a model onto a target: quantise, place, route; print the report.
 
     Example: neurodeploy map yinyang.pt --target bss2 -o yinyang.npz
@@ -251,14 +254,15 @@ def map_command(model: str, target: str, output: str | None, check: bool, clip_q
 
     if check:
         result = _guarded(lambda: check_model(model, target, delays, weight_copies, clip_quantile, weight_scale,
-                                              calibration))
+                                              calibration, chips))
         _emit(result, as_json, lambda r: "\n".join(
             [f"{v['rule']}: layer '{v['layer']}' needs {v['needed']} {v['what']}, available {v['available']} "
              f"(fix: {v['fix']})" for v in r["violations"]] + [f"warning: {w}" for w in r["warnings"]]
             + [f"fits {r['target']}" if r["fits"] else f"{len(r['violations'])} violation(s)"]))
         sys.exit(0 if result["fits"] else 2)
     try:
-        result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays, weight_copies)
+        result = map_model(model, target, output, clip_quantile, weight_scale, calibration, delays, weight_copies,
+                           chips)
     except NeurodeployError as error:
         if as_json and isinstance(error, DoesNotFitError):
             click.echo(json.dumps({"schema": f"neurodeploy.map/{JSON_SCHEMA_VERSION}", "fits": False,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -209,6 +209,16 @@ class Target:
         realisation of learned delays, where the target has several."""
         raise NeurodeployError(f"target '{self.name}' does not support in-the-loop training",
                                "use a target that does (see `neurodeploy targets`)")
+
+    def map_chips(self, model: ModelFile, chips: int, options: MapOptions = DEFAULT_OPTIONS) -> tuple[Any, dict, list]:
+        """Map ``model`` over ``chips`` chips: ``(MultiChipDeployment or None, report, violations)``
+        (:mod:`neurodeploy.multichip`)."""
+        raise NeurodeployError(f"target '{self.name}' maps onto one chip only", "leave out --chips")
+
+    def chip_pipeline(self, multi: Any, engines: Sequence[Backend]) -> Any:
+        """A runner of a multi-chip deployment on one backend per chip: ``run(input_times_s, record)`` →
+        ``(the readout chip's Observations, counters of all chips)``."""
+        raise NeurodeployError(f"target '{self.name}' runs no multi-chip deployments", "map onto one chip")
 
     def calibration_identity(self, calibration: str | Path) -> dict:
         """``{"chip", "checksum", "created"}`` of a calibration file of this target (for itl's fingerprint)."""

@@ -9,6 +9,7 @@ import yaml
 
 from ..errors import FileKindError
 from ..modelfile import read_model_dict
+from ..multichip import is_multichip, load_multichip, summary as multichip_summary
 from ..recipe import load_recipe
 from ..safe_yaml import LimitError, load_yaml
 from ..targets.registry import all_targets, get_target
@@ -34,6 +35,18 @@ def _summary_of_deployment(path: Path) -> dict:
             "chip": dep.meta.get("chip"), "layers": report["layers"],
             "arrays": {k: list(v.shape) for k, v in dep.arrays.items()},
             "software_version": dep.meta["software_version"]}
+
+
+def _summary_of_multichip(path: Path) -> dict:
+    """A multi-chip deployment: the whole network's summary, and the partition (chips, blocks, routes, link)."""
+    multi = load_multichip(path)
+    report = multi.meta["report"]
+    usage = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != "target"}
+    return {"kind": "multi-chip deployment", "version": multi.meta["version"], "target": multi.target,
+            "dataset": multi.meta["dataset"], "dt_s": multi.meta["dt_s"], **usage, **multichip_summary(multi),
+            "layers": [{k: row[k] for k in ("name", "kind", "neurons", "fan_in", "chip") if k in row}
+                       for row in report["layers"]],
+            "software_version": multi.meta["software_version"]}
 
 
 def _summary_of_yaml(path: Path) -> dict:
@@ -73,7 +86,8 @@ def inspect_file(path: str | Path) -> dict:
                 is_npz = any(name == "meta.npy" for name in archive.namelist())
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # a damaged archive: let the model reader say so
             is_npz = False
-        summary = _summary_of_deployment(path) if is_npz else _summary_of_model(path)
+        summary = (_summary_of_multichip(path) if is_npz and is_multichip(path) else
+                   _summary_of_deployment(path) if is_npz else _summary_of_model(path))
         return {"file": str(path), **summary}
     raise FileKindError(f"{path} is not a neurodeploy file (not a model, deployment, recipe or target)",
                         "give a file written by neurodeploy")

@@ -17,6 +17,8 @@ from ..data.datasets import load_data
 from ..data.encoding import encode
 from ..deployment import Deployment
 from ..errors import NeurodeployError
+from ..multichip import MultiChipDeployment, is_multichip, load_multichip
+from ..targets.registry import get_target
 from ..scoring import accuracy
 from ..statistics import spread
 from ..validation.arguments import REPEAT, check_argument
@@ -86,6 +88,11 @@ def run(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional
     """
     check_argument(REPEAT, repeat, "--repeat")
     folder = check_plot_dir(plot_dir)
+    if is_multichip(deployment_path):
+        if plot_dir is not None or calibration is not None:
+            raise NeurodeployError("a multi-chip deployment runs without --plot and --calibration (not supported yet)",
+                                   "leave them out")
+        return run_multichip(deployment_path, backend, data, progress, repeat)
     result = _run(deployment_path, backend, data, progress, calibration, repeat)
     if folder is not None:
         result["figures"] = run_figures(deployment_path, result, folder)
@@ -127,3 +134,65 @@ def _run(deployment_path: str | Path, backend: str, data: Optional[str], progres
         result["across_chips"] = {"mean": chips.mean, "std": chips.std, "interval95": chips.interval,
                                   "n_chips": chips.n, "summary": chips.text(of="chips")}
     return result
+
+
+def chip_backends(multi: MultiChipDeployment, backend: str) -> list[str]:
+    """One backend name per chip of ``multi``: a list (``mock:0,mock:1``) or a range (``mock:0-1``) names one per
+    chip, in partition order; one name (``mock:ideal``, ``mock:3``) serves every chip (each its own instance)."""
+    chips = len(multi.chips)
+    names = [n.strip() for n in backend.split(",")] if "," in backend else expand_backends(backend)
+    if len(names) == 1:
+        return names * chips
+    if len(names) != chips:
+        raise NeurodeployError(f"backend '{backend}' names {len(names)} chips, the deployment is partitioned over "
+                               f"{chips}", f"give one backend for all chips or {chips}, e.g. "
+                               + ",".join(f"mock:{k}" for k in range(chips)))
+    return names
+
+
+def run_multichip(deployment_path: str | Path, backend: str = "mock:ideal", data: Optional[str] = None,
+                  progress: bool = False, repeat: int = 1) -> dict:
+    """Accuracy of a multi-chip deployment (:mod:`neurodeploy.multichip`): ``software`` runs the whole network's
+    float weights (the one-"big-chip" reference); any other backend runs every chip on its own single-chip
+    backend and passes the spikes between them through the target's chip pipeline."""
+    multi = load_multichip(deployment_path)
+    x, y = load_data(multi.meta["dataset"], data)
+    times = encode(x, multi.meta["encoding"])
+    result: dict[str, Any] = {"backend": backend, "target": multi.target, "dataset": multi.meta["dataset"],
+                              "data": data or "test", "n_samples": int(len(y)), "chips": len(multi.chips),
+                              "chip": None, "warnings": [], "retried_runs": 0}
+    if backend == "software":
+        whole = multi.whole()
+        scored = [_score(Retrying(get_backend("software")), whole, times, y, progress) for _ in range(repeat)]
+    else:
+        names = chip_backends(multi, backend)
+        engines = [Retrying(get_backend(name)) for name in names]
+        chips = [for_backend(chip, engine) for chip, engine in zip(multi.chips, engines)]
+        multi = MultiChipDeployment(meta=multi.meta, chips=chips, arrays=multi.arrays)
+        pipeline = get_target(multi.target).chip_pipeline(multi, engines)
+        scored = [_score_chips(pipeline, multi, times, y, progress) for _ in range(repeat)]
+        result["backends"] = names
+        result["inter_chip_latency_us"] = float(multi.meta["report"]["link_latency_us"])
+        result["warnings"] = [w for w in dict.fromkeys(
+            w for chip, engine in zip(chips, engines) for w in uncalibrated_warnings(chip, engine))]
+        result["retried_runs"] = sum(engine.retries for engine in engines)
+    result.update(accuracy=scored[0]["accuracy"], counters=scored[0]["counters"])
+    if repeat > 1:
+        overall = spread([r["accuracy"] for r in scored])
+        result.update(accuracy=overall.mean, accuracy_std=overall.std, accuracy_interval95=overall.interval,
+                      n_runs=overall.n, summary=overall.text(), repeat=repeat)
+    return result
+
+
+def _score_chips(pipeline: Any, multi: MultiChipDeployment, times: Any, y: Any, progress: bool) -> dict:
+    """:func:`_score` through the chip pipeline: the readout chip's scores, the counters of every chip."""
+    scores: list[torch.Tensor] = []
+    counters: dict[str, int] = {}
+    readout_chip = multi.chips[-1]
+    for start in tqdm(range(0, len(y), BATCH), desc=f"run on {len(multi.chips)} chips", disable=not progress,
+                      leave=False):
+        obs, chip_counters = pipeline.run(times[start:start + BATCH])
+        scores.append(readout_scores(readout_chip, obs))
+        for key, value in chip_counters.items():
+            counters[key] = counters.get(key, 0) + value
+    return {"accuracy": accuracy(torch.cat(scores), y), "counters": counters}

@@ -20,7 +20,7 @@ from .bus_load import bus_capacity, bus_load_warning, peak_bus_load
 from .calibrated import calibrated_codes, check_targets
 from .delay_mapping import delay_arrays, plan_and_check_delays, quantise_delayed, route_delayed
 from .delays import DelayPlan
-from .lower import LoweredLayer, lower
+from .lower import LoweredLayer, circuits_per_neuron, copies_that_fit, lower
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
 from .route import Routing
@@ -38,14 +38,31 @@ def check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray] = N
 
 
 def lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray], delays: Optional[str],
-                     weight_copies: int = 1
+                     weight_copies: int = 1, first_inputs: Optional[dict[str, int]] = None
                      ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
-    """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once."""
+    """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once;
+    ``first_inputs``: layers that listen to the first channels of their input only (:func:`_first_inputs_only`)."""
     layers = lower(model.graph, spec, weight_copies)
+    layers = [layer if layer.name not in (first_inputs or {}) else
+              _first_inputs_only(layer, (first_inputs or {})[layer.name], spec, weight_copies) for layer in layers]
     plan, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
     available = None if circuit_ok is None else int(np.sum(circuit_ok))
     violations, warnings = check_all(layers, spec, model.dt_s, available)
     return layers, plan, delay_violations + violations, warnings
+
+
+def _first_inputs_only(layer: LoweredLayer, count: int, spec: BSS2Spec, weight_copies: int) -> LoweredLayer:
+    """``layer`` listening to only the first ``count`` channels of its one input population (on a chip of a
+    partitioned network whose FPGA inputs also carry another layer's sources, partition.py): its fan-in, circuits
+    and drivers are those of ``count`` inputs; the other channels get no synapse (their weights are zero)."""
+    (_, size), = layer.inputs
+    per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
+    circuits = circuits_per_neuron(count, per_circuit)
+    joined = np.zeros((layer.size, size), bool)
+    joined[:, :count] = True
+    return replace(layer, fan_in=count, circuits_per_neuron=circuits, connected=joined,
+                   slots=np.minimum(np.arange(size), count - 1),  # the ignored channels' slots are never used
+                   weight_copies=copies_that_fit(count, circuits, per_circuit, weight_copies))
 
 
 def _strategy(model: ModelFile, delays: Optional[str]) -> Optional[str]:
@@ -82,8 +99,10 @@ def _probe(model: ModelFile, layers: list[LoweredLayer], quantised: dict[str, Qu
     rate = lambda z: float(z.sum(0).mean()) / duration  # noqa: E731
     rates = {layer.name: (rate(before.spikes[layer.name]), rate(after.spikes[layer.name]))
              for layer in layers if layer.kind == "lif"}
-    rise = after.readout_v.amax(0) - model.graph.readout.parameters.v_leak
     quantised_spikes = {layer.name: after.spikes[layer.name] for layer in layers if layer.kind == "lif"}
+    if after.readout_v is None:  # all spiking (one chip of a partitioned network): no readout range to fit
+        return SoftwareProbe(rates, None, quantised_spikes)
+    rise = after.readout_v.amax(0) - model.graph.readout.parameters.v_leak
     return SoftwareProbe(rates, float(torch.quantile(rise.flatten(), 0.99)), quantised_spikes)
 
 
@@ -157,19 +176,22 @@ def _codes(settings: dict, layers: list[LoweredLayer], placement: Placement, spe
 def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0, weight_scale: str = "per-neuron",
                 circuit_ok: Optional[np.ndarray] = None, probe_inputs: Optional[torch.Tensor] = None,
                 calibration: Optional[Calibration] = None, delays: Optional[str] = None,
-                weight_copies: Optional[int] = None) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
+                weight_copies: Optional[int] = None, first_inputs: Optional[dict[str, int]] = None
+                ) -> tuple[Optional[Deployment], dict, list[DesignRuleViolation]]:
     """Return ``(deployment or None, report, violations)``; violations are every rule broken.
 
     Firing rates before and after quantisation, and the readout's range, are measured in software on
     ``probe_inputs`` (encoded training samples ``[T, B, C]``; None: not measured, and the readout
-    keeps its nominal range). ``weight_copies`` None: what in-the-loop training used, else 1.
+    keeps its nominal range). ``weight_copies`` None: what in-the-loop training used, else 1. ``first_inputs``
+    (layer → n): layers that listen to only the first n channels of their input population (one chip of a
+    partitioned network, partition.py).
     """
     weight_copies = _copies(model, weight_copies)
     if calibration is not None:
         calibrated_ok = calibration.success if circuit_ok is None else calibration.success & circuit_ok
         circuit_ok = calibrated_ok  # circuits that failed calibration are never placed
     layers, plan, violations, warnings = lower_and_check(model, spec, circuit_ok, _strategy(model, delays),
-                                                         weight_copies)
+                                                         weight_copies, first_inputs)
     if violations:
         return None, {"warnings": warnings}, violations
     if calibration is not None:

@@ -39,7 +39,8 @@ def rule_circuits(layers, spec, warnings, available_circuits):
         if used > available:  # name the layer where the chip runs out
             yield DesignRuleViolation(
                 "BSS2-NEURONS", layer.name, "neuron circuits (whole network)", needed, available,
-                f"remove {needed - available} circuits, e.g. shrink '{layer.name}', or partition the network")
+                f"remove {needed - available} circuits, e.g. shrink '{layer.name}', or partition the network "
+                f"across chips (map --chips {math.ceil(needed / max(available, 1))} or more)")
             return
 
 

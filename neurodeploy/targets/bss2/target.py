@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -90,6 +90,20 @@ class BSS2Target(Target):
                                       calibration=self._calibration(options.calibration),
                                       delays=options.delays, weight_copies=options.weight_copies,
                                       probe_inputs=options.probe_inputs))
+
+    def map_chips(self, model: ModelFile, chips: int, options: MapOptions = DEFAULT_OPTIONS) -> tuple[Any, dict, list]:
+        """Partition over ``chips`` chips (multichip.py, partition.py); ``--chips 1`` is a one-chip container."""
+        from .multichip import map_chips
+        self.check_options(options)
+        if options.delays is not None:
+            raise NeurodeployError("--delays is not supported with --chips", "leave out --delays")
+        return map_chips(model, self.spec, chips, clip_quantile=options.clip_quantile,
+                         weight_scale=options.weight_scale, calibration=self._calibration(options.calibration),
+                         weight_copies=options.weight_copies, probe_inputs=options.probe_inputs)
+
+    def chip_pipeline(self, multi: Any, engines: Sequence[Backend]) -> Any:
+        from .multichip import ChipPipeline
+        return ChipPipeline(multi, engines)
 
     def validate_deployment(self, deployment: Deployment) -> None:
         validate.validate_deployment(self, deployment)
