@@ -165,6 +165,10 @@ class Target:
         return [name]
 
     # -- optional hooks -----------------------------------------------------------------------
+    def engine_status(self) -> dict[str, Any]:
+        """Which implementation this target's emulators run on and why (``doctor``); default: nothing to say."""
+        return {}
+
     def placement(self, deployment: Deployment) -> list[PlacementPanel]:
         """Where ``deployment`` sits on the chip, as grids of resources (:class:`PlacementPanel`), for the
         deployment report's placement figure; default: none (the report says the target draws no placement)."""

@@ -10,7 +10,7 @@ import torch
 
 from .. import __version__
 from ..backends.registry import backend_names
-from ..targets.registry import target_names
+from ..targets.registry import all_targets, target_names
 
 
 def _kernel() -> dict:
@@ -30,4 +30,5 @@ def doctor() -> dict:
                             "not installed (BrainScaleS-2 software; not on PyPI)")
                      if name.startswith("hxtorch") else "available"
                      for name in backend_names()},
+        "emulators": {target.name: status for target in all_targets() if (status := target.engine_status())},
     }

@@ -137,6 +137,11 @@ class BSS2Target(Target):
             return HxtorchBackend(name)
         return None
 
+    def engine_status(self) -> dict[str, Any]:
+        """The mock chips' path: the compiled emulator or its PyTorch twin (backends/mock/fast.py)."""
+        from ...backends.mock.fast import emulator_status
+        return {"mock": emulator_status()}
+
     def backend_names(self) -> list[str]:
         return ["mock:ideal", "mock:CHIP (e.g. mock:0, mock:0:noise=off)", "mock:FIRST-LAST (chips, e.g. mock:0-4)",
                 "hxtorch", "hxtorch:mock (hxtorch's own simulation)"]
