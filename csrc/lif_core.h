@@ -66,10 +66,20 @@ struct NeuronAdjoint {
 //   kTriangle    p0 max(0, 1 - |u| / p1)            p0 = height, p1 = width    (Esser et al. 2016)
 //   kSlayer      p0 exp(-|u| / p1)                  p0 = rho/(tau_rho theta), p1 = tau_rho theta
 //                                                   (SLAYER, Shrestha & Orchard, NeurIPS 2018)
+//   kSuperSpikeTruncated  |u| < p1 ? 1 / (p0 |u| + 1)^2 : 0     p0 = steepness, p1 = band
+//                                                   (Perez-Nieves & Goodman, NeurIPS 2021)
+// kTriangle and kSuperSpikeTruncated are exactly 0 for |u| >= p1 (their band): the sparse backward
+// (lif_cpu.cpp) computes dL/dz only where |u| < band, since elsewhere it is multiplied by 0.
 // surrogate_grad returns gz sigma'(u) in the twin's operation order (SuperSpike divides, as the
 // twin always has; exp may differ from torch.exp in the last bit).
-enum class SurrogateKind : int32_t { kSuperSpike = 0, kArctan = 1, kTriangle = 2, kSlayer = 3 };
-constexpr int32_t kSurrogateKinds = 4;
+enum class SurrogateKind : int32_t {
+  kSuperSpike = 0,
+  kArctan = 1,
+  kTriangle = 2,
+  kSlayer = 3,
+  kSuperSpikeTruncated = 4
+};
+constexpr int32_t kSurrogateKinds = 5;
 
 template <typename T>
 struct Surrogate {
@@ -92,6 +102,11 @@ ND_INLINE T surrogate_grad(T gz, T u, T p0, T p1) {
   } else if constexpr (K == SurrogateKind::kTriangle) {
     const T t = T(1) - au / p1;
     return gz * (p0 * (t > T(0) ? t : T(0)));
+  } else if constexpr (K == SurrogateKind::kSuperSpikeTruncated) {
+    // A select, not gz * 0: outside the band the result is 0 even for a non-finite gz, as in
+    // the sparse backward, which never computes gz there.
+    const T d = p0 * au + T(1);
+    return au < p1 ? gz / (d * d) : T(0);
   } else {
     return gz * (p0 * nd_exp(-au / p1));
   }
@@ -112,6 +127,8 @@ ND_INLINE T surrogate_grad(T gz, T u, const Surrogate<T>& s) {
     case SurrogateKind::kArctan: return surrogate_grad<SurrogateKind::kArctan>(gz, u, s.p0, s.p1);
     case SurrogateKind::kTriangle: return surrogate_grad<SurrogateKind::kTriangle>(gz, u, s.p0, s.p1);
     case SurrogateKind::kSlayer: return surrogate_grad<SurrogateKind::kSlayer>(gz, u, s.p0, s.p1);
+    case SurrogateKind::kSuperSpikeTruncated:
+      return surrogate_grad<SurrogateKind::kSuperSpikeTruncated>(gz, u, s.p0, s.p1);
     default: return surrogate_grad<SurrogateKind::kSuperSpike>(gz, u, s.p0, s.p1);
   }
 }
@@ -243,7 +260,20 @@ struct BackwardArgs {
   Surrogate<T> surrogate;
   bool detach_reset;
   T* grad_x;
+  // Sparse backward (Perez-Nieves & Goodman 2021) when sparse_band > 0: the surrogate must be 0
+  // for |u| >= sparse_band (u = v_pre - v_th), so dL/dz_k is needed only for the active neurons,
+  // |u| < sparse_band; with feedback only their entries of L^T gI_{k+1} are computed. 0: dense.
+  T sparse_band;
+  // Sparse backward only: receives the number of active (step, row, neuron) triples.
+  int64_t* active_count;
 };
+
+// Whether neuron state with membrane before reset v_pre is active in the sparse backward.
+template <typename T>
+ND_INLINE bool sparse_active(T v_pre, T v_th, T band) {
+  const T u = v_pre - v_th;
+  return (u < T(0) ? -u : u) < band;
+}
 
 // CUDA launchers (lif_cuda.cu); `stream` is a cudaStream_t. They throw std::runtime_error on a
 // launch error or an unsupported size. The lateral gradient is left to the caller (one GEMM).

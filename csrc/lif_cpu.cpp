@@ -10,8 +10,10 @@
 // Training without feedback keeps no per-step trace: forward stores the state every kSegment
 // steps, and backward recomputes one segment at a time from its checkpoint (bit-identical: same
 // code, same inputs) before walking it backwards. With feedback, forward keeps v_pre (see
-// lif_core.h), and backward cannot be event-driven (the surrogate is dense): it is one GEMM per
-// step, gI_k L, from the BLAS that PyTorch ships.
+// lif_core.h), and with a surrogate that is nonzero everywhere backward cannot be event-driven:
+// it is one GEMM per step, gI_k L, from the BLAS that PyTorch ships. With a surrogate that is 0
+// outside a band, the sparse backward (backward_lateral_sparse) computes gI_k L only for the
+// neurons inside it.
 #include "lif_cpu.h"
 
 #include <ATen/Parallel.h>
@@ -64,6 +66,7 @@ void with_surrogate(SurrogateKind kind, F&& f) {
     case K::kArctan: f(std::integral_constant<K, K::kArctan>{}); break;
     case K::kTriangle: f(std::integral_constant<K, K::kTriangle>{}); break;
     case K::kSlayer: f(std::integral_constant<K, K::kSlayer>{}); break;
+    case K::kSuperSpikeTruncated: f(std::integral_constant<K, K::kSuperSpikeTruncated>{}); break;
     default: f(std::integral_constant<K, K::kSuperSpike>{}); break;
   }
 }
@@ -331,11 +334,31 @@ void backward_steps(const BackwardArgs<T>& a, int64_t b, int64_t n0, int64_t len
   }
 }
 
+// Active neurons (lif_core.h's sparse_active) among `rows` rows of `len` values of v_pre, `stride`
+// apart, for neurons n0.. of the layer.
+template <typename T>
+int64_t count_active(const BackwardArgs<T>& a, int64_t n0, int64_t len, int64_t rows,
+                     const T* vp, int64_t stride) {
+  const T* __restrict__ v_th = a.f.v_th + n0;
+  const T band = a.sparse_band;
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < len; ++j) count += sparse_active(vp[r * stride + j], v_th[j], band);
+  return count;
+}
+
+// Without feedback the backward is element-wise and each neuron's adjoints run through every
+// step (through v and I even where the surrogate is 0), so the sparse backward computes the
+// same, and only counts the active neurons (that dL/dz is needed only there matters to whoever
+// computes grad_z: the next layer's W^T gI, outside this kernel).
 template <typename T, SurrogateKind kSg, bool kGz, bool kGv, bool kRef>
 void backward_independent(const BackwardArgs<T>& a) {
   const int64_t n_all = a.f.neurons, chunks = (n_all + kChunk - 1) / kChunk;
   const int64_t tasks = a.f.batch * chunks, segments = num_segments(a.f.steps);
-#pragma omp parallel for schedule(guided) num_threads(threads(a.f.steps * a.f.batch * n_all))
+  const bool sparse = a.sparse_band > T(0);
+  int64_t active = 0;
+#pragma omp parallel for schedule(guided) num_threads(threads(a.f.steps * a.f.batch * n_all)) \
+    reduction(+ : active)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t b = task / chunks, n0 = (task % chunks) * kChunk;
     const int64_t len = std::min(kChunk, n_all - n0);
@@ -347,8 +370,10 @@ void backward_independent(const BackwardArgs<T>& a) {
       run_chunk<T, Mode::kRecompute, kRef>(a.f, b, n0, len, t0, t1, vp_buf, rf_buf);
       backward_steps<T, kSg, kGz, kGv, kRef, false>(a, b, n0, len, t1, t0, t0, vp_buf, rf_buf,
                                                     kChunk, adj_i, adj_v, nullptr);
+      if (sparse) active += count_active(a, n0, len, t1 - t0, vp_buf, kChunk);
     }
   }
+  if (sparse) *a.active_count = active;
 }
 
 // With feedback the rows' neurons couple in every step: time loop outside, one element-wise
@@ -374,6 +399,151 @@ void backward_lateral(const BackwardArgs<T>& a, const at::Tensor& grad_x,
     }
     if (k > 0) at::mm_out(gz_lat, grad_x[k], lateral);  // (gI_k L)[b, j] for step k-1
   }
+}
+
+// Sparse backward with feedback (Perez-Nieves & Goodman, NeurIPS 2021). The dense backward's
+// GEMM gives every neuron n of step k-1 its lateral term (L^T gI_k)_n, but that term enters
+// only through gz_{k-1} sigma'(u_{k-1}) (lif_core.h: gz appears nowhere else, and the reset term
+// inside gz is multiplied by the same sigma'), which the surrogate makes exactly 0 outside its
+// band. So only the active neurons' entries are computed, each a dot product of gI_k[b, :] with
+// column n of L (row n of a.f.lateral_t, contiguous); the others get 0. Exact, not an
+// approximation (only the order of the sums differs from the GEMM's).
+//
+// Rows couple only through the shared, read-only L, so a task is a block of rows through all
+// steps (no barrier per step). Within a block the dot products go neuron by neuron:
+// per step, a bit mask per neuron of the block's rows in which it is active, then for each
+// neuron with a non-empty mask its column of L is read once (from L2 or L3; the next one is
+// prefetched) and multiplied with the gI of each of those rows, four rows per pass (four
+// independent sums).
+// Rows per task: at most 32 (the bits of the mask), and about B / (2 threads) so that each thread
+// gets two tasks (guided hand-out keeps a descheduled thread from holding up the region). The
+// more rows, the more of them share each column of L, whose reads were the bottleneck: at (100,
+// 64, 512) on one thread, 8-row blocks took 30 / 40 / 55 ms at 11 / 21 / 51% active neurons,
+// 32-row blocks 22 / 27 / 41 ms, 64-row blocks 22 / 27 / 48 ms (their gI rows no longer fit).
+constexpr int64_t kMaxRowBlock = 32;
+using RowMask = uint32_t;
+
+// Contracted to FMA (the rest of the file is built with -ffp-contract=off so that the forward
+// rounds as PyTorch does): these sums are gradients, whose order differs from the GEMM's anyway.
+// With GCC on x86-64 also cloned for AVX-512 (x86-64-v4), chosen at load time where the CPU has
+// it: the build's -mavx2 serves the element-wise loops (AVX-512 did not speed those up), but
+// these sums are bound by multiply-add throughput, which 512-bit vectors double.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ND_DOT_CLONES target_clones("arch=x86-64-v4", "default"),
+#else
+#define ND_DOT_CLONES
+#endif
+template <typename T>
+__attribute__((ND_DOT_CLONES noinline, optimize("fp-contract=fast"))) void dot_rows(const T* __restrict__ col, const T* const* g, T* const* out, int64_t n,
+                        int count, int64_t n_all) {
+  int r = 0;
+  for (; r + 4 <= count; r += 4) {
+    const T* __restrict__ g0 = g[r];
+    const T* __restrict__ g1 = g[r + 1];
+    const T* __restrict__ g2 = g[r + 2];
+    const T* __restrict__ g3 = g[r + 3];
+    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t m = 0; m < n_all; ++m) {
+      s0 += g0[m] * col[m];
+      s1 += g1[m] * col[m];
+      s2 += g2[m] * col[m];
+      s3 += g3[m] * col[m];
+    }
+    out[r][n] = s0;
+    out[r + 1][n] = s1;
+    out[r + 2][n] = s2;
+    out[r + 3][n] = s3;
+  }
+  // One row: four quarters summed side by side, so that four sums are in flight here too (one
+  // sum would wait on its own additions: latency-bound, measured ~3x slower).
+  const int64_t q = n_all / 4;
+  for (; r < count; ++r) {
+    const T* __restrict__ g0 = g[r];
+    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t m = 0; m < q; ++m) {
+      s0 += g0[m] * col[m];
+      s1 += g0[m + q] * col[m + q];
+      s2 += g0[m + 2 * q] * col[m + 2 * q];
+      s3 += g0[m + 3 * q] * col[m + 3 * q];
+    }
+    for (int64_t m = 4 * q; m < n_all; ++m) s0 += g0[m] * col[m];
+    out[r][n] = (s0 + s1) + (s2 + s3);
+  }
+}
+
+template <typename T, SurrogateKind kSg, bool kGz, bool kGv, bool kRef>
+void backward_lateral_sparse(const BackwardArgs<T>& a) {
+  const int64_t n_all = a.f.neurons, batch = a.f.batch, stride = batch * n_all;
+  const int nth = threads(a.f.steps * batch * n_all);
+  const int64_t block = std::clamp<int64_t>((batch + 2 * nth - 1) / (2 * nth), 1, kMaxRowBlock);
+  const int64_t blocks = (batch + block - 1) / block;
+  const T* __restrict__ v_th = a.f.v_th;
+  const T* const lt = a.f.lateral_t;
+  const T band = a.sparse_band;
+  int64_t active = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : active)
+  {
+    // adjoints and lateral terms of the block's rows, [block, N] each
+    std::vector<T> adj_i(block * n_all), adj_v(block * n_all), gz_lat(block * n_all);
+    std::vector<RowMask> mask(n_all);
+    std::vector<int32_t> idx(n_all);
+#pragma omp for schedule(guided)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t b0 = blk * block, rows = std::min(block, batch - b0);
+      std::fill(adj_i.begin(), adj_i.end(), T(0));
+      std::fill(adj_v.begin(), adj_v.end(), T(0));
+      std::fill(gz_lat.begin(), gz_lat.end(), T(0));
+      RowMask* __restrict__ mk = mask.data();
+      int32_t* __restrict__ id = idx.data();
+      T* out[kMaxRowBlock];
+      for (int64_t r = 0; r < rows; ++r) out[r] = gz_lat.data() + r * n_all;
+      for (int64_t k = a.f.steps - 1; k >= 0; --k) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t o = (b0 + r) * n_all;
+          backward_steps<T, kSg, kGz, kGv, kRef, true>(
+              a, b0 + r, 0, n_all, k + 1, k, 0, a.f.v_pre + o, kRef ? a.f.refractory + o : nullptr,
+              stride, adj_i.data() + r * n_all, adj_v.data() + r * n_all, out[r]);
+        }
+        if (k == a.f.steps - 1)  // step T-1 has no successor: counted, nothing to compute
+          active += count_active(a, 0, n_all, rows, a.f.v_pre + k * stride + b0 * n_all, n_all);
+        if (k == 0) break;
+        // Which rows each neuron is active in at step k-1, then the neurons active in any.
+        const T* vp = a.f.v_pre + (k - 1) * stride + b0 * n_all;
+        std::fill(mk, mk + n_all, RowMask(0));
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* __restrict__ vr = vp + r * n_all;
+          const RowMask bit = RowMask(1) << r;
+#pragma omp simd
+          for (int64_t n = 0; n < n_all; ++n)
+            mk[n] |= sparse_active(vr[n], v_th[n], band) ? bit : RowMask(0);
+        }
+        int64_t n_any = 0;
+        for (int64_t n = 0; n < n_all; ++n) {  // branch-free, as compact_spikes
+          id[n_any] = static_cast<int32_t>(n);
+          n_any += mk[n] != 0;
+        }
+        for (int64_t r = 0; r < rows; ++r) std::fill(out[r], out[r] + n_all, T(0));
+        const T* g_rows[kMaxRowBlock];
+        T* o_rows[kMaxRowBlock];
+        for (int64_t s = 0; s < n_any; ++s) {
+          const int64_t n = id[s];
+          // The next active neuron's column, which comes from L2 or L3, on its way meanwhile.
+          if (s + 1 < n_any) prefetch_step<0>(lt + static_cast<int64_t>(id[s + 1]) * n_all, n_all);
+          int count = 0;
+          for (RowMask m = mk[n]; m != 0; m &= m - 1) {  // the set bits, lowest first
+            const int r = __builtin_ctz(m);
+            g_rows[count] = a.grad_x + k * stride + (b0 + r) * n_all;  // gI_k of row b0 + r
+            o_rows[count++] = out[r];
+          }
+          active += count;
+          dot_rows(lt + n * n_all, g_rows, o_rows, n, count, n_all);
+        }
+      }
+    }
+  }
+  *a.active_count = active;
 }
 
 // dL/dL[n, j] = sum_{k>=1, b} gI_k[b, n] z_{k-1}[b, j], accumulated event by event into the
@@ -411,6 +581,7 @@ void backward_cpu(const BackwardArgs<T>& a, const at::Tensor& grad_x, const at::
           constexpr bool kGz = decltype(gz)::value, kGv = decltype(gv)::value;
           constexpr bool kRef = decltype(ref)::value;
           if (a.lateral == nullptr) backward_independent<T, kSg, kGz, kGv, kRef>(a);
+          else if (a.sparse_band > T(0)) backward_lateral_sparse<T, kSg, kGz, kGv, kRef>(a);
           else backward_lateral<T, kSg, kGz, kGv, kRef>(a, grad_x, lateral);
         });
       });

@@ -187,8 +187,9 @@ __global__ void __launch_bounds__(kMaxThreads) forward_lateral(const ForwardArgs
 }
 
 // Per step (last first): gz_lat[n] = (gI_{t+1} L)[n] = sum_j gI_{t+1}[j] L[j, n] from the row's
-// gI_{t+1} in shared memory (dense: the surrogate is nonzero everywhere), then the neuron's
-// reverse step on the stored v_pre.
+// gI_{t+1} in shared memory, then the neuron's reverse step on the stored v_pre. Sparse backward
+// (a.sparse_band > 0, lif_cpu.cpp's backward_lateral_sparse): a neuron outside the band at step t
+// skips its sum (its gz is multiplied by sigma' = 0), exactly as on the CPU.
 template <typename T, int NPT>
 __global__ void __launch_bounds__(kMaxThreads) backward_lateral(const BackwardArgs<T> a) {
   extern __shared__ unsigned char smem[];
@@ -208,6 +209,9 @@ __global__ void __launch_bounds__(kMaxThreads) backward_lateral(const BackwardAr
       gz_lat[m] = T(0);
       const int64_t n = m * blockDim.x + threadIdx.x;
       if (n >= n_all) continue;
+      if (a.sparse_band > T(0) &&
+          !sparse_active(f.v_pre[t * stride + b * n_all + n], f.v_th[n], a.sparse_band))
+        continue;
       for (int64_t j = 0; j < n_all; ++j) gz_lat[m] += g_next[j] * a.lateral[j * n_all + n];
     }
     __syncthreads();  // all reads of g_next done before it is overwritten

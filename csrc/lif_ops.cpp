@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
@@ -125,17 +126,33 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lif_forward(
   return {z, v, state, refractory};
 }
 
-std::tuple<at::Tensor, at::Tensor> lif_backward(
+// The band of a surrogate that is exactly 0 for |u| >= band (its p1), or 0 for one that is not.
+double surrogate_band(int64_t surrogate, double p1) {
+  const auto kind = static_cast<SurrogateKind>(surrogate);
+  return kind == SurrogateKind::kTriangle || kind == SurrogateKind::kSuperSpikeTruncated ? p1 : 0.0;
+}
+
+// Returns (grad_x, grad_lateral, active): `active` (int64, 0-dim) is the number of active
+// (step, row, neuron) triples of the sparse backward (lif_core.h's sparse_active), -1 when not
+// counted (dense backward; on the GPU without feedback, where v_pre is not stored).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lif_backward(
     const c10::optional<at::Tensor>& grad_z, const c10::optional<at::Tensor>& grad_v,
     const at::Tensor& x, const at::Tensor& z, const at::Tensor& state,
     const at::Tensor& refractory, const at::Tensor& alpha, const at::Tensor& beta,
     const at::Tensor& v_leak, const at::Tensor& v_th, const at::Tensor& v_reset,
     const at::Tensor& n_ref, const c10::optional<at::Tensor>& lateral, int64_t surrogate,
-    double surrogate_p0, double surrogate_p1, bool detach_reset, bool need_grad_lateral) {
+    double surrogate_p0, double surrogate_p1, bool detach_reset, bool need_grad_lateral,
+    bool sparse) {
   const at::Tensor lateral_t = check_inputs(x, alpha, beta, v_leak, v_th, v_reset, n_ref, lateral);
   TORCH_CHECK(surrogate >= 0 && surrogate < kSurrogateKinds,
               "neurodeploy_lif: surrogate must be a SurrogateKind code in 0..", kSurrogateKinds - 1,
               " (neurodeploy/core/surrogate.py), got ", surrogate);
+  const double band = sparse ? surrogate_band(surrogate, surrogate_p1) : 0.0;
+  TORCH_CHECK(!sparse || band > 0.0,
+              "neurodeploy_lif: the sparse backward needs a surrogate that is 0 outside a band "
+              "(triangle, superspike_truncated), got code ",
+              surrogate);
+  int64_t active = -1;
   check_sequence(z, x, "z");
   if (grad_z.has_value()) check_sequence(*grad_z, x, "grad_z");
   if (grad_v.has_value()) check_sequence(*grad_v, x, "grad_v");
@@ -164,11 +181,18 @@ std::tuple<at::Tensor, at::Tensor> lif_backward(
         {static_cast<SurrogateKind>(surrogate), static_cast<scalar_t>(surrogate_p0),
          static_cast<scalar_t>(surrogate_p1)},
         detach_reset,
-        grad_x.data_ptr<scalar_t>()};
+        grad_x.data_ptr<scalar_t>(),
+        static_cast<scalar_t>(band),
+        &active};
+    if (sparse) active = 0;  // the launcher adds nothing when x is empty
     if (x.is_cuda()) {
 #ifdef NEURODEPLOY_WITH_CUDA
       const c10::cuda::CUDAGuard guard(x.device());
       if (x.numel()) lif_backward_cuda(a, c10::cuda::getCurrentCUDAStream().stream());
+      // The kernel does not count (a device counter would cost a sync per call); with feedback
+      // v_pre is stored, so count here. Without it, -1: not counted.
+      if (sparse)
+        active = has_lateral ? state.sub(v_th).abs_().lt(band).sum().item<int64_t>() : -1;
       if (has_lateral && need_grad_lateral) {
         // On the GPU one GEMM over all steps beats scattered atomics: sum_k gI_k^T z_{k-1}.
         const int64_t m = std::max<int64_t>(steps - 1, 0);
@@ -186,7 +210,7 @@ std::tuple<at::Tensor, at::Tensor> lif_backward(
     }
   });
   if (!grad_lateral.defined()) grad_lateral = at::empty({0}, x.options());
-  return {grad_x, grad_lateral};
+  return {grad_x, grad_lateral, at::scalar_tensor(active, at::kLong)};
 }
 
 }  // namespace
@@ -202,8 +226,8 @@ TORCH_LIBRARY(neurodeploy_lif, m) {
       "Tensor refractory, Tensor alpha, Tensor beta, Tensor v_leak, Tensor v_th, "
       "Tensor v_reset, Tensor n_ref, "
       "Tensor? lateral, int surrogate, float surrogate_p0, float surrogate_p1, bool detach_reset, "
-      "bool need_grad_lateral) "
-      "-> (Tensor, Tensor)");
+      "bool need_grad_lateral, bool sparse) "
+      "-> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(neurodeploy_lif, CPU, m) {

@@ -6,12 +6,12 @@ e.g. ``training.epochs`` 1..10000, ``training.seed`` 0..2^32-1) raises a ``Recip
 it (and the file, when read from one). See ``models/yinyang.yaml`` for an annotated example.
 
 ``training.surrogate: {kind: ..., <params>}`` chooses the surrogate gradient (:mod:`neurodeploy.core.surrogate`:
-``superspike``, ``arctan``, ``triangle``, ``slayer``; missing parameters take their defaults, and ``slayer``'s
-``theta`` the spiking layers' ``v_th - v_leak``). Without it, ``training.surrogate_steepness`` (default 10) means
-``{kind: superspike, steepness: ...}``, as it always has; giving both is refused. The training settings keep the
-surrogate with every parameter (``surrogate``), and ``surrogate_steepness`` only for SuperSpike. A shipped
-recipe can be given by name (``yinyang``): it is found in the checkout's ``models/`` or, when
-installed, in the package's copy (``neurodeploy.shipped``).
+``superspike``, ``arctan``, ``triangle``, ``slayer``, ``superspike_truncated``; missing parameters take their
+defaults, and ``slayer``'s ``theta`` the spiking layers' ``v_th - v_leak``). Without it,
+``training.surrogate_steepness`` (default 10) means ``{kind: superspike, steepness: ...}``, as it always has;
+giving both is refused. The training settings keep the surrogate with every parameter (``surrogate``), and
+``surrogate_steepness`` only for SuperSpike. A shipped recipe can be given by name (``yinyang``): it is found
+in the checkout's ``models/`` or, when installed, in the package's copy (``neurodeploy.shipped``).
 
 ``training.method``: ``bptt`` (the default: surrogate-gradient BPTT) or ``asf`` (Accumulated Spiking Flow,
 :mod:`neurodeploy.training.asf`, whose ``training.asf_ratio``, ``gated`` or ``shared``, BPTT ignores); another

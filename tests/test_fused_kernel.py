@@ -156,7 +156,7 @@ def test_surrogates_reach_the_kernel(built) -> None:
     with pytest.raises(RuntimeError, match="surrogate must be a SurrogateKind code"):
         xi = x.clone().requires_grad_()
         z, _ = fused._FusedLIF.apply(xi, None, fused._coefficients(p, DT_S, 20, x.dtype, x.device),
-                                     (len(KINDS), 1.0, 1.0), True)
+                                     (len(KINDS), 1.0, 1.0), True, False)
         z.sum().backward()
 
 

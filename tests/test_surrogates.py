@@ -35,6 +35,9 @@ def _primitive(kind: str, p: dict, u: torch.Tensor) -> torch.Tensor:
     if kind == "triangle":
         h, w = p["height"], p["width"]
         return h * torch.where(u.abs() < w, u - u * u.abs() / (2 * w), torch.sign(u) * w / 2)
+    if kind == "superspike_truncated":  # SuperSpike's primitive inside the band, constant beyond
+        b, band = p["steepness"], p["band"]
+        return torch.where(u.abs() < band, u / (b * u.abs() + 1), torch.sign(u) * band / (b * band + 1))
     width = p["tau_rho"] * p["theta"]
     return p["scale_rho"] * torch.sign(u) * (1 - torch.exp(-u.abs() / width))
 
@@ -44,6 +47,7 @@ CASES = [(kind, {}) for kind in KINDS] + [
     ("superspike", {"steepness": 3.0}), ("arctan", {"alpha": 7.0}), ("triangle", {"height": 0.3, "width": 1.0}),
     ("slayer", {"scale_rho": 1.0, "tau_rho": 1.0, "theta": 1.0}), ("slayer", {"scale_rho": 0.5, "tau_rho": 0.3,
                                                                              "theta": 2.5}),
+    ("superspike_truncated", {"steepness": 3.0, "band": 1.5}),
 ]
 IDS = [f"{kind}-{'-'.join(f'{k}{v:g}' for k, v in p.items()) or 'defaults'}" for kind, p in CASES]
 
@@ -51,7 +55,7 @@ IDS = [f"{kind}-{'-'.join(f'{k}{v:g}' for k, v in p.items()) or 'defaults'}" for
 def _points(surrogate: Surrogate, n: int = 400) -> torch.Tensor:
     """u in [-3, 3], double, away from the points where a primitive's second derivative jumps (0, ±width)."""
     u = 6 * torch.rand(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64) - 3
-    kinks = [0.0] + ([surrogate["width"], -surrogate["width"]] if surrogate.kind == "triangle" else [])
+    kinks = [0.0] + ([surrogate.band, -surrogate.band] if surrogate.sparse else [])  # triangle, truncated
     for kink in kinks:
         u = u[(u - kink).abs() > 1e-3]
     return u
@@ -75,13 +79,15 @@ def test_surrogate_is_the_derivative_of_its_primitive(kind, params):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_defaults_match_superspikes_peak_and_area(kind):
-    """The stated defaults: peak 1 everywhere; area 2/β = 0.2 for triangle and slayer (arctan: area 1 for any α)."""
+    """The stated defaults: peak 1 everywhere; area 2/β = 0.2 for triangle and slayer (arctan: area 1 for any α;
+    superspike_truncated: SuperSpike's area inside the band, 2/β · βB/(βB + 1) = 0.2 · 5/6)."""
     surrogate = Surrogate.of(kind)
     u = torch.linspace(-200, 200, 4_000_001, dtype=torch.float64)
     d = surrogate.derivative(u)
     assert d.max().item() == pytest.approx(1.0) and surrogate.derivative(torch.zeros(1)).item() == 1.0
     area = torch.trapezoid(d, u).item()
-    expected = {"superspike": 0.2, "arctan": 1.0, "triangle": 0.2, "slayer": 0.2}[kind]
+    expected = {"superspike": 0.2, "arctan": 1.0, "triangle": 0.2, "slayer": 0.2,
+                "superspike_truncated": 0.2 * 5 / 6}[kind]
     assert area == pytest.approx(expected, rel=5e-3)
     assert (d >= 0).all() and torch.equal(d, surrogate.derivative(-u))  # non-negative and symmetric
 
@@ -102,7 +108,7 @@ def test_codes_match_the_kernel_enum():
     header = (ROOT / "csrc" / "lif_core.h").read_text()
     enum = re.search(r"enum class SurrogateKind : int32_t \{([^}]*)\}", header).group(1)
     codes = {name.lower(): int(code) for name, code in re.findall(r"k(\w+) = (\d+)", enum)}
-    assert codes == {name: kind.code for name, kind in KINDS.items()}
+    assert codes == {name.replace("_", ""): kind.code for name, kind in KINDS.items()}  # kSuperSpikeTruncated
     assert f"kSurrogateKinds = {len(KINDS)};" in header
 
 

@@ -7,7 +7,9 @@ PyTorch operations per step; with ``lateral`` the feedback :math:`L z_{k-1}` is 
 
 Gradients flow to ``x`` and ``lateral``, through time, with the surrogate gradient of
 ``surrogate`` (every kind of :mod:`neurodeploy.core.surrogate`; ``None``: SuperSpike
-:math:`\partial z/\partial u = 1/(s|u|+1)^2` with ``surrogate_steepness``). The neuron parameters (``p``, ``dt_s``) are
+:math:`\partial z/\partial u = 1/(s|u|+1)^2` with ``surrogate_steepness``); with a surrogate that is 0
+outside a band, by the sparse backward (:mod:`neurodeploy.core.sparse`) unless ``sparse_backward=False``.
+The neuron parameters (``p``, ``dt_s``) are
 constants of the kernel: it returns no gradient for them, and refuses parameter tensors that
 require grad (the dispatcher sends such calls to the twin instead).
 
@@ -32,6 +34,7 @@ import torch
 from ..errors import NeurodeployError
 from ..shipped import shipped_dir
 from .lif import LIFParameters, lif_coefficients, lif_sequence as twin_lif_sequence
+from .sparse import check_sparse, record_active
 from .surrogate import Surrogate, resolve
 
 _MODES = ("auto", "fused", "twin")
@@ -248,10 +251,11 @@ class _FusedLIF(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, lateral, coeffs, surrogate_args, detach_reset):
+    def forward(ctx, x, lateral, coeffs, surrogate_args, detach_reset, sparse):
         z, v, state, refractory = _build["ops"].lif_forward(x, *coeffs, lateral, True)
         ctx.save_for_backward(x, z, state, refractory, lateral)
         ctx.coeffs, ctx.surrogate_args, ctx.detach_reset = coeffs, surrogate_args, detach_reset
+        ctx.sparse = sparse
         ctx.set_materialize_grads(False)  # a missing output gradient is a null pointer, not zeros
         return z, v
 
@@ -260,20 +264,24 @@ class _FusedLIF(torch.autograd.Function):
     def backward(ctx, grad_z, grad_v):
         x, z, state, refractory, lateral = ctx.saved_tensors
         contiguous = lambda g: None if g is None else g.contiguous()  # noqa: E731
-        grad_x, grad_lateral = _build["ops"].lif_backward(
+        grad_x, grad_lateral, active = _build["ops"].lif_backward(
             contiguous(grad_z), contiguous(grad_v), x, z, state, refractory, *ctx.coeffs, lateral,
-            *ctx.surrogate_args, ctx.detach_reset, ctx.needs_input_grad[1])
+            *ctx.surrogate_args, ctx.detach_reset, ctx.needs_input_grad[1], ctx.sparse)
+        if ctx.sparse and int(active) >= 0:  # -1: not counted (GPU without feedback)
+            record_active(int(active), x.numel())
         return (grad_x if ctx.needs_input_grad[0] else None,
-                grad_lateral if ctx.needs_input_grad[1] else None, None, None, None)
+                grad_lateral if ctx.needs_input_grad[1] else None, None, None, None, None)
 
 
 def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
                        lateral: Optional[torch.Tensor] = None, surrogate_steepness: float = 10.0,
-                       detach_reset: bool = False,
-                       surrogate: Optional[Surrogate] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       detach_reset: bool = False, surrogate: Optional[Surrogate] = None,
+                       sparse_backward: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The twin's :func:`~neurodeploy.core.lif.lif_sequence`, fused: ``x`` ``[T, B, N]`` → (spikes, membrane).
 
-    Raises :class:`FusedKernelUnavailable` if the extension did not build, and ``ValueError``
+    ``sparse_backward`` (:mod:`neurodeploy.core.sparse`; exact): ``None`` uses it when the surrogate is 0
+    outside a band, ``True`` requires such a surrogate (``ValueError`` otherwise), ``False`` is the dense
+    backward. Raises :class:`FusedKernelUnavailable` if the extension did not build, and ``ValueError``
     for inputs it does not cover (dtype other than float32/float64, a device it was not built
     for, parameter tensors that require grad).
     """
@@ -293,8 +301,11 @@ def fused_lif_sequence(x: torch.Tensor, p: LIFParameters, dt_s: float, *,
     if not needs_grad:  # inference (the mock, evaluation): keep nothing for backward
         z, v, _, _ = ops.lif_forward(x, *coeffs, lat, False)
         return z, v
-    return _FusedLIF.apply(x, lat, coeffs, resolve(surrogate, surrogate_steepness).kernel_args(),
-                           bool(detach_reset))
+    s = resolve(surrogate, surrogate_steepness)
+    sparse = s.sparse if sparse_backward is None else bool(sparse_backward)
+    if sparse:
+        check_sparse(s)
+    return _FusedLIF.apply(x, lat, coeffs, s.kernel_args(), bool(detach_reset), sparse)
 
 
 __all__ = ["FusedKernelUnavailable", "fused_lif_sequence", "fused_supports", "kernel_mode",

@@ -23,6 +23,18 @@ recipe parameters (``training.surrogate: {kind: ..., <params>}``) and defaults:
     Peak ρ/(τ_ρ ϑ) = 1 and area 2ρ = 0.2 at the defaults, SuperSpike's; SLAYER's own examples use
     τ_ρ = ρ = 1 (peak 1/ϑ, area 2).
 
+``superspike_truncated`` (SuperSpike cut to a band, as in Perez-Nieves & Goodman, NeurIPS 2021, "Sparse
+    spiking gradient descent"), ``steepness`` β = 10, ``band`` B = 0.5:
+    :math:`\sigma'(u) = 1 / (\beta |u| + 1)^2` for :math:`|u| < B`, exactly 0 beyond (peak 1; area
+    :math:`2/\beta \cdot \beta B/(\beta B + 1)` = 0.167 at the defaults, 83% of SuperSpike's).
+
+A kind whose :math:`\sigma'` is exactly 0 outside a band (``triangle``: ``width``; ``superspike_truncated``:
+``band``; :attr:`Surrogate.band`) trains with the *sparse backward* (:mod:`neurodeploy.core.sparse`): the
+gradient reaches :math:`z` only through :math:`\sigma'(u)`, so :math:`\partial L/\partial z` is computed only
+for the active neurons, :math:`|u| <` band. Truncation is a kind of its own rather than a parameter of
+``superspike`` so that every existing model file and recipe keeps its meaning (``superspike``'s parameters,
+and therefore its ``to_dict``, are unchanged).
+
 Why these defaults: SuperSpike at β = 10 has peak 1 and area 0.2; the others match its peak (arctan)
 or its peak and area (triangle, slayer), so a recipe's learning rate carries over. The alternatives
 measured are in docs/results.md ("Surrogate gradients").
@@ -69,7 +81,12 @@ KINDS: dict[str, SurrogateKind] = {kind.name: kind for kind in (
     SurrogateKind("slayer", 3, (("scale_rho", 0.1), ("tau_rho", 0.1), ("theta", 1.0)),
                   "scale_rho / (tau_rho theta) exp(-|u| / (tau_rho theta))",
                   "SLAYER, Shrestha & Orchard, NeurIPS 2018"),
+    SurrogateKind("superspike_truncated", 4, (("steepness", 10.0), ("band", 0.5)),
+                  "1 / (steepness |u| + 1)^2 if |u| < band else 0",
+                  "Perez-Nieves & Goodman, NeurIPS 2021 (SuperSpike truncated)"),
 )}
+# The kinds that are exactly 0 for |u| >= their band, and the parameter that is the band.
+BAND_PARAMETER = {"triangle": "width", "superspike_truncated": "band"}
 DEFAULT_STEEPNESS = 10.0
 
 
@@ -125,18 +142,37 @@ class Surrogate:
         """``(code, p0, p1)`` for ``csrc/lif_core.h``'s ``Surrogate``; the twin computes with the same numbers.
 
         superspike (steepness, 0); arctan (α/2, πα/2); triangle (height, width);
-        slayer (ρ/(τ_ρ ϑ), τ_ρ ϑ).
+        slayer (ρ/(τ_ρ ϑ), τ_ρ ϑ); superspike_truncated (steepness, band).
         """
         p = dict(self.params)
         code = KINDS[self.kind].code
         if self.kind == SUPERSPIKE:
             return code, p["steepness"], 0.0
+        if self.kind == "superspike_truncated":
+            return code, p["steepness"], p["band"]
         if self.kind == "arctan":
             return code, p["alpha"] / 2.0, math.pi * p["alpha"] / 2.0
         if self.kind == "triangle":
             return code, p["height"], p["width"]
         width = p["tau_rho"] * p["theta"]
         return code, p["scale_rho"] / width if width > 0 else math.inf, width
+
+    @property
+    def band(self) -> float:
+        r"""The half-width :math:`B` outside which :math:`\sigma'(u)` is exactly 0 (:math:`|u| \ge B`), or
+        ``inf`` for a kind with unbounded support (then no sparse backward)."""
+        name = BAND_PARAMETER.get(self.kind)
+        return math.inf if name is None else self[name]
+
+    @property
+    def sparse(self) -> bool:
+        """Whether this surrogate is 0 outside a band, so that the sparse backward applies."""
+        return math.isfinite(self.band)
+
+    def active(self, u: torch.Tensor) -> torch.Tensor:
+        r"""Where :math:`\sigma'(u)` may be non-zero, :math:`|u| <` :attr:`band` (``csrc/lif_core.h``'s
+        ``sparse_active``): the neurons the sparse backward computes :math:`\partial L/\partial z` for."""
+        return u.abs() < self.band
 
     def derivative(self, u: torch.Tensor) -> torch.Tensor:
         r"""The surrogate :math:`\sigma'(u)` itself."""
@@ -151,6 +187,9 @@ class Surrogate:
             return grad_z * (p0 / (1.0 + (p1 * u) ** 2))
         if self.kind == "triangle":
             return grad_z * (p0 * (1.0 - u.abs() / p1).clamp_min(0.0))
+        if self.kind == "superspike_truncated":  # a select: 0 outside the band even for a non-finite grad_z
+            au = u.abs()
+            return torch.where(au < p1, grad_z / (p0 * au + 1.0) ** 2, torch.zeros_like(grad_z))
         return grad_z * (p0 * torch.exp(-u.abs() / p1))
 
     def describe(self) -> str:
@@ -212,5 +251,5 @@ def spike(u: torch.Tensor, steepness: float = DEFAULT_STEEPNESS,
     return SurrogateSpike.apply(u, resolve(surrogate, steepness))
 
 
-__all__ = ["DEFAULT_STEEPNESS", "KINDS", "SUPERSPIKE", "SuperSpike", "Surrogate", "SurrogateKind", "SurrogateSpike",
-           "resolve", "spike", "superspike_derivative", "surrogate_of"]
+__all__ = ["BAND_PARAMETER", "DEFAULT_STEEPNESS", "KINDS", "SUPERSPIKE", "SuperSpike", "Surrogate", "SurrogateKind",
+           "SurrogateSpike", "resolve", "spike", "superspike_derivative", "surrogate_of"]
