@@ -440,9 +440,11 @@ def _calibration_text(r: dict) -> str:
 
 @main.command("itl")
 @click.argument("model", type=click.Path())
-@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0), hxtorch, or software.")
+@click.option("--backend", required=True, help="The chip: mock:CHIP (e.g. mock:0), hxtorch, or software; "
+                                                "several chips at once: mock:0-3.")
 @click.option("--target", default="bss2", show_default=True, help="Target name or spec file.")
-@click.option("--calibration", type=click.Path(), help="Calibration file of the backend's chip.")
+@click.option("--calibration", type=click.Path(),
+              help="Calibration file of the backend's chip; for several chips a pattern, cal/mock-{chip}.yaml.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (.pt).")
 @click.option("--epochs", default=2, show_default=True, type=EPOCHS, help="Epochs over the training samples.")
 @click.option("--train-samples", type=click.IntRange(min=1), help="Use the first N training samples (default: all).")
@@ -459,26 +461,41 @@ def _calibration_text(r: dict) -> str:
               help="surrogate: the chip's spikes and membranes in the model's forward pass, surrogate gradients; "
                    "asf: the chip's spike counters only, Accumulated Spiking Flow's gradients (docs/asf.md).")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.checkpoint after an interruption.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes driving the chips of a --backend range (mock:0-3), at most one per chip.")
 @click.option("--plot", "plot_dir", type=click.Path(), help="Write figures (PNG) into this folder (matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def itl_command(model: str, backend: str, target: str, calibration: str | None, output: str, epochs: int,
                 train_samples: int | None, learning_rate: float, weight_copies: int | None, delays: str | None,
-                uncalibrated: bool, method: str, resume: bool, plot_dir: str | None, as_json: bool) -> None:
+                uncalibrated: bool, method: str, resume: bool, nproc: int, plot_dir: str | None,
+                as_json: bool) -> None:
     """Fine-tune a model with the chip in the loop (forward on the chip, gradients from the model).
 
     Example: neurodeploy itl yinyang.pt --target bss2 --backend mock:0 --calibration cal/0.yaml -o yy-0.pt
+
+    Several chips at once, one set of weights: --backend mock:0-3 --calibration 'cal/mock-{chip}.yaml'.
     """
     from .workflows.itl import itl
 
     result = _guarded(lambda: itl(model, output, backend=backend, target=target, calibration=calibration,
                                   epochs=epochs, train_samples=train_samples, learning_rate=learning_rate,
                                   weight_copies=weight_copies, delays=delays, uncalibrated=uncalibrated,
-                                  resume=resume, plot_dir=plot_dir, method=method, progress=_progress(as_json)))
-    _emit(result, as_json, lambda r: (
+                                  resume=resume, plot_dir=plot_dir, method=method, nproc=nproc,
+                                  progress=_progress(as_json)))
+    _emit(result, as_json, _itl_text)
+
+
+def _itl_text(r: dict) -> str:
+    chips = [f"  {c['backend']}: test accuracy {_percent(c['test_accuracy_before'])} → "
+             f"{_percent(c['test_accuracy_after'])}, validation {_percent(c['validation_accuracy_before'])} → "
+             f"{_percent(c['validation_accuracy_after'])}" for c in r.get("chips", [])]
+    spread = ("" if "chips" not in r else f" (mean of {len(r['chips'])} chips; spread "
+              f"{_percent(r['test_accuracy_spread_before'])} → {_percent(r['test_accuracy_spread_after'])})")
+    return "\n".join(chips + [
         f"{r['backend']}: validation accuracy on the chip {_percent(r['validation_accuracy_before'])} → "
         f"{_percent(r['validation_accuracy_after'])} (epoch {r['kept_epoch']} of {r['epochs']} kept); "
         f"test accuracy before {_percent(r['test_accuracy_before'])}, after {_percent(r['test_accuracy_after'])}"
-        f" → {r['output']}" + _figures_text(r)))
+        f"{spread} → {r['output']}" + _figures_text(r)])
 
 
 @main.command("learn")

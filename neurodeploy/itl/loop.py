@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..backends.base import Backend, Observations
 from ..core.conv import connected
 from ..core.recurrent import RecurrentConstraints, project_
-from ..core.surrogate import surrogate_of
+from ..core.surrogate import Surrogate, surrogate_of
 from ..data.datasets import SPLITS, load_split
 from ..data.encoding import encode, encode_dataset
 from ..deployment import Deployment
@@ -70,6 +70,27 @@ def itl_data(model: ModelFile, train_samples: int | None) -> ItlData:
                    encode(test_x, model.encoding), test_y)
 
 
+def chip_loss(engine: Backend, session: ItlSession, deployment: Deployment, weights: dict[str, torch.nn.Parameter],
+              data: ItlData, model: ModelFile, alignment: Alignment, neurons: dict[str, np.ndarray], idx: torch.Tensor,
+              surrogate: Surrogate) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The samples ``idx`` run on the chip, its observations injected into the model's forward pass: the mean
+    loss over ``idx`` (differentiable in ``weights``), the scores ``[len(idx), classes]`` and the bytes read."""
+    settings = model.training
+    obs = engine.run(deployment, data.train_times[idx.numpy()])
+    if obs.spikes.shape[0] not in (0, data.train_spikes.shape[0]):
+        raise BackendError(f"backend {engine.name} returned {obs.spikes.shape[0]} steps, the model has "
+                           f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
+    measured = measured_per_layer(obs, model.graph, neurons, alignment)
+    out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
+                           measured, surrogate=surrogate, projection_input=session.projection_input)
+    if out.readout_v is None:
+        raise GraphError(f"population '{model.graph.readout.name}' is not an li readout",
+                         "end the model's graph with a non-spiking readout (kind: li)")
+    scores = decode(out.readout_v, settings["loss"])
+    loss = task_loss(scores, data.labels[idx], out.spikes, model.graph.input.name, settings)
+    return loss, scores, bytes_read(obs)
+
+
 def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, weights: dict[str, torch.nn.Parameter],
                 optimiser: torch.optim.Optimizer, data: ItlData, model: ModelFile, alignment: Alignment,
                 neurons: dict[str, np.ndarray], order: torch.Tensor, progress: bool = False) -> tuple[Deployment, dict]:
@@ -81,19 +102,9 @@ def train_epoch(engine: Backend, session: ItlSession, deployment: Deployment, we
     for start in tqdm(range(0, len(order), settings["batch_size"]), desc="  batches on the chip", unit="batch",
                       leave=False, disable=not progress):
         idx = order[start:start + settings["batch_size"]]
-        obs = engine.run(deployment, data.train_times[idx.numpy()])
-        read += bytes_read(obs)
-        if obs.spikes.shape[0] not in (0, data.train_spikes.shape[0]):
-            raise BackendError(f"backend {engine.name} returned {obs.spikes.shape[0]} steps, the model has "
-                               f"{data.train_spikes.shape[0]}", "use a backend on the model's time grid")
-        measured = measured_per_layer(obs, model.graph, neurons, alignment)
-        out = injected_forward(model.graph, session.chip_weights(weights), data.train_spikes[:, idx], model.dt_s,
-                               measured, surrogate=surrogate, projection_input=session.projection_input)
-        if out.readout_v is None:
-            raise GraphError(f"population '{model.graph.readout.name}' is not an li readout",
-                             "end the model's graph with a non-spiking readout (kind: li)")
-        scores = decode(out.readout_v, settings["loss"])
-        loss = task_loss(scores, data.labels[idx], out.spikes, model.graph.input.name, settings)
+        loss, scores, nbytes = chip_loss(engine, session, deployment, weights, data, model, alignment, neurons, idx,
+                                         surrogate)
+        read += nbytes
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -61,26 +61,10 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
     gradients) or ``asf`` (the chip's spike counters only, Accumulated Spiking Flow's gradients; validation on
     the counters too: :mod:`.counters`).
     """
-    if method not in METHODS:
-        raise NeurodeployError(f"--method {method!r} is unknown", f"use one of {', '.join(METHODS)}")
-    if method == "asf":
-        check_supported(model.graph, {}, model.recurrent)
-    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
-    if weight_copies is None:  # as the model was trained in the loop before, else one synapse per weight
-        weight_copies = int(model.mapping.get("weight_copies", 1))
-    if engine.target not in (None, target.name):
-        raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
-                               f"use --target {engine.target}")
-    if not uncalibrated and calibration is None and engine.uses_codes:
-        raise NeurodeployError(f"{engine.name} is a chip with analog mismatch and no --calibration was given: itl "
-                               "would train on its uncalibrated (nominal) codes",
-                               f"calibrate it (neurodeploy calibrate --backend {engine.name} -o cal.yaml) and give "
-                               "--calibration cal.yaml, or add --uncalibrated to train on the uncalibrated chip")
+    weight_copies = check_run(model, engine, target, calibration, method=method, epochs=epochs,
+                              train_samples=train_samples, learning_rate=learning_rate, weight_copies=weight_copies,
+                              seed=seed, uncalibrated=uncalibrated, source=source)
     calibration_id = None if calibration is None else target.calibration_identity(calibration)
-    if model.graph.discretisation != "native":  # itl/forward.py simulates the native step only
-        raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "
-                               "training supports native models only", "fine-tune a native model (trained here, "
-                               "or imported with discretisation 'native' where the graph allows it)")
     data = itl_data(model, train_samples)
     used = len(data.labels)
     engine = Retrying(engine)  # every run below: a failed one is retried with the same batch
@@ -195,3 +179,30 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                        mapping=mapping, recurrent=model.recurrent, delays=model.delays,
                        delay_sigma_steps=model.delay_sigma_steps)
     return result, summary
+
+
+def check_run(model: ModelFile, engine: Backend, target: Target, calibration: Optional[str | Path], *, method: str,
+              epochs: int, train_samples: Optional[int], learning_rate: float, weight_copies: Optional[int],
+              seed: int, uncalibrated: bool, source: str) -> int:
+    """Refuse settings in-the-loop training cannot honour on ``engine`` (one line each); returns the weight
+    copies to map with (``weight_copies``, else the model's from an earlier itl run, else 1)."""
+    if method not in METHODS:
+        raise NeurodeployError(f"--method {method!r} is unknown", f"use one of {', '.join(METHODS)}")
+    if method == "asf":
+        check_supported(model.graph, {}, model.recurrent)
+    check_itl_arguments(epochs, train_samples, learning_rate, weight_copies, seed)
+    if weight_copies is None:  # as the model was trained in the loop before, else one synapse per weight
+        weight_copies = int(model.mapping.get("weight_copies", 1))
+    if engine.target not in (None, target.name):
+        raise NeurodeployError(f"backend '{engine.name}' runs target '{engine.target}', not '{target.name}'",
+                               f"use --target {engine.target}")
+    if not uncalibrated and calibration is None and engine.uses_codes:
+        raise NeurodeployError(f"{engine.name} is a chip with analog mismatch and no --calibration was given: itl "
+                               "would train on its uncalibrated (nominal) codes",
+                               f"calibrate it (neurodeploy calibrate --backend {engine.name} -o cal.yaml) and give "
+                               "--calibration cal.yaml, or add --uncalibrated to train on the uncalibrated chip")
+    if model.graph.discretisation != "native":  # itl/forward.py simulates the native step only
+        raise NeurodeployError(f"{source} simulates its NIR graph ({model.graph.discretisation}); in-the-loop "
+                               "training supports native models only", "fine-tune a native model (trained here, "
+                               "or imported with discretisation 'native' where the graph allows it)")
+    return int(weight_copies)
