@@ -5,8 +5,9 @@ r"""Yin-Yang emulation throughput of the mock chip, against the ideal mock and B
 
 Throughput is samples per second of wall-clock time over ``--samples`` Yin-Yang test samples
 (the test set tiled as needed), run in batches of ``--batch`` the way ``neurodeploy run`` does:
-:math:`\text{samples/s} = S / t_{pass}`, where one pass is every batch's ``backend.run`` (spikes
-and CADC membrane recorded) plus its readout scores. Each repeat runs one pass of every engine in
+:math:`\text{samples/s} = S / t_{pass}`, where one pass is every batch's ``backend.run`` (the
+readout layer's CADC membranes recorded, as ``neurodeploy run`` reads them; ``--record-all``: every spike
+and membrane) plus its readout scores. Each repeat runs one pass of every engine in
 turn (round robin, so that a load change hits all of them); the median pass is reported, and the
 ratios are ratios of medians.
 
@@ -41,7 +42,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from neurodeploy.backends.base import Observations, readout_scores
+from neurodeploy.backends.base import Observations, Recording, readout_recording, readout_scores
 from neurodeploy.backends.mock.fast import emulator_status
 from neurodeploy.backends.registry import get_backend
 from neurodeploy.core.fused import kernel_status
@@ -73,19 +74,22 @@ def deployment_for(args: argparse.Namespace, folder: Path) -> Path:
     return deployment
 
 
-def backend_pass(name: str, deployment: Deployment, times: np.ndarray, batch: int) -> Callable[[], torch.Tensor]:
+def backend_pass(name: str, deployment: Deployment, times: np.ndarray, batch: int,
+                 readout_only: bool = True) -> Callable[[], torch.Tensor]:
     """A pass over all samples on a neurodeploy backend → readout scores ``[S, classes]``.
 
     ``NAME@twin`` runs a mock chip on its PyTorch twin (``NEURODEPLOY_MOCK=twin`` during its runs), ``NAME``
-    on the compiled emulator when it is built (backends/mock/fast.py)."""
+    on the compiled emulator when it is built (backends/mock/fast.py). ``readout_only``: read back what
+    ``neurodeploy run`` reads (the readout's membranes, no spikes), else every spike and membrane."""
     backend, _, path = name.partition("@")
     engine = get_backend(backend)
+    record = readout_recording(deployment) if readout_only else Recording()
 
     def run() -> torch.Tensor:
         before = os.environ.get("NEURODEPLOY_MOCK")
         os.environ["NEURODEPLOY_MOCK"] = path or before or "auto"
         try:
-            return torch.cat([readout_scores(deployment, engine.run(deployment, times[s:s + batch]))
+            return torch.cat([readout_scores(deployment, engine.run(deployment, times[s:s + batch], record))
                               for s in range(0, len(times), batch)])
         finally:
             if before is None:
@@ -178,6 +182,8 @@ def main() -> None:
     parser.add_argument("--brian2-samples", type=int, default=None, help="samples per Brian2 pass (default --samples)")
     parser.add_argument("--backends", nargs="+", default=["mock:0", "mock:0@twin", "mock:ideal", "software"],
                         help="engines; NAME@twin runs a mock chip on its PyTorch twin")
+    parser.add_argument("--record-all", action="store_true",
+                        help="record every spike and membrane (default: what `neurodeploy run` reads, the readout)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # PyTorch's operators and the fused kernel's OpenMP regions
@@ -190,7 +196,8 @@ def main() -> None:
         reps = -(-args.samples // len(y))
         times = np.concatenate([encode(x, deployment.meta["encoding"])] * reps)[:args.samples]
         labels = np.concatenate([np.asarray(y)] * reps)[:args.samples]
-        passes = {name: backend_pass(name, deployment, times, args.batch) for name in args.backends}
+        passes = {name: backend_pass(name, deployment, times, args.batch, not args.record_all)
+                  for name in args.backends}
         samples = {name: args.samples for name in args.backends}
         brian2_version = None
         if args.brian2_target != "none":
@@ -211,7 +218,7 @@ def main() -> None:
               "loadavg_before": load_before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
               "torch": torch.__version__, "brian2": brian2_version, "kernel": kernel_status()["path"],
               "mock_path": emulator_status()["path"],
-              "threads": args.threads, "batch": args.batch,
+              "threads": args.threads, "batch": args.batch, "record_all": args.record_all,
               # libgomp's default spins waiting threads: on a shared machine they take cores from working ones
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
               "deployment": str(path) if args.deployment else f"trained {args.epochs} epochs",

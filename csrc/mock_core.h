@@ -105,7 +105,9 @@ struct RunArgs {
   uint64_t key;
   int64_t sample0;  // the global index of row 0 (rows are samples sample0, sample0 + 1, ...)
   float* spikes;    // [T, B, N] or null
-  float* membrane;  // [T, B, N] or null
+  const int32_t* recorded;  // [R] the neurons whose membranes are read out
+  int64_t n_recorded;
+  float* membrane;  // [T, B, R] or null
   int64_t* counters;  // [B, kCounters]
 };
 

@@ -32,12 +32,12 @@ struct BlockWork {
   explicit BlockWork(const RunArgs& a)
       : i_syn(kBlock * a.neurons), v(kBlock * a.neurons), ref(kBlock * a.neurons), spiked(kBlock * a.neurons),
         x(a.neurons), lat(a.neurons), z(a.neurons),
-        samples(a.cadc_lower ? kBlock * a.cadc_count * a.neurons : 0),
+        samples(a.cadc_lower && a.membrane ? kBlock * a.cadc_count * a.n_recorded : 0),
         bus_count(std::max(a.inputs.n_buses, a.neurons_out.n_buses), 0) {}
   std::vector<float> i_syn, v;  // [kBlock, N]
   std::vector<int32_t> ref, spiked;  // [kBlock, N]; a row's spikes of the last step: spiked[r N .. r N + n)
   std::vector<float> x, lat, z;  // [N], one row's step at a time
-  std::vector<float> samples;  // [kBlock, cadc_count, N]
+  std::vector<float> samples;  // [kBlock, cadc_count, R] of the recorded neurons
   int64_t event[kBlock], last_event[kBlock], n_spiked[kBlock];
   std::vector<int32_t> active;  // rows of the route matrix with an event this step
   std::vector<int64_t> bus_count;
@@ -137,7 +137,9 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
   }
   const int64_t off = t * stride + b * n_all;
   float* __restrict__ z_out = a.spikes ? a.spikes + off : nullptr;
-  float* __restrict__ v_out = (!kCadc && a.membrane) ? a.membrane + off : nullptr;
+  const int64_t n_rec = a.n_recorded;
+  const int32_t* __restrict__ recorded = a.recorded;
+  float* __restrict__ v_out = (!kCadc && a.membrane) ? a.membrane + t * a.batch * n_rec + b * n_rec : nullptr;
 #pragma omp simd
   for (int64_t n = 0; n < n_all; ++n) {
     const NeuronCoeffs<float> c{alpha[n], beta[n], v_leak[n], v_th[n], v_reset[n], n_ref[n]};
@@ -150,7 +152,8 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
     ref[n] = s.refractory_steps;
   }
   if (z_out) std::copy(zl, zl + n_all, z_out);
-  if (v_out) std::copy(v, v + n_all, v_out);
+  if (v_out)
+    for (int64_t i = 0; i < n_rec; ++i) v_out[i] = v[recorded[i]];
   int64_t n_spiked = 0, routed = 0;
   for (int64_t n = 0; n < n_all; ++n) {  // spikes are rare: a branch-free compaction
     spiked[n_spiked] = static_cast<int32_t>(n);
@@ -167,17 +170,18 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
   }
   if constexpr (kCadc) {
     const int64_t j = (t - a.cadc_first) / a.cadc_every;
-    if (t >= a.cadc_first && j < a.cadc_count && t == a.cadc_first + j * a.cadc_every) {
-      float* __restrict__ sampled = w.samples.data() + (r * a.cadc_count + j) * n_all;
+    if (a.membrane && t >= a.cadc_first && j < a.cadc_count && t == a.cadc_first + j * a.cadc_every) {
+      float* __restrict__ sampled = w.samples.data() + (r * a.cadc_count + j) * n_rec;
       const uint64_t base = step_base(a.key, kCadcReadNoise, sample, static_cast<uint64_t>(j));
       const float read_noise = a.read_noise;
       const float* __restrict__ table = a.table;
 #pragma omp simd
-      for (int64_t n = 0; n < n_all; ++n) {
+      for (int64_t i = 0; i < n_rec; ++i) {  // a neuron's draw is its own, whichever others are recorded
+        const int32_t n = recorded[i];
         float value = v[n];
         if (read_noise > 0.0f) value = value + normal_of(draw(base, static_cast<uint32_t>(n)), table) * read_noise;
         value = std::nearbyint(value);  // round half to even, as torch.round
-        sampled[n] = std::min(std::max(value, 0.0f), 255.0f);
+        sampled[i] = std::min(std::max(value, 0.0f), 255.0f);
       }
     }
   }
@@ -186,7 +190,7 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
 // Rows [b0, b1) (at most kBlock), all steps; then their CADC readings onto the step grid.
 template <bool kRef, bool kNoise, bool kCadc>
 void run_block(const RunArgs& a, int64_t b0, int64_t b1, BlockWork& w, std::vector<std::vector<int32_t>>* events) {
-  const int64_t n_all = a.neurons, stride = a.batch * n_all;
+  const int64_t n_all = a.neurons;
   for (int64_t r = 0; r < b1 - b0; ++r) {
     for (int64_t n = 0; n < n_all; ++n) {
       w.i_syn[r * n_all + n] = 0.0f;
@@ -205,12 +209,13 @@ void run_block(const RunArgs& a, int64_t b0, int64_t b1, BlockWork& w, std::vect
     for (int64_t t = 0; t < a.steps; ++t) {
       const float wl = a.cadc_wlow[t], wh = a.cadc_whigh[t];
       for (int64_t r = 0; r < b1 - b0; ++r) {
-        const float* __restrict__ low = w.samples.data() + (r * a.cadc_count + a.cadc_lower[t]) * n_all;
-        const float* __restrict__ high = w.samples.data() + (r * a.cadc_count + a.cadc_upper[t]) * n_all;
-        float* __restrict__ out = a.membrane + t * stride + (b0 + r) * n_all;
+        const int64_t n_rec = a.n_recorded;
+        const float* __restrict__ low = w.samples.data() + (r * a.cadc_count + a.cadc_lower[t]) * n_rec;
+        const float* __restrict__ high = w.samples.data() + (r * a.cadc_count + a.cadc_upper[t]) * n_rec;
+        float* __restrict__ out = a.membrane + t * a.batch * n_rec + (b0 + r) * n_rec;
         int64_t outside = 0;
 #pragma omp simd reduction(+ : outside)
-        for (int64_t n = 0; n < n_all; ++n) {
+        for (int64_t n = 0; n < n_rec; ++n) {
           const float m = low[n] * wl + high[n] * wh;
           out[n] = m;
           outside += (m < a.cadc_low) | (m > a.cadc_high);
@@ -303,7 +308,8 @@ std::vector<at::Tensor> run(const at::Tensor& in_offsets, const at::Tensor& in_s
                             const at::Tensor& cadc_lower, const at::Tensor& cadc_upper, const at::Tensor& cadc_wlow,
                             const at::Tensor& cadc_whigh, int64_t cadc_first, int64_t cadc_every, double read_noise,
                             double cadc_low, double cadc_high, const at::Tensor& routes_per_neuron, int64_t steps,
-                            int64_t key, int64_t sample0, bool want_spikes, bool want_membrane, double dt_s,
+                            int64_t key, int64_t sample0, bool want_spikes, const at::Tensor& recorded,
+                            double dt_s,
                             double clock_s, double jitter_s) {
   const int64_t neurons = alpha.numel(), batch = in_offsets.numel() - 1;
   for (const at::Tensor* t : {&alpha, &beta, &v_leak, &v_th, &v_reset, &table, &cadc_wlow, &cadc_whigh, &noise_sigma})
@@ -351,8 +357,13 @@ std::vector<at::Tensor> run(const at::Tensor& in_offsets, const at::Tensor& in_s
   a.sample0 = sample0;
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   at::Tensor spikes = want_spikes ? empty_output({steps, batch, neurons}, opts) : at::empty({steps, batch, 0}, opts);
-  at::Tensor membrane =
-      want_membrane ? empty_output({steps, batch, neurons}, opts) : at::empty({steps, batch, 0}, opts);
+  check(recorded.dtype() == at::kInt && recorded.is_contiguous(), "recorded neurons: int32");
+  check(recorded.numel() == 0 || (recorded.min().item<int32_t>() >= 0 && recorded.max().item<int32_t>() < neurons),
+        "a recorded neuron is out of range");
+  const bool want_membrane = recorded.numel() > 0;
+  a.recorded = recorded.data_ptr<int32_t>();
+  a.n_recorded = recorded.numel();
+  at::Tensor membrane = empty_output({steps, batch, recorded.numel()}, opts);
   at::Tensor counters = at::zeros({batch, kCounters}, at::TensorOptions().dtype(at::kLong));
   a.spikes = want_spikes ? spikes.data_ptr<float>() : nullptr;
   a.membrane = want_membrane ? membrane.data_ptr<float>() : nullptr;

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .backends.base import Backend, readout_scores
+from .backends.base import Backend, readout_recording, readout_scores
 from .deployment import Deployment
 from .errors import NeurodeployError
 from .models.network import decode
@@ -31,7 +31,8 @@ def accuracy(scores: torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
 def backend_accuracy(engine: Backend, deployment: Deployment, input_times_s: np.ndarray, labels: np.ndarray,
                      batch_size: int = 500) -> float:
     """Accuracy of ``deployment`` on ``engine`` for encoded inputs ``[N, channels]``, run batch by batch."""
-    scores = [readout_scores(deployment, engine.run(deployment, input_times_s[s:s + batch_size]))
+    record = readout_recording(deployment)
+    scores = [readout_scores(deployment, engine.run(deployment, input_times_s[s:s + batch_size], record))
               for s in range(0, len(labels), batch_size)]
     return accuracy(torch.cat(scores), labels)
 

@@ -187,3 +187,22 @@ def test_a_neurons_madc_trace_has_its_whole_chip_noise(monkeypatch, deployment_f
     v = whole.run(dep, quiet, Recording(spikes=False)).membrane[:, :, 3]
     chip = alone._chip
     assert torch.allclose(madc, chip.variation.madc_gain * v + chip.variation.madc_offset, atol=1e-4)
+
+
+def test_reading_only_some_membranes_reads_the_same_values(monkeypatch, deployment_file):
+    """A neuron's CADC reading does not depend on which other neurons are read out (fast path: the same draws)."""
+    dep = load_deployment(deployment_file)
+    chosen = np.array([2, 17, 20, 25])
+    part = Recording(spikes=False, membrane_neurons=chosen)
+    whole = MockChip("3", seed=1).run(dep, _times(25, 8), Recording(spikes=False))
+    some = MockChip("3", seed=1).run(dep, _times(25, 8), part)
+    assert np.array_equal(some.recorded, chosen) and torch.equal(some.baseline, whole.baseline[chosen])
+    assert torch.equal(some.membrane, whole.membrane[..., chosen])
+    for chip, effects in (("ideal", ""), ("2", "noise=off,jitter=off")):  # the twin reads the same neurons
+        twin, fast = _pair(monkeypatch, chip, effects)
+        a = _run(monkeypatch, "twin", twin, dep, _times(25, 8), part)
+        b = _run(monkeypatch, "fast", fast, dep, _times(25, 8), part)
+        assert torch.equal(a.membrane, b.membrane) and np.array_equal(a.recorded, b.recorded)
+        assert a.counters == b.counters
+    with pytest.raises(BackendError, match="membrane_neurons"):
+        MockChip("3").run(dep, _times(2, 8), Recording(membrane_neurons=np.array([10_000])))

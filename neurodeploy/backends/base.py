@@ -21,10 +21,12 @@ class Recording(NamedTuple):
     """What to record in a run. Each batch entry is one run on a chip, so each may have its own MADC neuron."""
 
     spikes: bool = True
-    membrane: bool = True  # CADC samples of all neurons
+    membrane: bool = True  # CADC samples of all neurons (or of membrane_neurons)
     madc_neuron: Optional[np.ndarray] = None  # [B] logical neuron per run, or None: no MADC
     madc_source: str = "membrane"  # or "synaptic_input" (the synaptic input line, as calix's tau_syn step)
     correlation: bool = False  # the synapses' correlation sensors (causal, acausal), read after the run
+    membrane_neurons: Optional[np.ndarray] = None  # logical neurons whose membranes to read (None: all); a hint a
+    # backend may ignore (it then records all): Observations.recorded says which it read
 
 
 class Observations(NamedTuple):
@@ -96,6 +98,12 @@ def model_units(deployment: Deployment, obs: Observations) -> ModelUnits:
 def membrane_in_model_units(deployment: Deployment, obs: Observations) -> np.ndarray:
     """``obs.membrane`` ``[T, B, len(obs.recorded)]`` in model units, comparable to the software model's."""
     return model_units(deployment, obs).convert(obs.membrane, np.asarray(obs.recorded), obs.baseline)
+
+
+def readout_recording(deployment: Deployment) -> Recording:
+    """What classifying needs: the readout neurons' membranes, no spikes (a chip reads back only those)."""
+    first, count = deployment.meta["readout_neurons"]
+    return Recording(spikes=False, membrane=True, membrane_neurons=np.arange(first, first + count))
 
 
 def readout_scores(deployment: Deployment, obs: Observations) -> torch.Tensor:

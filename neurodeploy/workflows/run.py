@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..api import for_backend
-from ..backends.base import Backend, readout_scores
+from ..backends.base import Backend, readout_recording, readout_scores
 from ..backends.registry import expand_backends, get_backend
 from ..backends.retry import Retrying
 from ..data.datasets import load_data
@@ -52,8 +52,9 @@ def _score(engine: Retrying, deployment: Deployment, times: Any, y: Any, progres
     """One pass over the samples on ``engine``: accuracy, summed counters."""
     scores: list[torch.Tensor] = []
     counters: dict[str, int] = {}
+    record = readout_recording(deployment)  # the readout's membranes are all a score needs
     for start in tqdm(range(0, len(y), BATCH), desc=f"run on {engine.name}", disable=not progress, leave=False):
-        obs = engine.run(deployment, times[start:start + BATCH])
+        obs = engine.run(deployment, times[start:start + BATCH], record)
         scores.append(readout_scores(deployment, obs))
         for key, value in obs.counters.items():
             counters[key] = counters.get(key, 0) + value

@@ -467,13 +467,13 @@ class MockChip:
             counters["events_internal"] = int((spikes.sum(dim=(0, 1)) * self._plan.routes_per_neuron).sum())
         membrane, recorded = torch.zeros(*x.shape[:2], 0), np.arange(0)
         if record.membrane and v is not None:
-            recorded = np.arange(n)
-            membrane = v
+            recorded = _recorded_neurons(record, n)
+            membrane = v if record.membrane_neurons is None else v[..., torch.as_tensor(recorded)]
             if self._on("cadc"):
                 spec = self._spec
                 read_noise = self.effects.cadc_read_noise_cadc if self._on("noise") else 0.0
-                membrane = cadc_samples(v, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise, self._noise,
-                                        self._workspace)
+                membrane = cadc_samples(membrane, state.dt_s, spec["readout"]["cadc"]["period_s"], read_noise,
+                                        self._noise, self._workspace)
                 low, high = spec["readout"]["cadc"]["reliable_range"]
                 flags = lambda name: self._workspace.buffer(name, membrane.shape, torch.bool)  # noqa: E731
                 outside = torch.lt(membrane, low, out=flags("below"))
@@ -543,11 +543,11 @@ class MockChip:
         key = chip_key(None if self._chip is None else int(self.chip), self._seed)
         sample0, self._samples = self._samples, self._samples + len(input_times_s)
         clock = Clock(state.dt_s, meta["clock_period_s"], self.effects.jitter_s if self._on("jitter") else 0.0)
+        recorded = _recorded_neurons(record, len(state.baseline))
         out = fast_run(setup, events, state.steps, capacity, Readout(every, read_noise, reliable), clock, key,
-                       sample0, spikes=record.spikes, membrane=record.membrane)
+                       sample0, spikes=record.spikes, recorded=recorded)
         for name, value in out.counters.items():
             counters[name] = counters.get(name, 0) + value
-        recorded = np.arange(len(state.baseline)) if record.membrane else np.arange(0)
         return Observations(spikes=out.spikes, membrane=out.membrane, recorded=recorded,
                             baseline=state.baseline[recorded], time_step_s=state.dt_s, counters=counters,
                             spike_events=out.spike_events if record.spikes and out.spikes.shape[-1] else None)
@@ -581,6 +581,20 @@ class MockChip:
             gains = sensor_gains(chip, index, (causal.shape[1], causal.shape[2]), settings)
             out[projection.name] = (readings(causal, gains, settings, noise), readings(acausal, gains, settings, noise))
         return out
+
+
+def _recorded_neurons(record: Recording, neurons: int) -> np.ndarray:
+    """The neurons whose membranes a run reads out: ``record.membrane_neurons`` (all when None), none without
+    ``record.membrane``."""
+    if not record.membrane:
+        return np.arange(0)
+    if record.membrane_neurons is None:
+        return np.arange(neurons)
+    chosen = np.asarray(record.membrane_neurons, dtype=np.int64)
+    if chosen.ndim != 1 or (len(chosen) and (chosen.min() < 0 or chosen.max() >= neurons)):
+        raise BackendError(f"Recording.membrane_neurons must be neuron ids in 0..{neurons - 1}",
+                           "record the deployment's logical neurons")
+    return chosen
 
 
 def _at(draws: torch.Tensor, t: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

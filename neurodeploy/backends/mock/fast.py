@@ -204,8 +204,9 @@ class FastRun(NamedTuple):
 
 
 def fast_run(setup: FastSetup, events: EventLists, steps: int, capacity: int, readout: Readout, clock: Clock,
-             key: int, sample0: int, spikes: bool, membrane: bool) -> FastRun:
-    r"""One batch of runs (``len(events.offsets) - 1`` samples, the first being sample ``sample0``).
+             key: int, sample0: int, spikes: bool, recorded: np.ndarray) -> FastRun:
+    r"""One batch of runs (``len(events.offsets) - 1`` samples, the first being sample ``sample0``), reading the
+    membranes of the neurons ``recorded`` (empty: none).
 
     Spike times on the clock grid: :math:`\max(0, \mathrm{round}((t\,\Delta t + \sigma_j n)/c))\,c`, ``n`` the
     counter-based normal of (sample, step, neuron), in ``torch.nonzero``'s order of the spikes."""
@@ -222,10 +223,10 @@ def fast_run(setup: FastSetup, events: EventLists, steps: int, capacity: int, re
     z, v, counts, rows = ops.run(events.offsets, events.step, events.channel, *setup.inputs, *setup.neurons,
                                  capacity, *setup.coefficients, setup.noise_sigma, normal_table(), *grid_args,
                                  readout.read_noise, *readout.reliable, setup.routes_per_neuron, steps, key, sample0,
-                                 spikes, membrane, *clock)
+                                 spikes, torch.as_tensor(recorded, dtype=torch.int32).contiguous(), *clock)
     input_dropped, neuron_dropped, outside, internal = (int(c) for c in counts)
     counters = {"events_dropped": input_dropped + neuron_dropped, "events_internal": internal}
-    if readout.every and membrane:
+    if readout.every and len(recorded):
         counters["cadc_outside_reliable_range"] = outside
     return FastRun(z, v, counters, rows.numpy())
 
