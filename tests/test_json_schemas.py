@@ -102,3 +102,14 @@ def test_calibrate_prints_the_documented_fields(heading, backend):
     required, optional = documented()[heading]
     assert obj["schema"] == f"neurodeploy.calibrate/{JSON_SCHEMA_VERSION}"
     assert required - set(obj) == set() and set(obj) - required - optional == set()
+
+
+def test_multi_chip_map_and_run_print_the_documented_fields(files):
+    """A multi-chip deployment's extra fields are documented (as optional fields of map and run)."""
+    out = files["folder"] / "two.npz"
+    for heading, args in (("map", ["map", str(files["model"]), "--target", "bss2", "--chips", "2", "-o", str(out)]),
+                          ("run", ["run", str(out), "--backend", "mock:ideal"])):
+        obj = emitted(args)
+        required, optional = documented()[heading]
+        assert {"chips_used", "chips"} & set(obj), f"{heading} printed no multi-chip field"
+        assert set(obj) - required - optional == set(), f"printed but not in docs/json.md for {heading}"
