@@ -39,8 +39,8 @@ from ..base import Observations, Recording
 from .connectivity import membership, route_currents, route_matrix, source_matrix
 from .delay_lines import fpga_delayed_times, input_route_currents
 from .events import bus_capacity, bus_of_routes, deliver
-from .fast import (Clock, FastSetup, Madc, Readout, chip_key, emulator_ops, event_lists, fast_madc_alone, fast_run,
-                   fast_setup)
+from .fast import (Clock, EventLists, FastSetup, Madc, Readout, chip_key, emulator_ops, event_lists, fast_madc_alone,
+                   fast_run, fast_setup)
 from .faults import (NO_STUCK_CELLS, ChipDisconnected, StuckCells, disconnects, draw_faults, event_fate,
                      faulty_transport, neurons_hit, route_pairs, run_generator)
 from .correlation import SensorSettings, pairings, readings, sensor_gains
@@ -506,16 +506,21 @@ class MockChip:
                          record: Recording, counters: dict) -> torch.Tensor:
         """:meth:`_madc_alone` on the fast emulator (its noise: :mod:`.fast`)."""
         deployment = self._configuration[0]
-        meta = deployment.meta
-        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
-                                           state.steps), len(input_times_s), state.steps)
-        counters["events_in"] = events.binned
+        events = self._event_lists(state, input_times_s, counters)
         chip = self._chip
         gain, offset = (chip.variation.madc_gain, chip.variation.madc_offset) if chip else (4.0, 0.0)
         key = chip_key(None if chip is None else int(self.chip), self._seed)
         sample0, self._samples = self._samples, self._samples + len(input_times_s)
         return fast_madc_alone(self._fast_view(deployment, state), events, state.steps, neuron,
                                Madc(record.madc_source, gain, offset, self._on("madc")), key, sample0)
+
+    def _event_lists(self, state: ChipState, input_times_s: np.ndarray, counters: dict) -> EventLists:
+        """The input events of each run on the clock and step grid (the fast path's form); counts them."""
+        meta = self._configuration[0].meta
+        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
+                                           state.steps), len(input_times_s), state.steps)
+        counters["events_in"] = events.binned
+        return events
 
     def _fast_view(self, deployment: Deployment, state: ChipState) -> FastSetup:
         """The fast emulator's view of the configured deployment, built once per configuration."""
@@ -529,9 +534,7 @@ class MockChip:
         deployment, _, plan = self._configuration
         meta = deployment.meta
         setup = self._fast_view(deployment, state)
-        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
-                                           state.steps), len(input_times_s), state.steps)
-        counters["events_in"] = events.binned
+        events = self._event_lists(state, input_times_s, counters)
         drops = self._on("event_drops") and (plan.input_may_drop or plan.neuron_may_drop)
         capacity = bus_capacity(state.dt_s, self._spec) if drops else 0
         every, read_noise, reliable = 0, 0.0, (0.0, 255.0)
