@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -68,14 +69,16 @@ def save_deployment(deployment: Deployment, path: str | Path) -> None:
             np.savez_compressed(handle, **payload)
 
 
-def _read_archive(path: Path, arrays: dict) -> dict:
+def read_archive(path: Path, arrays: dict, kind: str = "deployment", max_bytes: Optional[int] = None,
+                 remedy: str = ENVELOPE.remedy) -> dict:
     """The archive's JSON ``meta``; its named arrays go into ``arrays``. An archive that would unpack to more
-    than :data:`MAX_BYTES` is refused before it is read."""
+    than ``max_bytes`` (default :data:`MAX_BYTES`) is refused before it is read (``kind`` names the file)."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     with np.load(path, allow_pickle=False) as archive:
         size = sum(info.file_size for info in archive.zip.infolist())
-        if size > MAX_BYTES:
-            raise FileKindError(f"deployment {path} unpacks to {size / 2**30:.1f} GiB, more than a deployment holds "
-                                f"({MAX_BYTES // 2**30} GiB at most)", ENVELOPE.remedy)
+        if size > max_bytes:
+            raise FileKindError(f"{kind} {path} unpacks to {size / 2**30:.1f} GiB, more than a {kind} holds "
+                                f"({max_bytes // 2**30} GiB at most)", remedy)
         arrays.update({name: archive[name] for name in archive.files})
     return json.loads(arrays.pop("meta").tobytes().decode())
 
@@ -87,7 +90,7 @@ def read_deployment(path: str | Path) -> Deployment:
     from .validation.rules import Invalid, refusal
 
     arrays: dict = {}
-    meta = read_envelope(path, ENVELOPE, lambda p: _read_archive(p, arrays))
+    meta = read_envelope(path, ENVELOPE, lambda p: read_archive(p, arrays))
     try:
         check_common(meta, arrays)
     except Invalid as invalid:

@@ -30,7 +30,8 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
-from .deployment import FORMAT as CHIP_FORMAT, VERSION as CHIP_VERSION, Deployment, checksum_of
+from .deployment import (ENVELOPE_KEYS, FORMAT as CHIP_FORMAT, VERSION as CHIP_VERSION, Deployment, checksum_of,
+                         read_archive)
 from .errors import FileKindError
 from .fileformat import Envelope, read_envelope
 
@@ -39,7 +40,6 @@ VERSION = 1
 ENVELOPE = Envelope("multi-chip deployment", FORMAT, (VERSION,),
                     "map a model with `neurodeploy map MODEL --target TARGET --chips K -o OUT`")
 MAX_BYTES = 2**31  # K chip configurations of about 0.3 MiB each, and the float weights
-ENVELOPE_KEYS = ("format", "version", "software_version", "checksum")
 WHOLE_KEYS = ("target", "graph", "dt_s", "encoding", "dataset", "layers", "layer_kinds", "readout_neurons",
               "training", "report", "chip")
 
@@ -91,16 +91,6 @@ def save_multichip(multi: MultiChipDeployment, path: str | Path) -> None:
             np.savez_compressed(handle, **payload)
 
 
-def _read_archive(path: Path, arrays: dict) -> dict:
-    with np.load(path, allow_pickle=False) as archive:
-        size = sum(info.file_size for info in archive.zip.infolist())
-        if size > MAX_BYTES:
-            raise FileKindError(f"{path} unpacks to {size / 2**30:.1f} GiB, more than a multi-chip deployment holds "
-                                f"({MAX_BYTES // 2**30} GiB at most)", ENVELOPE.remedy)
-        arrays.update({name: archive[name] for name in archive.files})
-    return json.loads(arrays.pop("meta").tobytes().decode())
-
-
 def file_format(path: str | Path) -> Any:
     """The ``format`` an ``.npz`` neurodeploy file's ``meta`` names (None when it has no readable meta): how the
     verbs tell a multi-chip deployment from a single-chip one before loading either."""
@@ -126,7 +116,7 @@ def load_multichip(path: str | Path) -> MultiChipDeployment:
     from .deployment import verify_checksum
 
     arrays: dict = {}
-    meta = read_envelope(path, ENVELOPE, lambda p: _read_archive(p, arrays))
+    meta = read_envelope(path, ENVELOPE, lambda p: read_archive(p, arrays, ENVELOPE.kind, MAX_BYTES, ENVELOPE.remedy))
     if meta.get("checksum") != checksum_of(meta, arrays):
         raise FileKindError(f"multi-chip deployment {path} fails its checksum: it was edited or damaged after "
                             "writing", ENVELOPE.remedy)

@@ -42,3 +42,15 @@ def load_checkpoint(path: Path, fingerprint: dict) -> Optional[dict]:
         raise FileKindError(f"checkpoint {path} belongs to another run (it differs in {', '.join(differs)})",
                             "resume with the same model, backend, calibration and settings, or delete the checkpoint")
     return state
+
+
+def starting_state(path: Path, fingerprint: dict, resume: bool) -> Optional[dict]:
+    """The state a run starts from: the checkpoint with ``resume`` (which must exist), else None; without
+    ``resume`` an existing checkpoint of an interrupted run is an error rather than something to overwrite."""
+    state = load_checkpoint(path, fingerprint) if resume else None
+    if resume and state is None:
+        raise FileKindError(f"--resume: there is no checkpoint {path}", "run without --resume to start")
+    if not resume and path.exists():
+        raise FileKindError(f"checkpoint {path} of an interrupted run exists",
+                            "add --resume to continue it, or delete it to start over")
+    return state

@@ -22,15 +22,15 @@ from tqdm import tqdm
 from ..backends.base import Backend
 from ..backends.retry import Retrying
 from ..data.datasets import training_probe
-from ..errors import FileKindError, NeurodeployError
+from ..errors import NeurodeployError
 from ..modelfile import ModelFile
 from ..scoring import backend_accuracy
 from ..targets.base import Target
 from .alignment import Alignment
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint, starting_state
 from .chips import Chip, Ranks, chips_epoch
 from .forward import layer_neurons
-from .loop import itl_data, recurrent_constraints, snapshot
+from .loop import itl_data, shadow_weights, snapshot
 from .measure import measure_alignment
 from .run import EVAL_BATCH, PROBE_SAMPLES, Checkpointing, check_run
 
@@ -62,24 +62,17 @@ def train_on_chips(model: ModelFile, engines: list[Backend], target: Target,
                        "calibration": [None if i is None else i["checksum"] for i in identities],
                        "train_samples": used, "learning_rate": float(learning_rate), "seed": int(seed),
                        "weight_copies": int(weight_copies or 1), "delays": delays, "method": method}
-        state = load_checkpoint(checkpoint.path, fingerprint) if checkpoint.resume else None
-        if checkpoint.resume and state is None:
-            raise FileKindError(f"--resume: there is no checkpoint {checkpoint.path}", "run without --resume to start")
-        if not checkpoint.resume and checkpoint.path.exists():
-            raise FileKindError(f"checkpoint {checkpoint.path} of an interrupted run exists",
-                                "add --resume to continue it, or delete it to start over")
+        state = starting_state(checkpoint.path, fingerprint, checkpoint.resume)
 
     map_probe = training_probe(model.dataset, model.encoding, model.dt_s)
     sessions = [target.itl_session(model, e, c, int(weight_copies or 1), map_probe, delays)
                 for e, c in zip(engines, calibrations)]
-    constraints = recurrent_constraints(model)
-    weights = {k: torch.nn.Parameter(v.clone(), requires_grad=k not in constraints or constraints[k].learnable)
-               for k, v in model.weights.items()}
+    weights = shadow_weights(model)
     optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
     if state is not None:
         with torch.no_grad():
-            for k, w in weights.items():
-                w.copy_(state["weights"][k])
+            for name, w in weights.items():
+                w.copy_(state["weights"][name])
         optimiser.load_state_dict(state["optimiser"])
     for session in sessions:
         session.clamp(weights)

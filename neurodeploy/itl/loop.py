@@ -146,6 +146,14 @@ def project_all(weights: dict[str, torch.nn.Parameter], model: ModelFile) -> Non
             weights[proj.name].data.mul_(structure)
 
 
+def shadow_weights(model: ModelFile) -> dict[str, torch.nn.Parameter]:
+    """The float weights itl trains: the model's, as parameters; a recurrent matrix that is not learnable gets no
+    gradient."""
+    constraints = recurrent_constraints(model)
+    return {k: torch.nn.Parameter(v.clone(), requires_grad=k not in constraints or constraints[k].learnable)
+            for k, v in model.weights.items()}
+
+
 def snapshot(weights: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
     """Detached copies of the shadow weights (for the best epoch and the checkpoint)."""
     return {k: w.detach().clone() for k, w in weights.items()}

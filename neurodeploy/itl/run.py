@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..backends.base import Backend
 from ..backends.retry import Retrying
 from ..data.datasets import training_probe
-from ..errors import FileKindError, NeurodeployError
+from ..errors import NeurodeployError
 from ..deployment import Deployment
 from ..modelfile import ModelFile
 from ..scoring import backend_accuracy
@@ -24,9 +24,9 @@ from ..training.asf import check_supported
 from ..validation.arguments import check_itl_arguments
 from .alignment import Alignment
 from .counters import counter_accuracy, counter_epoch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint, starting_state
 from .forward import layer_neurons
-from .loop import itl_data, recurrent_constraints, snapshot, train_epoch
+from .loop import itl_data, shadow_weights, snapshot, train_epoch
 from .measure import measure_alignment
 
 PROBE_SAMPLES = 200  # training samples the trace alignment is measured on
@@ -74,19 +74,12 @@ def train_in_the_loop(model: ModelFile, engine: Backend, target: Target, calibra
                        "calibration": None if calibration_id is None else calibration_id["checksum"],
                        "train_samples": used, "learning_rate": float(learning_rate), "seed": int(seed),
                        "weight_copies": int(weight_copies), "delays": delays, "method": method}
-        state = load_checkpoint(checkpoint.path, fingerprint) if checkpoint.resume else None
-        if checkpoint.resume and state is None:
-            raise FileKindError(f"--resume: there is no checkpoint {checkpoint.path}", "run without --resume to start")
-        if not checkpoint.resume and checkpoint.path.exists():
-            raise FileKindError(f"checkpoint {checkpoint.path} of an interrupted run exists",
-                                "add --resume to continue it, or delete it to start over")
+        state = starting_state(checkpoint.path, fingerprint, checkpoint.resume)
 
     map_probe = training_probe(model.dataset, model.encoding, model.dt_s)
     session = target.itl_session(model, engine, calibration, weight_copies, map_probe, delays)
     neurons = layer_neurons(session.deployment.meta, session.deployment["neuron_layer"])
-    constraints = recurrent_constraints(model)
-    weights = {k: torch.nn.Parameter(v.clone(), requires_grad=k not in constraints or constraints[k].learnable)
-               for k, v in model.weights.items()}
+    weights = shadow_weights(model)
     optimiser = torch.optim.AdamW(weights.values(), lr=learning_rate, weight_decay=0.0)
     accuracy_of = lambda dep, times, labels: backend_accuracy(engine, dep, times, labels, EVAL_BATCH)  # noqa: E731
     bytes_read = 0  # read back from the chip by the training passes
