@@ -10,6 +10,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <utility>
@@ -31,12 +32,13 @@ constexpr int64_t kBlock = 16;
 struct BlockWork {
   explicit BlockWork(const RunArgs& a)
       : i_syn(kBlock * a.neurons), v(kBlock * a.neurons), ref(kBlock * a.neurons), spiked(kBlock * a.neurons),
-        x(a.neurons), lat(a.neurons), z(a.neurons),
+        x(a.neurons), lat(a.neurons), z(a.neurons), normal(a.neurons), halves(2 * ((a.neurons + 1) / 2)),
         samples(a.cadc_lower && a.membrane ? kBlock * a.cadc_count * a.n_recorded : 0),
         bus_count(std::max(a.inputs.n_buses, a.neurons_out.n_buses), 0) {}
   std::vector<float> i_syn, v;  // [kBlock, N]
   std::vector<int32_t> ref, spiked;  // [kBlock, N]; a row's spikes of the last step: spiked[r N .. r N + n)
-  std::vector<float> x, lat, z;  // [N], one row's step at a time
+  std::vector<float> x, lat, z, normal;  // [N], one row's step at a time
+  std::vector<uint16_t> halves;  // [N rounded up to even]: the table index of each of the step's normals
   std::vector<float> samples;  // [kBlock, cadc_count, R] of the recorded neurons
   int64_t event[kBlock], last_event[kBlock], n_spiked[kBlock];
   std::vector<int32_t> active;  // rows of the route matrix with an event this step
@@ -128,17 +130,27 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
         limit_buses(a.neurons_out, a.capacity, step_base(a.key, kNeuronPriority, sample, t), w);
   add_rows(a.neurons_out, w.active, n_all, lat);
   if constexpr (kNoise) {
+    // normal_at(base, n) for every n: the hashes in one vector loop, then one look-up per neuron (scalar
+    // loads: the gather instructions were slower here); sigma n is added in the neuron update's loop.
     const uint64_t base = step_base(a.key, kMembraneNoise, sample, t);
-    const float* __restrict__ sigma = a.noise_sigma;
     const float* __restrict__ table = a.table;
+    uint16_t* __restrict__ half = w.halves.data();
+    float* __restrict__ normal = w.normal.data();
+    const int64_t words = (n_all + 1) / 2;
 #pragma omp simd
-    for (int64_t n = 0; n < n_all; ++n)
-      x[n] = x[n] + normal_of(draw(base, static_cast<uint32_t>(n)), table) * sigma[n];
+    for (int64_t k = 0; k < words; ++k) {
+      const uint32_t h = draw(base, static_cast<uint32_t>(k));
+      half[2 * k] = static_cast<uint16_t>(table_index(h, 0));
+      half[2 * k + 1] = static_cast<uint16_t>(table_index(h, 1));
+    }
+    for (int64_t n = 0; n < n_all; ++n) normal[n] = table[half[n]];
   }
   const int64_t off = t * stride + b * n_all;
   float* __restrict__ z_out = a.spikes ? a.spikes + off : nullptr;
   const int64_t n_rec = a.n_recorded;
   const int32_t* __restrict__ recorded = a.recorded;
+  const float* __restrict__ normal = w.normal.data();
+  const float* __restrict__ sigma = a.noise_sigma;
   float* __restrict__ v_out = (!kCadc && a.membrane) ? a.membrane + t * a.batch * n_rec + b * n_rec : nullptr;
 #pragma omp simd
   for (int64_t n = 0; n < n_all; ++n) {
@@ -146,7 +158,9 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
     NeuronState<float> s{i_syn[n], v[n], ref[n]};
     float p;
     bool refractory;
-    zl[n] = lif_forward_step<float, kRef>(x[n] + lat[n], s, c, p, refractory);
+    // (input + noise) + lateral: the twin's order of the sums
+    const float input = kNoise ? x[n] + normal[n] * sigma[n] : x[n];
+    zl[n] = lif_forward_step<float, kRef>(input + lat[n], s, c, p, refractory);
     i_syn[n] = s.i_syn;
     v[n] = s.v;
     ref[n] = s.refractory_steps;
@@ -154,10 +168,19 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
   if (z_out) std::copy(zl, zl + n_all, z_out);
   if (v_out)
     for (int64_t i = 0; i < n_rec; ++i) v_out[i] = v[recorded[i]];
+  // Spikes are rare: stretches of 16 neurons without one are skipped after a vector test, the others
+  // compacted without branches.
   int64_t n_spiked = 0, routed = 0;
-  for (int64_t n = 0; n < n_all; ++n) {  // spikes are rare: a branch-free compaction
-    spiked[n_spiked] = static_cast<int32_t>(n);
-    n_spiked += zl[n] > 0.0f;
+  for (int64_t n0 = 0; n0 < n_all; n0 += 16) {
+    const int64_t n1 = std::min(n0 + 16, n_all);
+    int32_t any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t n = n0; n < n1; ++n) any |= zl[n] > 0.0f;
+    if (!any) continue;
+    for (int64_t n = n0; n < n1; ++n) {
+      spiked[n_spiked] = static_cast<int32_t>(n);
+      n_spiked += zl[n] > 0.0f;
+    }
   }
   w.n_spiked[r] = n_spiked;
   for (int64_t s = 0; s < n_spiked; ++s) routed += a.routes_per_neuron[spiked[s]];
@@ -179,7 +202,7 @@ ND_INLINE void row_step(const RunArgs& a, int64_t t, int64_t b, int64_t r, Block
       for (int64_t i = 0; i < n_rec; ++i) {  // a neuron's draw is its own, whichever others are recorded
         const int32_t n = recorded[i];
         float value = v[n];
-        if (read_noise > 0.0f) value = value + normal_of(draw(base, static_cast<uint32_t>(n)), table) * read_noise;
+        if (read_noise > 0.0f) value = value + normal_at(base, static_cast<uint32_t>(n), table) * read_noise;
         value = std::nearbyint(value);  // round half to even, as torch.round
         sampled[i] = std::min(std::max(value, 0.0f), 255.0f);
       }
@@ -237,11 +260,13 @@ void run_all(const RunArgs& a, std::vector<std::vector<int32_t>>* events) {
   with_flag(a.any_refractory, [&](auto ref) {
     with_flag(a.noise_sigma != nullptr, [&](auto noise) {
       with_flag(a.cadc_lower != nullptr, [&](auto cadc) {
-        // Rows are independent: a grain of a few rows keeps both cores busy on small batches.
+        // Rows are independent. Each thread takes the next block when it is done with one, so that a core
+        // slowed by other work (a shared machine) does not hold up the batch, as a static split would.
         const int64_t blocks = (a.batch + kBlock - 1) / kBlock;
-        at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+        std::atomic<int64_t> next{0};
+        at::parallel_for(0, std::min<int64_t>(blocks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
           BlockWork w(a);
-          for (int64_t k = begin; k < end; ++k)
+          for (int64_t k = next++; k < blocks; k = next++)
             run_block<decltype(ref)::value, decltype(noise)::value, decltype(cadc)::value>(
                 a, k * kBlock, std::min(a.batch, (k + 1) * kBlock), w, events);
         });
@@ -269,7 +294,7 @@ at::Tensor spike_rows(const std::vector<std::vector<int32_t>>& events, const Run
       for (; i < e.size() && e[i] == t; i += 2) {
         double time_s = static_cast<double>(t) * dt_s;
         if (jitter_s > 0.0)
-          time_s = time_s + jitter_s * static_cast<double>(normal_of(draw(base, static_cast<uint32_t>(e[i + 1])), a.table));
+          time_s = time_s + jitter_s * static_cast<double>(normal_at(base, static_cast<uint32_t>(e[i + 1]), a.table));
         *o++ = std::max(std::nearbyint(time_s / clock_s), 0.0) * clock_s;
         *o++ = static_cast<double>(b);
         *o++ = static_cast<double>(e[i + 1]);
@@ -317,7 +342,7 @@ std::vector<at::Tensor> run(const at::Tensor& in_offsets, const at::Tensor& in_s
   for (const at::Tensor* t : {&n_ref, &in_step, &in_channel, &cadc_lower, &cadc_upper, &routes_per_neuron})
     check(t->dtype() == at::kInt && t->is_contiguous(), "steps, channels and counts must be int32");
   check(in_offsets.dtype() == at::kLong && batch >= 0, "event offsets: int64 [B + 1]");
-  check(table.numel() == kTableSize, "the normal table must have 65536 entries");
+  check(table.numel() == kTableSize, "the normal table must have 8192 entries");
   check(noise_sigma.numel() == 0 || noise_sigma.numel() == neurons, "noise sigma: [N] or empty");
   check(cadc_lower.numel() == 0 || cadc_lower.numel() == steps, "CADC interpolation: [T] or empty");
   check(in_channel.numel() == 0 || in_channel.max().item<int32_t>() + 1 < in_first.numel(),
@@ -434,10 +459,9 @@ at::Tensor madc_alone(const at::Tensor& neuron, const at::Tensor& in_offsets, co
           for (; e[r] < offsets[b + 1] && ev_step[e[r]] == t; ++e[r])
             x += matrix[static_cast<int64_t>(ev_channel[e[r]]) * neurons + j];
           if (sigma)
-            x = x + normal_of(draw(step_base(static_cast<uint64_t>(key), kMembraneNoise,
-                                             static_cast<uint64_t>(sample0 + b), static_cast<uint64_t>(t)),
-                                   static_cast<uint32_t>(j)),
-                              tab) * sigma[j];
+            x = x + normal_at(step_base(static_cast<uint64_t>(key), kMembraneNoise, static_cast<uint64_t>(sample0 + b),
+                                        static_cast<uint64_t>(t)),
+                              static_cast<uint32_t>(j), tab) * sigma[j];
           float u;
           if (source == 1) {
             current[r] = c[r].alpha * current[r] + x;
@@ -458,12 +482,65 @@ at::Tensor madc_alone(const at::Tensor& neuron, const at::Tensor& in_offsets, co
   return out;
 }
 
+// Input spike times [B, C] (model seconds, NaN: none) → each run's events on the hardware step grid, the
+// twin of fast.py's event_lists_numpy (chip.clock_events + a sort): the FPGA clock cycle
+// round(t / speedup / clock), its step round(cycle clock / dt) (round half to even, as numpy), events
+// outside [0, steps) not binned; arrival one step later (routing), those arriving after the run lost.
+// Returns {offsets [B + 1] int64, arrival step [E] int32, channel [E] int32, binned events (int64 scalar)},
+// each run's events sorted by arrival, then channel. One pass in C++: in numpy this took a quarter of
+// a Yin-Yang batch's time on two threads.
+std::vector<at::Tensor> bin_events(const at::Tensor& times_s, double speedup, double clock_s, double dt_s,
+                                   int64_t steps) {
+  check(times_s.dtype() == at::kDouble && times_s.dim() == 2, "bin_events: float64 times [B, channels]");
+  const at::Tensor t = times_s.contiguous();
+  const int64_t runs = t.size(0), channels = t.size(1);
+  const double* tp = t.data_ptr<double>();
+  at::Tensor offsets = at::empty({runs + 1}, at::TensorOptions().dtype(at::kLong));
+  int64_t* off = offsets.data_ptr<int64_t>();
+  std::vector<int32_t> arrival, channel;
+  arrival.reserve(static_cast<size_t>(runs * channels));
+  channel.reserve(static_cast<size_t>(runs * channels));
+  int64_t binned = 0;
+  off[0] = 0;
+  for (int64_t b = 0; b < runs; ++b) {
+    const size_t first = arrival.size();
+    for (int64_t c = 0; c < channels; ++c) {
+      const double cycle = std::nearbyint(tp[b * channels + c] / speedup / clock_s);
+      const double step = std::nearbyint(cycle * clock_s / dt_s);
+      if (!std::isfinite(step) || step < 0.0 || step >= static_cast<double>(steps)) continue;
+      ++binned;
+      const int64_t at_step = static_cast<int64_t>(step) + 1;
+      if (at_step >= steps) continue;
+      arrival.push_back(static_cast<int32_t>(at_step));
+      channel.push_back(static_cast<int32_t>(c));
+    }
+    // Insertion sort by arrival, stable: channels were appended in increasing order.
+    for (size_t i = first + 1; i < arrival.size(); ++i) {
+      const int32_t a = arrival[i], ch = channel[i];
+      size_t j = i;
+      for (; j > first && arrival[j - 1] > a; --j) {
+        arrival[j] = arrival[j - 1];
+        channel[j] = channel[j - 1];
+      }
+      arrival[j] = a;
+      channel[j] = ch;
+    }
+    off[b + 1] = static_cast<int64_t>(arrival.size());
+  }
+  const auto as_tensor = [](const std::vector<int32_t>& v) {
+    at::Tensor out = at::empty({static_cast<int64_t>(v.size())}, at::TensorOptions().dtype(at::kInt));
+    std::copy(v.begin(), v.end(), out.data_ptr<int32_t>());
+    return out;
+  };
+  return {offsets, as_tensor(arrival), as_tensor(channel), at::scalar_tensor(binned, at::TensorOptions().dtype(at::kLong))};
+}
+
 // Standard normals of the counter-based generator at (sample[i], step[i], index[i]) of `stream`.
 at::Tensor normals(int64_t key, int64_t stream, const at::Tensor& sample, const at::Tensor& step,
                    const at::Tensor& index, const at::Tensor& table) {
   check(sample.dtype() == at::kLong && step.dtype() == at::kLong && index.dtype() == at::kLong,
         "normals: int64 counters");
-  check(table.dtype() == at::kFloat && table.numel() == kTableSize, "normals: the 65536-entry table");
+  check(table.dtype() == at::kFloat && table.numel() == kTableSize, "normals: the 8192-entry table");
   const at::Tensor s = sample.contiguous(), k = step.contiguous(), i = index.contiguous();
   at::Tensor out = at::empty({s.numel()}, at::TensorOptions().dtype(at::kFloat));
   const int64_t* sp = s.data_ptr<int64_t>();
@@ -472,10 +549,9 @@ at::Tensor normals(int64_t key, int64_t stream, const at::Tensor& sample, const 
   const float* tp = table.data_ptr<float>();
   float* op = out.data_ptr<float>();
   for (int64_t n = 0; n < s.numel(); ++n)
-    op[n] = normal_of(draw(step_base(static_cast<uint64_t>(key), static_cast<uint64_t>(stream),
-                                     static_cast<uint64_t>(sp[n]), static_cast<uint64_t>(kp[n])),
-                           static_cast<uint32_t>(ip[n])),
-                      tp);
+    op[n] = normal_at(step_base(static_cast<uint64_t>(key), static_cast<uint64_t>(stream), static_cast<uint64_t>(sp[n]),
+                                static_cast<uint64_t>(kp[n])),
+                      static_cast<uint32_t>(ip[n]), tp);
   return out;
 }
 
@@ -495,6 +571,7 @@ at::Tensor draws(int64_t key, int64_t stream, int64_t sample, int64_t step, int6
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("run", &neurodeploy::mock::run, "one batch of runs of the emulated chip");
   m.def("madc_alone", &neurodeploy::mock::madc_alone, "MADC traces of independent neurons, one per run");
+  m.def("bin_events", &neurodeploy::mock::bin_events, "input spike times → each run's events on the step grid");
   m.def("normals", &neurodeploy::mock::normals, "standard normals of the counter-based generator");
   m.def("draws", &neurodeploy::mock::draws, "raw 32-bit draws of the counter-based generator");
 }

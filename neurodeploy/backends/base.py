@@ -113,5 +113,7 @@ def readout_scores(deployment: Deployment, obs: Observations) -> torch.Tensor:
     # Readout neurons are usually recorded side by side: a slice reads them without a gather's copy.
     consecutive = columns == list(range(columns[0], columns[0] + count)) if count else False
     picked = slice(columns[0], columns[0] + count) if consecutive else columns
-    v = obs.membrane[..., picked] - obs.baseline[picked]
-    return decode(v, deployment.meta["training"].get("loss") or "max_over_time")
+    how = deployment.meta["training"].get("loss") or "max_over_time"
+    if how == "max_over_time":  # max(v - b) = max(v) - b exactly (rounding is monotone): subtract after
+        return decode(obs.membrane[..., picked], how) - obs.baseline[picked]
+    return decode(obs.membrane[..., picked] - obs.baseline[picked], how)

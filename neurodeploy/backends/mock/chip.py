@@ -517,8 +517,7 @@ class MockChip:
     def _event_lists(self, state: ChipState, input_times_s: np.ndarray, counters: dict) -> EventLists:
         """The input events of each run on the clock and step grid (the fast path's form); counts them."""
         meta = self._configuration[0].meta
-        events = event_lists(*clock_events(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s,
-                                           state.steps), len(input_times_s), state.steps)
+        events = event_lists(input_times_s, meta["speedup"], meta["clock_period_s"], state.dt_s, state.steps)
         counters["events_in"] = events.binned
         return events
 

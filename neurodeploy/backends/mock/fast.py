@@ -13,7 +13,7 @@ the twin's bit for bit (``tests/test_mock_fast.py``).
 What differs is where the random numbers come from. The twin draws from one ``torch.Generator``
 per chip in the order of the work, so its noise depends on how samples are batched. Here every draw
 is a pure function of (chip key, stream, sample, step, neuron) (``csrc/mock_core.h``: a keyed
-counter hash, two inverse-CDF look-ups per normal): sample ``s`` of a backend sees the same noise
+counter hash, one inverse-CDF look-up per normal): sample ``s`` of a backend sees the same noise
 whether it runs in a batch of 1 or of 5000, on one thread or many. A backend counts the samples it
 has run; the next run continues the count, so repeated runs differ as on a chip (trial to trial)
 and a fresh backend with the same seed repeats them. Noise statistics match the twin's in
@@ -94,11 +94,12 @@ def emulator_status() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def normal_table() -> torch.Tensor:
-    r"""The 65536 look-up values :math:`Q_i = \Phi^{-1}((i + 1/2)/65536) / \sqrt{2 m_2}` (``csrc/mock_core.h``):
-    a normal is :math:`Q_a + Q_b` of two 16-bit halves of a draw, with variance exactly 1."""
-    size = 1 << 16
+    r"""The 8192 look-up values :math:`Q_i = \Phi^{-1}((i + 1/2)/8192) / \sqrt{m_2}` (``csrc/mock_core.h``):
+    a normal is :math:`Q_j`, :math:`j` the top 13 bits of a 16-bit half of a draw (two normals per draw), with
+    variance exactly 1."""
+    size = 1 << 13
     quantiles = torch.special.ndtri((torch.arange(size, dtype=torch.float64) + 0.5) / size)
-    return (quantiles / math.sqrt(2 * float((quantiles ** 2).mean()))).float()
+    return (quantiles / math.sqrt(float((quantiles ** 2).mean()))).float()
 
 
 def chip_key(chip: Optional[int], seed: int) -> int:
@@ -125,9 +126,23 @@ class EventLists(NamedTuple):
     binned: int  # events that landed on the step grid (arrived or not): the twin's events_in
 
 
-def event_lists(step: np.ndarray, batch: np.ndarray, channel: np.ndarray, runs: int, steps: int) -> EventLists:
-    """Binned input events ``(step, batch, channel)`` (:func:`~.chip.clock_events`) → per-run lists of arrivals."""
-    arrival = step + 1  # one step of routing latency; what arrives after the run's end is lost
+def event_lists(times_s: np.ndarray, speedup: float, clock_s: float, dt_s: float, steps: int) -> EventLists:
+    """Input spike times ``[B, channels]`` (model s, NaN: none) → per-run lists of arrivals on the step grid
+    (``csrc/mock_cpu.cpp``'s ``bin_events``; its twin: :func:`event_lists_numpy`)."""
+    offsets, step, channel, binned = emulator_ops().bin_events(
+        torch.from_numpy(np.ascontiguousarray(times_s, dtype=np.float64)), speedup, clock_s, dt_s, steps)
+    return EventLists(offsets, step, channel, int(binned))
+
+
+def event_lists_numpy(times_s: np.ndarray, speedup: float, clock_s: float, dt_s: float, steps: int) -> EventLists:
+    """:func:`event_lists` in numpy, written to be read: the events binned as the twin bins them
+    (:func:`~.chip.clock_events`), one step of routing latency (what arrives after the run's end is lost),
+    sorted per run by arrival, then channel."""
+    from .chip import clock_events
+
+    step, batch, channel = clock_events(times_s, speedup, clock_s, dt_s, steps)
+    runs = len(times_s)
+    arrival = step + 1
     keep = arrival < steps
     arrival, batch, channel = arrival[keep], batch[keep], channel[keep]
     order = np.lexsort((channel, arrival, batch))
