@@ -23,7 +23,7 @@ from neurodeploy.modelfile import ModelFile, load_model, save_model
 from neurodeploy.multichip import is_multichip, load_multichip
 from neurodeploy.targets.bss2.lower import lower
 from neurodeploy.targets.bss2.multichip import ChipPipeline, map_chips, spike_train_deployment, spike_train_times
-from neurodeploy.targets.bss2.partition import Link, plan_partition
+from neurodeploy.targets.bss2.partition import plan_partition, spec_link
 from neurodeploy.targets.registry import get_target
 from neurodeploy.workflows.inspect import inspect_file
 from neurodeploy.workflows.map import map_model
@@ -130,7 +130,7 @@ def test_two_chips_equal_one_chip(trained_model, test_times, bursting):
     v_one = reference.membrane[..., first:first + count]
     # No link latency: the one-chip run (a spike at step s reaches the next layer at s+1 either way), up to the
     # float32 summation order (the readout sums its inputs as FPGA events on one chip, on-chip events on the other).
-    multi, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=Link(latency_s=0.0))
+    multi, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=replace(spec_link(SPEC), latency_s=0.0))
     assert not violations
     obs, counters, scores = _pipeline_scores(multi, test_times)
     torch.testing.assert_close(obs.membrane, v_one, rtol=0, atol=1e-3)
@@ -141,7 +141,8 @@ def test_two_chips_equal_one_chip(trained_model, test_times, bursting):
         assert int(per_source.max()) > 1  # the several-spikes-per-channel path ran
     # A chip of 16 circuits: hidden split over both chips, the output beside the second slice; it hears the first
     # slice through the FPGA, the second on the chip, both halves of the hidden layer the same inputs.
-    split, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=Link(latency_s=0.0), capacity=16)
+    split, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=replace(spec_link(SPEC), latency_s=0.0),
+                                     capacity=16)
     assert not violations
     assert [part["input"] for part in split.partition["chips"]] == ["input", "input[0:5]+hidden[0:12]"]
     assert split.partition["routes"] == [{**split.partition["routes"][0], "layer": "hidden", "neurons": [0, 12],
@@ -201,12 +202,13 @@ def test_run_on_two_chips(trained_model, tmp_path):
 def test_link_rules_say_needed_and_available(trained_model):
     model = load_model(trained_model)
     probe = training_probe(model.dataset, model.encoding, model.dt_s)
-    multi, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=Link(events_per_s=1e5))
+    multi, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe,
+                                     link=replace(spec_link(SPEC), events_per_s=1e5))
     assert multi is None
     (bandwidth,) = [v for v in violations if v.rule_id == "BSS2-LINK-BANDWIDTH"]
     assert float(bandwidth.needed) >= 1e6 and float(bandwidth.available) == 1e5  # one event in a 1 us step
     assert "chip 0 to chip 1" in bandwidth.what
-    _, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=Link(latency_s=20e-6))
+    _, _, violations = map_chips(model, SPEC, 2, probe_inputs=probe, link=replace(spec_link(SPEC), latency_s=20e-6))
     (latency,) = [v for v in violations if v.rule_id == "BSS2-LINK-LATENCY"]
     assert latency.needed == "20 us" and latency.available.startswith("13 us")  # 40 steps, last input at step 26
 
@@ -235,3 +237,12 @@ def test_edited_multichip_file_is_refused(trained_model, tmp_path):
     result = invoke("run", edited)
     assert result.exit_code == 2 and "fails its checksum" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_links_come_from_the_target_file():
+    """Bandwidth derived from the crossbar's channels and the FPGA clock, latency as the file says."""
+    link = spec_link(SPEC)
+    assert link.events_per_s == pytest.approx(4 * 125e6) and link.latency_s == pytest.approx(1e-6)
+    raw = {**SPEC.raw, "links": {**SPEC.raw["links"], "latency_s": 2e-6, "crossbar_channels": 2}}
+    other = spec_link(replace(SPEC, raw=raw))
+    assert other.latency_s == pytest.approx(2e-6) and other.events_per_s == pytest.approx(2 * 125e6)

@@ -46,8 +46,8 @@ from ...multichip import MultiChipDeployment
 from .calibration_file import Calibration
 from .lower import lower
 from .mapper import map_to_bss2
-from .partition import (DEFAULT_LINK, Block, Link, check_links, chip_sources, delayed, input_name, plan_partition,
-                        quantised_spikes, sub_model)
+from .partition import (Block, Link, check_links, chip_sources, delayed, input_name, plan_partition,
+                        quantised_spikes, spec_link, sub_model)
 from .spec import BSS2Spec
 
 
@@ -77,14 +77,16 @@ def _merged(spikes: dict[str, torch.Tensor], plan_chip: list[Block], layer_spike
 def map_chips(model: ModelFile, spec: BSS2Spec, chips: int, *, clip_quantile: float = 1.0,
               weight_scale: str = "per-neuron", calibration: Optional[Calibration] = None,
               weight_copies: Optional[int] = None, probe_inputs: Optional[torch.Tensor] = None,
-              link: Link = DEFAULT_LINK, capacity: Optional[int] = None
+              link: Optional[Link] = None, capacity: Optional[int] = None
               ) -> tuple[Optional[MultiChipDeployment], dict, list[DesignRuleViolation]]:
     """Return ``(multi-chip deployment or None, report, violations)``: every rule broken, on any chip or link.
 
     A partition that cannot be made (``--chips 0``, too few chips, a network that is not a chain) is a
     ``NeurodeployError``. ``calibration`` is one chip's: it is refused for more than one chip. ``capacity``: the
     neuron circuits the partition may use per chip (None: all of a chip's; tests split small networks with less).
+    ``link``: the links between chips (None: the target file's, :func:`~.partition.spec_link`).
     """
+    link = link or spec_link(spec)
     if calibration is not None and chips > 1:
         raise NeurodeployError("a calibration is one chip's, a multi-chip deployment runs on several",
                                "map without --calibration; calibrate each chip and run with it (not yet supported)")

@@ -22,14 +22,16 @@ never split; learned delays are not partitioned.
 **Links** (:func:`check_links`). Spikes that cross chips leave the chip through its crossbar's chip→FPGA
 outputs and enter the next through its FPGA→chip inputs (bss2.md §1.4). Two numbers, as :class:`Link`:
 
-- bandwidth :data:`LINK_EVENTS_PER_S` = 4 × 125 MEvent/s (hardware time) per chip-to-chip route, **derived**:
-  the crossbar has 4 chip→FPGA outputs and 4 FPGA→chip inputs (halco ``routing_crossbar.h``, bss2.md §0, §1.4),
-  each taken to carry one event per 8 ns FPGA clock cycle (the event spacing verified for synapse drivers,
-  §1.4; the link rate itself is not verified, §10).
-- latency :data:`LINK_LATENCY_S` = 1 µs (hardware time) per chip boundary, an **assumption**: bss2.md §10 says
-  the routing latency was not found in any source. 1 µs is one step of the shipped recipes (dt 1 ms model time
-  / 1000) and of the order of an FPGA-to-FPGA round of a few hundred 8 ns cycles. Give another with
-  ``Link(latency_s=...)``.
+- bandwidth = crossbar channels × events per clock / the FPGA clock period = 4 × 125 MEvent/s (hardware time)
+  per chip-to-chip route, **derived**: the crossbar has 4 chip→FPGA outputs and 4 FPGA→chip inputs (halco
+  ``routing_crossbar.h``, bss2.md §0, §1.4), each taken to carry one event per 8 ns FPGA clock cycle (the event
+  spacing verified for synapse drivers, §1.4; the link rate itself is not verified, §10).
+- latency = 1 µs (hardware time) per chip boundary, an **assumption**: bss2.md §10 says the routing latency was
+  not found in any source. 1 µs is one step of the shipped recipes (dt 1 ms model time / 1000) and of the order
+  of an FPGA-to-FPGA round of a few hundred 8 ns cycles.
+
+Both come from the target file's ``links`` section (``targets/bss2.yaml``, :func:`spec_link`); give others with
+``dataclasses.replace(spec_link(spec), latency_s=...)``.
 
 BSS2-LINK-BANDWIDTH: the most events that cross one route in one hardware step (measured in software on
 training samples, as bus_load.py) over the step, vs the route's events per second. BSS2-LINK-LATENCY: the
@@ -52,11 +54,8 @@ from ...graph import Graph, Population, Projection
 from ...modelfile import ModelFile
 from ...validation.common import NO_DATASET
 from .lower import LoweredLayer
+from .spec import BSS2Spec
 
-LINK_EVENTS_PER_S = 4 * 125e6  # hardware time; derived, see the module docstring
-LINK_LATENCY_S = 1e-6  # hardware time; an assumption, see the module docstring
-LINK_SOURCE = ("bandwidth: 4 crossbar chip<->FPGA channels x 1 event per 8 ns cycle (derived, bss2.md §0, §1.4); "
-               "latency: assumption (no source, bss2.md §10)")
 MAX_CHIPS = 64  # as MAX_CHIPS_IN_RANGE (target.py): more is more likely a typo than a plan
 
 
@@ -64,14 +63,20 @@ MAX_CHIPS = 64  # as MAX_CHIPS_IN_RANGE (target.py): more is more likely a typo 
 class Link:
     """An inter-chip route through the FPGAs: its latency (hardware s) and bandwidth (events per hardware s)."""
 
-    latency_s: float = LINK_LATENCY_S
-    events_per_s: float = LINK_EVENTS_PER_S
+    latency_s: float
+    events_per_s: float
+    source: str = "targets/bss2.yaml, links (bandwidth derived, latency an assumption)"
 
     def to_dict(self) -> dict:
-        return {"latency_s": self.latency_s, "events_per_s": self.events_per_s, "source": LINK_SOURCE}
+        return {"latency_s": self.latency_s, "events_per_s": self.events_per_s, "source": self.source}
 
 
-DEFAULT_LINK = Link()
+def spec_link(spec: BSS2Spec) -> Link:
+    """The target file's links: bandwidth = channels × events per clock / clock period, and the latency."""
+    links = spec.raw["links"]
+    clock_s = float(spec.raw["time"]["clock_period_s"])
+    return Link(latency_s=float(links["latency_s"]),
+                events_per_s=int(links["crossbar_channels"]) * int(links["events_per_clock"]) / clock_s)
 
 
 @dataclass(frozen=True)

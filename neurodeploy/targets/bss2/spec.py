@@ -17,7 +17,7 @@ from ...validation.rules import Anything, Fields, Flag, Interval, Invalid, Numbe
 from ..spec import ENVELOPE_KEYS, TargetSpec, load_spec, refuse_spec, spec_path
 
 SECTIONS = ("geometry", "synapse", "merging", "time", "neuron", "readout", "delays", "capmem", "refractory",
-            "calibration")
+            "calibration", "links")
 _COUNT = Number(lo=1, integer=True)
 _POSITIVE = Number(lo=0, lo_open=True)
 _BITS = Number(lo=1, hi=16, integer=True)
@@ -59,6 +59,7 @@ SCHEMA = Fields(required={
         "on_chip": Flag(),
         "off_chip": Fields(required={"resolution_s": _POSITIVE, "max_delay_s": _POSITIVE, "copies": _COUNT}),
         "strength_bits": Number(lo=0, hi=15, integer=True)}),
+    "links": Fields(required={"crossbar_channels": _COUNT, "events_per_clock": _COUNT, "latency_s": Number(lo=0)}),
 })
 
 
