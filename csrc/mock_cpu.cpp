@@ -1,4 +1,6 @@
 // CPU launcher of the fast mock-chip emulator (mock_core.h; the twin is backends/mock/chip.py).
+// Built with -DNEURODEPLOY_WITH_CUDA, `run` also takes CUDA tensors and hands them to the CUDA
+// launcher (mock_cuda.cu; section "CUDA" below); everything else runs on the CPU.
 //
 // A task is a block of batch rows (each one run of the chip on one sample), advanced step by step
 // together; each row's state lives in the block's arrays — input events added row by row of the route matrix, the FPGA and
@@ -13,12 +15,22 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
 #include "lif_core.h"
 #include "mock_core.h"
 #include "output_pool.h"
+
+#ifdef NEURODEPLOY_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <string>
+
+#include "mock_cuda.h"
+#endif
 
 namespace neurodeploy {
 namespace mock {
@@ -275,8 +287,19 @@ void run_all(const RunArgs& a, std::vector<std::vector<int32_t>>* events) {
   });
 }
 
+// A spike's time on the FPGA clock grid after Gaussian jitter: round((t dt + jitter n) / clock) clock, >= 0,
+// n the normal of neuron `neuron` at `base` = step_base(key, kSpikeJitter, sample, t). One function for the
+// CPU's events and the CUDA run's (spike_rows_of_spikes), so that the two cannot drift apart.
+double spike_time_s(int64_t t, uint64_t base, int32_t neuron, const float* table, double dt_s, double clock_s,
+                    double jitter_s) {
+  double time_s = static_cast<double>(t) * dt_s;
+  if (jitter_s > 0.0)
+    time_s = time_s + jitter_s * static_cast<double>(normal_at(base, static_cast<uint32_t>(neuron), table));
+  return std::max(std::nearbyint(time_s / clock_s), 0.0) * clock_s;
+}
+
 // The spikes as rows (time_s, batch, neuron) in (step, batch, neuron) order (torch.nonzero's), the
-// time on the FPGA clock grid after Gaussian jitter: round((t dt + jitter n) / clock) clock, >= 0.
+// time from spike_time_s.
 at::Tensor spike_rows(const std::vector<std::vector<int32_t>>& events, const RunArgs& a, double dt_s,
                       double clock_s, double jitter_s) {
   int64_t total = 0;
@@ -292,10 +315,7 @@ at::Tensor spike_rows(const std::vector<std::vector<int32_t>>& events, const Run
       if (i >= e.size() || e[i] != t) continue;
       const uint64_t base = step_base(a.key, kSpikeJitter, static_cast<uint64_t>(a.sample0) + b, step);
       for (; i < e.size() && e[i] == t; i += 2) {
-        double time_s = static_cast<double>(t) * dt_s;
-        if (jitter_s > 0.0)
-          time_s = time_s + jitter_s * static_cast<double>(normal_at(base, static_cast<uint32_t>(e[i + 1]), a.table));
-        *o++ = std::max(std::nearbyint(time_s / clock_s), 0.0) * clock_s;
+        *o++ = spike_time_s(t, base, e[i + 1], a.table, dt_s, clock_s, jitter_s);
         *o++ = static_cast<double>(b);
         *o++ = static_cast<double>(e[i + 1]);
       }
@@ -311,6 +331,21 @@ const T* ptr_or_null(const at::Tensor& t) {
 
 void check(bool ok, const char* what) { TORCH_CHECK(ok, "neurodeploy_mock.run: ", what); }
 
+#ifdef NEURODEPLOY_WITH_CUDA
+constexpr bool kWithCuda = true;
+#else
+constexpr bool kWithCuda = false;
+#endif
+
+// Every tensor on the device of the first: the CPU, or one CUDA device in a CUDA build. The launchers read
+// raw pointers, so a tensor left behind on another device would be read as garbage, not copied.
+void check_one_device(std::initializer_list<const at::Tensor*> tensors) {
+  const at::Device device = (*tensors.begin())->device();
+  check(device.is_cpu() || (kWithCuda && device.is_cuda()),
+        kWithCuda ? "tensors must be on the CPU or a CUDA device" : "tensors must be on the CPU (built without CUDA)");
+  for (const at::Tensor* t : tensors) check(t->device() == device, "every tensor must be on the same device");
+}
+
 Sources sources(const at::Tensor& matrix, const at::Tensor& first, const at::Tensor& bus, int64_t neurons) {
   check(matrix.dtype() == at::kFloat && matrix.is_contiguous() && matrix.dim() == 2 &&
             (matrix.size(0) == 0 || matrix.size(1) == neurons),
@@ -321,6 +356,96 @@ Sources sources(const at::Tensor& matrix, const at::Tensor& first, const at::Ten
   const int64_t n_buses = bus.numel() ? bus.max().item<int32_t>() + 1 : 0;
   return {matrix.data_ptr<float>(), first.data_ptr<int64_t>(), ptr_or_null<int32_t>(bus), n_buses};
 }
+
+#ifdef NEURODEPLOY_WITH_CUDA
+// ---- CUDA ----------------------------------------------------------------------------------------
+//
+// run() on CUDA tensors: the same checks and the same RunArgs (device pointers), then mock_cuda.cu's
+// launcher instead of run_all. Only what the launcher leaves to its caller is here: the outputs, the
+// workspace, the stream, the error report and the spike events (mock_cuda.h).
+
+// The launcher's max_active (mock_cuda.h): the most route rows that one row's FPGA events of one step
+// expand to, and no fewer than the on-chip route rows (the previous step's spikes route through at most
+// all of them), so no row can outgrow its list. Exact for the inputs: the kernel lists a step's events
+// as a run of equal arrival steps, as this pass counts them. On host copies of the event lists: one
+// pass over E events, small beside the [T, B, N] outputs.
+int64_t max_active_rows(const at::Tensor& in_offsets, const at::Tensor& in_step, const at::Tensor& in_channel,
+                        const at::Tensor& in_first, int64_t on_chip_rows) {
+  const at::Tensor offsets = in_offsets.cpu(), step = in_step.cpu(), channel = in_channel.cpu(), first = in_first.cpu();
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  const int32_t* st = step.data_ptr<int32_t>();
+  const int32_t* ch = channel.data_ptr<int32_t>();
+  const int64_t* f = first.data_ptr<int64_t>();
+  int64_t most = on_chip_rows;
+  for (int64_t b = 0; b + 1 < offsets.numel(); ++b) {
+    int64_t rows = 0;  // route rows of row b's events arriving at event e's step, up to e
+    for (int64_t e = off[b]; e < off[b + 1]; ++e) {
+      if (e > off[b] && st[e] != st[e - 1]) rows = 0;
+      rows += f[ch[e] + 1] - f[ch[e]];
+      most = std::max(most, rows);
+    }
+  }
+  return most;
+}
+
+// Enqueues the runs on the device's current stream (PyTorch's, so they order with the copies around
+// them) and waits for it: run_cuda_status synchronises and reports a failed kernel or a row that
+// outgrew max_active. Any error raises with the launcher's message.
+void launch_cuda(const RunArgs& a, int64_t max_active, const at::Device& device) {
+  const size_t bytes = run_cuda_workspace_bytes(a, max_active);
+  at::Tensor workspace =
+      at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).device(device));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
+  std::string message;
+  cudaError_t err = launch_run_cuda(a, max_active, workspace.data_ptr(), bytes, stream, &message);
+  if (err == cudaSuccess) err = run_cuda_status(workspace.data_ptr(), stream, &message);
+  TORCH_CHECK(err == cudaSuccess, message.empty() ? std::string(cudaGetErrorString(err)) : message);
+}
+
+// The spike events of a CUDA run, spike_rows' rows in spike_rows' order: the kernel keeps no per-row
+// event lists, so they come from `spikes` afterwards. nonzero runs on the device (only the indices cross
+// to the host) and lists (t, b, n) in C order, which is spike_rows' order; `> 0` is the CPU's test for a
+// spike. The jitter is drawn here, from the host copy of the table: the same function of
+// (key, kSpikeJitter, sample0 + b, t, n) as on the CPU.
+at::Tensor spike_rows_of_spikes(const at::Tensor& spikes, const RunArgs& a, const at::Tensor& table_host,
+                                double dt_s, double clock_s, double jitter_s) {
+  const at::Tensor index = at::nonzero(spikes > 0.0f).cpu().contiguous();  // [n, 3] int64
+  const int64_t total = index.size(0);
+  at::Tensor out = at::empty({total, 3}, at::TensorOptions().dtype(at::kDouble));
+  const int64_t* i = index.data_ptr<int64_t>();
+  const float* table = table_host.data_ptr<float>();
+  double* o = out.data_ptr<double>();
+  for (int64_t k = 0; k < total; ++k, i += 3) {
+    const int64_t t = i[0], b = i[1];
+    const uint64_t base =
+        step_base(a.key, kSpikeJitter, static_cast<uint64_t>(a.sample0) + static_cast<uint64_t>(b),
+                  static_cast<uint64_t>(t));
+    *o++ = spike_time_s(t, base, static_cast<int32_t>(i[2]), table, dt_s, clock_s, jitter_s);
+    *o++ = static_cast<double>(b);
+    *o++ = static_cast<double>(i[2]);
+  }
+  return out;
+}
+
+// The outputs of run() for `a` (inputs filled, device pointers) on CUDA: spikes, membranes and counters
+// on the device, the spike events on the host, as run() returns them on the CPU.
+std::vector<at::Tensor> run_cuda(RunArgs a, const at::Device& device, int64_t max_active,
+                                 const at::Tensor& table_host, bool want_spikes, double dt_s, double clock_s,
+                                 double jitter_s) {
+  const c10::cuda::CUDAGuard guard(device);  // allocations and the launch on the tensors' device
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor spikes = at::empty({a.steps, a.batch, want_spikes ? a.neurons : 0}, opts);
+  at::Tensor membrane = at::empty({a.steps, a.batch, a.n_recorded}, opts);
+  at::Tensor counters = at::zeros({a.batch, kCounters}, opts.dtype(at::kLong));  // the kernel adds to them
+  a.spikes = want_spikes ? spikes.data_ptr<float>() : nullptr;
+  a.membrane = a.n_recorded > 0 ? membrane.data_ptr<float>() : nullptr;
+  a.counters = counters.data_ptr<int64_t>();
+  if (a.batch > 0) launch_cuda(a, max_active, device);  // no rows: nothing to launch (and no counters)
+  at::Tensor rows = want_spikes ? spike_rows_of_spikes(spikes, a, table_host, dt_s, clock_s, jitter_s)
+                                : at::empty({0, 3}, at::TensorOptions().dtype(at::kDouble));
+  return {spikes, membrane, counters.sum(0), rows};
+}
+#endif  // NEURODEPLOY_WITH_CUDA
 
 }  // namespace
 
@@ -336,6 +461,9 @@ std::vector<at::Tensor> run(const at::Tensor& in_offsets, const at::Tensor& in_s
                             int64_t key, int64_t sample0, bool want_spikes, const at::Tensor& recorded,
                             double dt_s,
                             double clock_s, double jitter_s) {
+  check_one_device({&alpha, &beta, &v_leak, &v_th, &v_reset, &n_ref, &noise_sigma, &table, &in_offsets, &in_step,
+                    &in_channel, &in_matrix, &in_first, &in_bus, &rec_matrix, &rec_first, &rec_bus, &cadc_lower,
+                    &cadc_upper, &cadc_wlow, &cadc_whigh, &routes_per_neuron, &recorded});
   const int64_t neurons = alpha.numel(), batch = in_offsets.numel() - 1;
   for (const at::Tensor* t : {&alpha, &beta, &v_leak, &v_th, &v_reset, &table, &cadc_wlow, &cadc_whigh, &noise_sigma})
     check(t->dtype() == at::kFloat && t->is_contiguous(), "parameters, weights and the table must be float32");
@@ -380,14 +508,20 @@ std::vector<at::Tensor> run(const at::Tensor& in_offsets, const at::Tensor& in_s
   a.routes_per_neuron = routes_per_neuron.data_ptr<int32_t>();
   a.key = static_cast<uint64_t>(key);
   a.sample0 = sample0;
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
-  at::Tensor spikes = want_spikes ? empty_output({steps, batch, neurons}, opts) : at::empty({steps, batch, 0}, opts);
   check(recorded.dtype() == at::kInt && recorded.is_contiguous(), "recorded neurons: int32");
   check(recorded.numel() == 0 || (recorded.min().item<int32_t>() >= 0 && recorded.max().item<int32_t>() < neurons),
         "a recorded neuron is out of range");
-  const bool want_membrane = recorded.numel() > 0;
   a.recorded = recorded.data_ptr<int32_t>();
   a.n_recorded = recorded.numel();
+#ifdef NEURODEPLOY_WITH_CUDA
+  if (alpha.is_cuda()) {
+    const int64_t max_active = max_active_rows(in_offsets, in_step, in_channel, in_first, rec_matrix.size(0));
+    return run_cuda(a, alpha.device(), max_active, table.cpu(), want_spikes, dt_s, clock_s, jitter_s);
+  }
+#endif
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor spikes = want_spikes ? empty_output({steps, batch, neurons}, opts) : at::empty({steps, batch, 0}, opts);
+  const bool want_membrane = recorded.numel() > 0;
   at::Tensor membrane = empty_output({steps, batch, recorded.numel()}, opts);
   at::Tensor counters = at::zeros({batch, kCounters}, at::TensorOptions().dtype(at::kLong));
   a.spikes = want_spikes ? spikes.data_ptr<float>() : nullptr;
