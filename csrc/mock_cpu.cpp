@@ -625,9 +625,10 @@ at::Tensor madc_alone(const at::Tensor& neuron, const at::Tensor& in_offsets, co
 // a Yin-Yang batch's time on two threads.
 std::vector<at::Tensor> bin_events(const at::Tensor& times_s, double speedup, double clock_s, double dt_s,
                                    int64_t steps) {
-  check(times_s.dtype() == at::kDouble && times_s.dim() == 2, "bin_events: float64 times [B, channels]");
+  check(times_s.dtype() == at::kDouble && (times_s.dim() == 2 || times_s.dim() == 3),
+        "bin_events: float64 times [B, channels] or spike trains [B, channels, K]");
   const at::Tensor t = times_s.contiguous();
-  const int64_t runs = t.size(0), channels = t.size(1);
+  const int64_t runs = t.size(0), channels = t.size(1), per_channel = t.dim() == 3 ? t.size(2) : 1;
   const double* tp = t.data_ptr<double>();
   at::Tensor offsets = at::empty({runs + 1}, at::TensorOptions().dtype(at::kLong));
   int64_t* off = offsets.data_ptr<int64_t>();
@@ -639,26 +640,37 @@ std::vector<at::Tensor> bin_events(const at::Tensor& times_s, double speedup, do
   for (int64_t b = 0; b < runs; ++b) {
     const size_t first = arrival.size();
     for (int64_t c = 0; c < channels; ++c) {
-      const double cycle = std::nearbyint(tp[b * channels + c] / speedup / clock_s);
-      const double step = std::nearbyint(cycle * clock_s / dt_s);
-      if (!std::isfinite(step) || step < 0.0 || step >= static_cast<double>(steps)) continue;
-      ++binned;
-      const int64_t at_step = static_cast<int64_t>(step) + 1;
-      if (at_step >= steps) continue;
-      arrival.push_back(static_cast<int32_t>(at_step));
-      channel.push_back(static_cast<int32_t>(c));
-    }
-    // Insertion sort by arrival, stable: channels were appended in increasing order.
-    for (size_t i = first + 1; i < arrival.size(); ++i) {
-      const int32_t a = arrival[i], ch = channel[i];
-      size_t j = i;
-      for (; j > first && arrival[j - 1] > a; --j) {
-        arrival[j] = arrival[j - 1];
-        channel[j] = channel[j - 1];
+      for (int64_t k = 0; k < per_channel; ++k) {
+        const double cycle = std::nearbyint(tp[(b * channels + c) * per_channel + k] / speedup / clock_s);
+        const double step = std::nearbyint(cycle * clock_s / dt_s);
+        if (!std::isfinite(step) || step < 0.0 || step >= static_cast<double>(steps)) continue;
+        // Kept even when it arrives after the run's end: it counts as binned once duplicates are merged.
+        arrival.push_back(static_cast<int32_t>(step) + 1);
+        channel.push_back(static_cast<int32_t>(c));
       }
-      arrival[j] = a;
-      channel[j] = ch;
     }
+    // Sort by arrival, then channel (what appending by channel and a stable sort by arrival would give).
+    std::vector<int64_t> packed(arrival.size() - first);
+    for (size_t i = first; i < arrival.size(); ++i)
+      packed[i - first] = (static_cast<int64_t>(arrival[i]) << 32) | static_cast<int64_t>(channel[i]);
+    std::sort(packed.begin(), packed.end());
+    for (size_t i = first; i < arrival.size(); ++i) {
+      arrival[i] = static_cast<int32_t>(packed[i - first] >> 32);
+      channel[i] = static_cast<int32_t>(packed[i - first] & 0xffffffff);
+    }
+    // A train's events of one channel on one step merge into one (the twin's grid_events); with one spike
+    // per channel no two entries are equal. Then drop what arrives after the run's end (sorted last).
+    size_t kept = first;
+    for (size_t i = first; i < arrival.size(); ++i) {
+      if (i > first && kept > first && arrival[i] == arrival[kept - 1] && channel[i] == channel[kept - 1]) continue;
+      arrival[kept] = arrival[i];
+      channel[kept] = channel[i];
+      ++kept;
+    }
+    binned += static_cast<int64_t>(kept - first);
+    while (kept > first && arrival[kept - 1] >= steps) --kept;
+    arrival.resize(kept);
+    channel.resize(kept);
     off[b + 1] = static_cast<int64_t>(arrival.size());
   }
   const auto as_tensor = [](const std::vector<int32_t>& v) {

@@ -133,6 +133,42 @@ def test_events_are_binned_as_the_numpy_twin_bins_them():
         assert fast.binned == twin.binned > len(fast.step)  # some binned into the last step never arrive
 
 
+def test_spike_trains_are_binned_as_the_numpy_twin_bins_them():
+    """Several spikes per channel ([B, channels, K], NaN-padded): a channel's events on one step merge, the rest
+    arrive in step, then channel order; the same lists and counts from C++ and numpy."""
+    rng = np.random.default_rng(5)
+    trains = rng.uniform(-0.002, 0.032, size=(200, 6, 7))
+    trains[rng.random(trains.shape) < 0.3] = np.nan
+    trains[::9, 2, :3] = 0.0150  # three spikes of one channel in one step: one event
+    speedup, clock_s, dt_s, steps = 1000.0, 8e-9, 1e-6, 30
+    fast, twin = (f(trains, speedup, clock_s, dt_s, steps) for f in (event_lists, event_lists_numpy))
+    for mine, theirs in zip(fast[:3], twin[:3]):
+        assert torch.equal(mine, theirs)
+    assert fast.binned == twin.binned
+    first = event_lists(trains[:1], speedup, clock_s, dt_s, steps)
+    pairs = list(zip(first.step.tolist(), first.channel.tolist()))
+    assert pairs == sorted(set(pairs))  # sorted, no duplicates
+    # One spike per channel is the K = 1 case of a train.
+    single = trains[..., 0]
+    assert all(torch.equal(a, b) for a, b in zip(event_lists(single, speedup, clock_s, dt_s, steps)[:3],
+                                                  event_lists(single[..., None], speedup, clock_s, dt_s, steps)[:3]))
+
+
+def test_spike_trains_run_as_the_twin_runs_them(monkeypatch, deployment_file):
+    """The ideal chip on spike trains: fast path and twin bit for bit, and more input spikes than channels."""
+    dep = load_deployment(deployment_file)
+    twin, fast = _pair(monkeypatch, "ideal")
+    rng = np.random.default_rng(2)
+    trains = np.sort(rng.uniform(0, 0.03, size=(40, 5, 4)), axis=-1)
+    trains[rng.random(trains.shape) < 0.3] = np.nan
+    a = _run(monkeypatch, "twin", twin, dep, trains)
+    b = _run(monkeypatch, "fast", fast, dep, trains)
+    assert torch.equal(a.spikes, b.spikes) and torch.equal(a.membrane, b.membrane) and a.counters == b.counters
+    assert a.counters["events_in"] > 40 * 5
+    first_only = _run(monkeypatch, "fast", MockChip("ideal"), dep, trains[..., 0])
+    assert not torch.equal(first_only.membrane, b.membrane)  # the later spikes of a train arrive
+
+
 def test_the_generators_normals_are_standard_and_uncorrelated():
     n = 200_000
     index = torch.arange(n)

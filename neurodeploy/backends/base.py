@@ -54,7 +54,8 @@ class Backend(Protocol):
 
     def run(self, deployment: Deployment, input_times_s: np.ndarray,
             record: Optional[Recording] = None) -> Observations:
-        """Run one batch: ``input_times_s`` ``[B, channels]`` spike times in model seconds (NaN: none)."""
+        """Run one batch: ``input_times_s`` ``[B, channels]`` spike times in model seconds (NaN: none), or spike
+        trains ``[B, channels, K]`` (NaN-padded; the PyNN backends take one spike per channel only)."""
         ...
 
 

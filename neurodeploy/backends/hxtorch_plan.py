@@ -49,7 +49,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..data.encoding import n_steps
+from ..data.encoding import grid_events, n_steps
 from ..deployment import Deployment
 from ..errors import BackendError
 from ..graph import Graph
@@ -275,18 +275,21 @@ def plan_network(deployment: Deployment, spec: BSS2Spec) -> NetworkPlan:
 
 
 def input_spikes(plan: NetworkPlan, times_model_s: np.ndarray) -> np.ndarray:
-    """Input spike times ``[B, channels]`` (model seconds, NaN: none) → dense ``[T, B, input_size]`` 0/1 spikes on
-    hxtorch's dt grid: each time on the FPGA's clock (8 ns) first, then the nearest step, as the mock chip bins.
-    With delays, the FPGA's delayed copies are the inputs (targets/bss2/delays.py ``input_copy_times``)."""
+    """Input spike times ``[B, channels]`` or trains ``[B, channels, K]`` (model seconds, NaN: none) → dense
+    ``[T, B, input_size]`` 0/1 spikes on hxtorch's dt grid: each time on the FPGA's clock (8 ns) first, then the
+    nearest step, as the mock chip bins. With delays, the FPGA's delayed copies are the inputs
+    (targets/bss2/delays.py ``input_copy_times``; one spike per channel only)."""
     times = np.asarray(times_model_s, np.float64)
     if plan.delay_copies is not None:
+        if times.ndim != 2:
+            raise BackendError("a deployment with delay lines takes one spike per input channel ([batch, channels]), "
+                               "not spike trains", "encode the inputs as the model was trained")
         times = input_copy_times(times, plan.delay_copies, plan.dt_model_s)
     if times.shape[1] != plan.input_size:
         raise BackendError(f"{times.shape[1]} input channels given, the deployment has {plan.input_size}",
                            "encode the inputs as the model was trained")
     cycles = np.round(times / plan.speedup / plan.clock_period_s)
-    step = np.round(cycles * plan.clock_period_s / plan.dt_s)
-    b, c = np.nonzero(np.isfinite(step) & (step >= 0) & (step < plan.steps))
-    dense = np.zeros((plan.steps, *times.shape), np.float32)
-    dense[step[b, c].astype(np.int64), b, c] = 1.0
+    step, b, c = grid_events(np.round(cycles * plan.clock_period_s / plan.dt_s), plan.steps)
+    dense = np.zeros((plan.steps, *times.shape[:2]), np.float32)
+    dense[step, b, c] = 1.0
     return dense

@@ -88,6 +88,10 @@ class PynnBackend:
         if record is not None and (record.madc_neuron is not None or record.correlation):
             raise BackendError("a PyNN backend records spikes and the readout membrane only",
                                "record the MADC or correlations on a mock chip")
+        if np.ndim(input_times_s) != 2:
+            raise BackendError(f"backend {self.name} takes one spike per input channel ([batch, channels]), not "
+                               f"spike trains {np.shape(input_times_s)}",
+                               "run spike trains on a mock chip (--backend mock:0) or the software backend")
         meta = deployment.meta
         net, handles = self._network(deployment, len(input_times_s))
         sim = pynn_simulator(self.simulator)

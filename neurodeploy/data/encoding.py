@@ -11,7 +11,8 @@ r"""Spike encoders: raw features → one spike time per input channel (seconds, 
   (:math:`v = 1`: :math:`\tau \ln(1/(1-\vartheta))`), features at or below ``threshold`` and times past
   ``duration_s`` stay silent.
 
-``bin_spike_times`` turns times into the dense ``[T, B, channels]`` tensor a simulator steps through.
+``bin_spike_times`` turns times into the dense ``[T, B, channels]`` tensor a simulator steps through; it also
+takes spike trains ``[B, channels, K]`` (NaN-padded), such as :func:`poisson_trains` draws (seed 003's input).
 """
 
 from __future__ import annotations
@@ -80,14 +81,56 @@ def n_steps(enc: Mapping[str, Any], dt_s: float) -> int:
     return int(round(enc["duration_s"] / dt_s))
 
 
+def grid_events(step_index: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spike times already counted in steps (float, NaN: none), one per channel ``[B, C]`` or spike trains
+    ``[B, C, K]`` → ``(step, batch, channel)`` of each event inside ``[0, steps)``.
+
+    Events of one channel that land on the same step merge into one: the step is the time resolution (a
+    Poisson train drawn per step has at most one anyway). One spike per channel keeps the row-major order;
+    trains come sorted by batch, channel, step.
+    """
+    step_index = np.asarray(step_index, np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(step_index) & (step_index >= 0) & (step_index < steps)
+    if step_index.ndim == 2:
+        b, c = np.nonzero(inside)
+        return step_index[b, c].astype(np.int64), b, c
+    if step_index.ndim != 3:
+        raise ValueError(f"input spike times have shape {step_index.shape}: expected [batch, channels] "
+                         "or [batch, channels, spikes]")
+    b, c, k = np.nonzero(inside)
+    channels = step_index.shape[1]
+    key = np.unique((b * channels + c) * steps + step_index[b, c, k].astype(np.int64))
+    run_channel, step = np.divmod(key, steps)
+    b, c = np.divmod(run_channel, channels)
+    return step, b, c
+
+
 def bin_spike_times(times_s: np.ndarray, dt_s: float, steps: int) -> torch.Tensor:
-    """Spike times ``[B, C]`` → dense spikes ``[T, B, C]`` (float32), rounding to the step grid."""
-    batch, channels = times_s.shape
-    spikes = torch.zeros(steps, batch, channels)
-    index = np.round(times_s / dt_s)
-    b, c = np.nonzero(np.isfinite(index) & (index >= 0) & (index < steps))
-    spikes[torch.as_tensor(index[b, c], dtype=torch.long), torch.as_tensor(b), torch.as_tensor(c)] = 1.0
+    """Spike times ``[B, C]``, or spike trains ``[B, C, K]`` (NaN-padded), → dense spikes ``[T, B, C]``
+    (float32), rounding to the step grid (:func:`grid_events`)."""
+    times_s = np.asarray(times_s, np.float64)
+    step, b, c = grid_events(np.round(times_s / dt_s), steps)
+    spikes = torch.zeros(steps, *times_s.shape[:2])
+    spikes[torch.as_tensor(step), torch.as_tensor(b), torch.as_tensor(c)] = 1.0
     return spikes
+
+
+def poisson_trains(features: np.ndarray, max_rate_hz: float, duration_s: float, dt_s: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    r"""Features ``[B, F]`` in [0, 1] → Poisson spike trains ``[B, F, K]`` (s, NaN-padded; K the most spikes
+    of any channel): channel :math:`i` spikes at step :math:`k` when :math:`u_{k} < r_{max} v_i \Delta t`,
+    at time :math:`k \Delta t`, for :math:`k < T = \mathrm{round}(duration/\Delta t)` (a Bernoulli process,
+    at most one spike per step)."""
+    v = np.clip(np.asarray(features, np.float64), 0.0, 1.0)
+    steps = max(1, int(round(duration_s / dt_s)))
+    fire = rng.random((v.shape[0], v.shape[1], steps)) < (max_rate_hz * dt_s) * v[..., None]
+    count = fire.sum(-1)
+    trains = np.full((*v.shape, max(1, int(count.max(initial=0)))), np.nan)
+    b, c, k = np.nonzero(fire)
+    slot = np.arange(len(k)) - np.repeat(np.cumsum(count.ravel()) - count.ravel(), count.ravel())
+    trains[b, c, slot] = k * dt_s
+    return trains
 
 
 def encode_dataset(features: np.ndarray, enc: Mapping[str, Any], dt_s: float) -> torch.Tensor:

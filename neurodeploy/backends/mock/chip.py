@@ -28,7 +28,7 @@ import torch
 
 from ...core.dispatch import lif_sequence
 from ...core.lif import LIFParameters
-from ...data.encoding import n_steps
+from ...data.encoding import grid_events, n_steps
 from ...deployment import Deployment
 from ...errors import BackendError
 from ...graph import Graph
@@ -137,18 +137,16 @@ def configure(deployment: Deployment, chip: Optional[Chip] = None) -> ChipState:
 
 def clock_events(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float,
                  steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model-time spike times ``[B, channels]`` → FPGA clock cycles (8 ns) → ``(step, batch, channel)`` of each
-    event."""
-    cycles = np.round(times_model_s / speedup / clock_s)
-    step = np.round(cycles * clock_s / dt_hw_s)
-    b, c = np.nonzero(np.isfinite(step) & (step >= 0) & (step < steps))
-    return step[b, c].astype(np.int64), b, c
+    """Model-time spike times ``[B, channels]`` or spike trains ``[B, channels, K]`` → FPGA clock cycles (8 ns) →
+    ``(step, batch, channel)`` of each event (a channel's events on one step merge: ``grid_events``)."""
+    cycles = np.round(np.asarray(times_model_s, np.float64) / speedup / clock_s)
+    return grid_events(np.round(cycles * clock_s / dt_hw_s), steps)
 
 
 def bin_on_clock(times_model_s: np.ndarray, speedup: float, clock_s: float, dt_hw_s: float, steps: int) -> torch.Tensor:
     """Input events as a dense ``[T, B, channels]`` tensor on the hardware step."""
     step, b, c = clock_events(times_model_s, speedup, clock_s, dt_hw_s, steps)
-    spikes = torch.zeros(steps, *times_model_s.shape)
+    spikes = torch.zeros(steps, *np.shape(times_model_s)[:2])
     spikes[torch.as_tensor(step), torch.as_tensor(b), torch.as_tensor(c)] = 1.0
     return spikes
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...deployment import Deployment
+from ...errors import BackendError
 from ...targets.bss2.delays import input_copy_times, strength_factor
 from .connectivity import route_currents
 
@@ -20,6 +21,9 @@ def fpga_delayed_times(deployment: Deployment, times_s: np.ndarray) -> np.ndarra
     """Input spike times ``[B, channels]`` → the times of the copies the FPGA sends ``[B, copies]`` (model s)."""
     if "delays" not in deployment.meta:
         return times_s
+    if np.ndim(times_s) != 2:
+        raise BackendError("a deployment with delay lines takes one spike per input channel ([batch, channels]), "
+                           "not spike trains", "encode the inputs as the model was trained")
     return input_copy_times(np.asarray(times_s, np.float64), deployment["delay_copies"], deployment.meta["dt_s"])
 
 

@@ -199,8 +199,8 @@ class EventLists(NamedTuple):
 
 
 def event_lists(times_s: np.ndarray, speedup: float, clock_s: float, dt_s: float, steps: int) -> EventLists:
-    """Input spike times ``[B, channels]`` (model s, NaN: none) → per-run lists of arrivals on the step grid
-    (``csrc/mock_cpu.cpp``'s ``bin_events``; its twin: :func:`event_lists_numpy`)."""
+    """Input spike times ``[B, channels]`` or trains ``[B, channels, K]`` (model s, NaN: none) → per-run lists of
+    arrivals on the step grid (``csrc/mock_cpu.cpp``'s ``bin_events``; its twin: :func:`event_lists_numpy`)."""
     offsets, step, channel, binned = emulator_ops().bin_events(
         torch.from_numpy(np.ascontiguousarray(times_s, dtype=np.float64)), speedup, clock_s, dt_s, steps)
     return EventLists(offsets, step, channel, int(binned))

@@ -21,6 +21,12 @@ is the most a layer may use; it uses as many as its drivers hold,
 receptive field, :math:`C_{in} (k p)^2`, not one per pixel: pixels that no receptive field holds together share
 a driver and are told apart by their labels (``input_slots``). Its fan-in is that slot count.
 
+**Shared sources.** A projection whose weight matrix has identical columns (every source acts on every target
+alike, as a uniform lateral inhibition :math:`-w\\,\\mathbf 1 \\mathbf 1^T` does) needs one input slot, not one per
+source: all its sources send the same label on one driver, as BSS-2's neurons may share an event address, and
+each event adds the same synapse row (``LoweredLayer.shared``). A 400-neuron layer with such an inhibition
+then takes 1 driver per hemisphere for it instead of 400 (seed 003's network, docs/stdp.md).
+
 **Imported models** (discretisation ``nir-euler``): their time constants are already the exact
 exponential ones with the graph's per-step decay, which the chip's continuous-time circuits
 realise as they are. A neuron without synaptic current (NIR LIF/LI, model ``leaky``) gets the
@@ -68,6 +74,7 @@ class LoweredLayer:
     discretisation: str = "native"  # the graph's (rules BSS2-DISCRETISATION, BSS2-NEURON-MODEL)
     connected: Optional[np.ndarray] = field(default=None, compare=False)  # [size, sources] bool; None: all pairs
     slots: Optional[np.ndarray] = field(default=None, compare=False)  # [sources] input slot of each; None: its index
+    shared: tuple[str, ...] = ()  # pre populations whose sources all share one slot and one label (module)
 
     @property
     def circuits(self) -> int:
@@ -118,19 +125,38 @@ def shared_slots(incoming: list[Projection]) -> Optional[np.ndarray]:
     return None if slots is None else slots.numpy()
 
 
-def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1) -> list[LoweredLayer]:
-    """One lowered layer per non-input population, in graph order (``weight_copies``: see the module)."""
+def uniform_sources(matrix: np.ndarray) -> bool:
+    """Whether every source (column of ``matrix [post, pre]``) acts on every target alike: one slot may carry all."""
+    matrix = np.asarray(matrix)
+    return matrix.shape[1] > 1 and bool((matrix == matrix[:, :1]).all())
+
+
+def shared_projections(incoming: list[Projection], weights: Optional[dict]) -> tuple[str, ...]:
+    """The pre populations of ``incoming`` whose sources can share one slot and label (module docstring): dense,
+    undelayed projections with identical columns, in a layer without convolutions."""
+    if weights is None or any(p.geometry is not None for p in incoming):
+        return ()
+    return tuple(p.pre for p in incoming
+                 if p.max_delay_steps == 0 and p.name in weights and uniform_sources(np.asarray(weights[p.name])))
+
+
+def lower(graph: Graph, spec: BSS2Spec, weight_copies: int = 1, weights: Optional[dict] = None) -> list[LoweredLayer]:
+    """One lowered layer per non-input population, in graph order (``weight_copies``: see the module; ``weights``
+    given: projections with identical columns share a slot, :func:`shared_projections`)."""
     per_circuit = spec["synapse"]["signed_inputs_per_circuit"]
     layers = []
     for pop in graph.populations[1:]:
         incoming = graph.incoming(pop.name)
         inputs = tuple((p.pre, graph.population(p.pre).size) for p in incoming)
         slots = shared_slots(incoming)
-        fan_in = sum(size for _, size in inputs) if slots is None else int(slots.max()) + 1
+        shared = shared_projections(incoming, weights)
+        fan_in = (sum(1 if pre in shared else size for pre, size in inputs) if slots is None
+                  else int(slots.max()) + 1)
         circuits = circuits_per_neuron(fan_in, per_circuit)
         layers.append(LoweredLayer(
             name=pop.name, kind=pop.kind, size=pop.size, fan_in=fan_in, inputs=inputs,
             circuits_per_neuron=circuits, neuron=pop.parameters, hw=hardware_neuron(pop.parameters, pop.kind, spec),
             weight_copies=copies_that_fit(fan_in, circuits, per_circuit, weight_copies),
-            discretisation=graph.discretisation, connected=structure(incoming, graph, pop.size), slots=slots))
+            discretisation=graph.discretisation, connected=structure(incoming, graph, pop.size), slots=slots,
+            shared=shared))
     return layers

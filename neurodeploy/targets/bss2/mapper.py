@@ -42,7 +42,7 @@ def lower_and_check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.nd
                      ) -> tuple[list[LoweredLayer], Optional[DelayPlan], list[DesignRuleViolation], list[str]]:
     """:func:`check`, also returning the delay plan (``None`` without delays) so that mapping plans once;
     ``first_inputs``: layers that listen to the first channels of their input only (:func:`_first_inputs_only`)."""
-    layers = lower(model.graph, spec, weight_copies)
+    layers = lower(model.graph, spec, weight_copies, model.weights)
     layers = [layer if layer.name not in (first_inputs or {}) else
               _first_inputs_only(layer, (first_inputs or {})[layer.name], spec, weight_copies) for layer in layers]
     plan, layers, delay_violations = plan_and_check_delays(model, layers, spec, delays)
@@ -249,6 +249,8 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
                                                          "madc": dict(calibration.madc)},  # for recordings
         "report": report,
         **extra_meta,
+        **({"shared_sources": shared} if (shared := {layer.name: list(layer.shared) for layer in layers
+                                                      if layer.shared}) else {}),
         "trained_on": model.mapping.get("trained_on"),  # the chip `itl` trained the model on, if any
     }
     return Deployment(meta=meta, arrays=arrays), report, []
@@ -273,7 +275,8 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
             "scale_max": float(q.scale.max()), "clipped_fraction": q.clipped_fraction,
             "rate_float_hz": before, "rate_quantised_hz": after, "silent": bool(silent),
             "detail": f"{layer.circuits_per_neuron} circuit(s)/neuron, {layer.weight_copies} weight copies, "
-                      f"scale {float(q.scale.median()):.4f}"})
+                      f"scale {float(q.scale.median()):.4f}"
+                      + "".join(f", '{pre}' on one shared label" for pre in layer.shared)})
     hemispheres = spec["geometry"]["hemispheres"]
     per_bus = spec["geometry"]["drivers_per_bus"]
     drivers_used = [sorted(d for (h, d) in routing.labels_per_driver if h == hemi) for hemi in range(hemispheres)]

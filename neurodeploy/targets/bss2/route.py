@@ -26,6 +26,7 @@ from .place import Placement
 from .quantise import QuantisedLayer
 
 ROW_DISABLED, ROW_EXCITATORY, ROW_INHIBITORY = 0, 1, 2
+SHARED = -1  # the source index standing for all sources of a shared projection (lower.py)
 
 
 @dataclass
@@ -102,8 +103,11 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
             n_slots = matrices.shape[1]
             copies = layer.weight_copies  # 1 for delay realisations (a delayed slot is its own synapse)
         else:
-            sources = [(pre, i) for pre, size in layer.inputs for i in range(size)]
-            matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy() for pre, _ in layer.inputs], axis=1)
+            # A shared projection's sources are one source, (pre, SHARED), on one slot (lower.py).
+            sources = [(pre, i) for pre, size in layer.inputs for i in (
+                [SHARED] if pre in layer.shared else range(size))]
+            matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy()[:, :1 if pre in layer.shared else None]
+                                       for pre, _ in layer.inputs], axis=1)
             source_of = partial(_joined_source, sources, layer.connected)
             n_slots = len(sources)
             copies = layer.weight_copies
@@ -138,13 +142,15 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
                 label_limit, f"reduce the sources feeding '{layer.name}' or merge fewer circuits"))
 
     input_routes, neuron_routes = [], []
-    layer_index = {layer.name: i for i, layer in enumerate(layers)}
+    sizes = {pre: size for layer in layers for pre, size in layer.inputs}
     for (h, driver), table in sorted(labels.items()):
         for (pre, i), ell in table.items():
-            if pre == input_name:
-                input_routes.append((i, h, driver, ell))
-            else:
-                neuron_routes.append((placement.layer_start[layers[layer_index[pre]].name] + i, h, driver, ell))
+            members = range(sizes[pre]) if i == SHARED else (i,)
+            for j in members:
+                if pre == input_name:
+                    input_routes.append((j, h, driver, ell))
+                else:
+                    neuron_routes.append((placement.layer_start[pre] + j, h, driver, ell))
     as_array = lambda r: np.array(r, np.int32).reshape(-1, 4)  # noqa: E731
     routing = Routing(weight, label, row_mode, as_array(input_routes), as_array(neuron_routes), synapses,
                       {key: len(table) for key, table in labels.items()})

@@ -35,7 +35,7 @@ from ...deployment import Deployment
 from ...graph import Graph
 from ...validation.arguments import CLIP_QUANTILE, WEIGHT_SCALE
 from ...validation.deployment import generic_keys
-from ...validation.rules import Anything, Array, Fields, Invalid, MapOf, Nullable, Number, OneOf, Text
+from ...validation.rules import Anything, Array, Fields, Invalid, ListOf, MapOf, Nullable, Number, OneOf, Text
 from ..base import Target
 from .analog import NEURON_CODES, QUADRANT_CODES
 from .delays import STRATEGIES
@@ -86,7 +86,7 @@ def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
     # The generic keys are the common part's to check; here only that no other key is there.
     required = {**{k: Anything() for k in generic_keys(version)}, **keys, **(later if version >= 3 else {})}
     optional = {**({} if version >= 3 else later), "delays": delays, "input_channels": Number(lo=1, integer=True),
-                "chip": Nullable(Text())}
+                "chip": Nullable(Text()), "shared_sources": MapOf(ListOf(Text()))}
     Fields(required=required, optional=optional).check(meta, "meta")
     if meta["readout_layer"] != graph.readout.name:
         raise Invalid("meta.readout_layer", f"= {meta['readout_layer']!r} is not the graph's readout "
@@ -108,6 +108,11 @@ def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
                           f"a label has {label_bits}")
     elif any(p.max_delay_steps for p in graph.projections):
         raise Invalid("meta.delays", "is missing (the graph has delayed projections)")
+    for layer, pres in meta.get("shared_sources", {}).items():
+        feeding = {p.pre for p in graph.projections if p.post == layer}
+        if not set(pres) <= feeding:
+            raise Invalid(f"meta.shared_sources.{layer}", f"= {pres} names populations that do not feed '{layer}' "
+                          f"(its inputs: {sorted(feeding)})")
 
 
 def _check_array_names(arrays: dict, meta: dict, graph: Graph, version: int) -> None:
@@ -185,6 +190,24 @@ def _check_synapses(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
         raise Invalid("array 'synapse_weight'", f"has a weight on disabled row {r} of hemisphere {h}")
 
 
+def _check_shared_labels(arrays: dict, meta: dict, sizes: list[int], both: np.ndarray) -> None:
+    """Sources on one driver with one label are told apart by nothing: allowed only for the sources of one
+    population the mapping declared shared (``shared_sources``: identical weights, lower.py)."""
+    unique, which, counts = np.unique(both, axis=0, return_inverse=True, return_counts=True)
+    if not (counts > 1).any():
+        return
+    shared = {pre for pres in meta.get("shared_sources", {}).values() for pre in pres}
+    names = [meta["graph"]["populations"][0]["name"]] * len(arrays["input_routes"])
+    layer_of = np.repeat(np.arange(len(sizes)), sizes)
+    names += [meta["layers"][int(layer_of[n])] for n in arrays["neuron_routes"][:, 0]]
+    for group in np.flatnonzero(counts > 1):
+        populations = {names[int(i)] for i in np.flatnonzero(which.ravel() == group)}
+        if len(populations) > 1 or not populations <= shared:
+            h, d, label = (int(i) for i in unique[group])
+            raise Invalid("routes", f"put two sources on driver {d} of hemisphere {h} with label {label}: its "
+                          "synapses could not tell them apart")
+
+
 def _check_routes(arrays: dict, meta: dict, sizes: list[int], inputs: int, spec: BSS2Spec) -> None:
     g = spec["geometry"]
     hemispheres, drivers = g["hemispheres"], g["synapse_drivers_per_hemisphere"]
@@ -209,11 +232,7 @@ def _check_routes(arrays: dict, meta: dict, sizes: list[int], inputs: int, spec:
             row = int(np.flatnonzero(~spiking[routes[:, 0]])[0])
             raise Invalid(f"array '{name}'", f"row {row} routes neuron {int(routes[row, 0])}, which does not spike")
     both = np.concatenate([arrays["input_routes"][:, 1:], arrays["neuron_routes"][:, 1:]])
-    unique, counts = np.unique(both, axis=0, return_counts=True)
-    if (counts > 1).any():
-        h, d, label = (int(i) for i in unique[counts > 1][0])
-        raise Invalid("routes", f"put two sources on driver {d} of hemisphere {h} with label {label}: its synapses "
-                      "could not tell them apart")
+    _check_shared_labels(arrays, meta, sizes, both)
     # Every synapse that holds a weight listens to a routed source: its driver carries its label.
     address = 2 ** int(meta["delays"]["address_bits"]) - 1 if "delays" in meta else spec.labels_per_driver - 1
     routed = {(h, d, label & address) for h, d, label in both.tolist()}

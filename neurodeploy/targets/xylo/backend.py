@@ -22,12 +22,13 @@ from .mapper import config_of, input_counts
 
 
 def _binned(input_times_s: np.ndarray, dt_s: float, steps: int) -> torch.Tensor:
-    """Spike times ``[B, C]`` → event counts ``[T, B, C]`` on the step grid (several per bin add up)."""
-    counts = torch.zeros(steps, *input_times_s.shape)
+    """Spike times ``[B, C]`` or trains ``[B, C, K]`` → event counts ``[T, B, C]`` on the step grid (several per
+    bin add up: Xylo's input takes event counts per step)."""
+    counts = torch.zeros(steps, *input_times_s.shape[:2])
     index = np.round(input_times_s / dt_s)
-    b, c = np.nonzero(np.isfinite(index) & (index >= 0) & (index < steps))
-    counts.index_put_((torch.as_tensor(index[b, c], dtype=torch.long), torch.as_tensor(b), torch.as_tensor(c)),
-                      torch.ones(len(b)), accumulate=True)
+    inside = np.nonzero(np.isfinite(index) & (index >= 0) & (index < steps))
+    counts.index_put_((torch.as_tensor(index[inside], dtype=torch.long), torch.as_tensor(inside[0]),
+                       torch.as_tensor(inside[1])), torch.ones(len(inside[0])), accumulate=True)
     return counts
 
 
