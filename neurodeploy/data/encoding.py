@@ -1,4 +1,4 @@
-r"""Spike encoders: raw features → one spike time per input channel (seconds, NaN = no spike).
+r"""Spike encoders: raw features → spike times per input channel (seconds, NaN = no spike).
 
 * ``time_to_spike`` (Yin-Yang, hxtorch's ``CoordinatesToSpikes``):
   :math:`t_i = t_{early} + v_i (t_{late} - t_{early})` for each feature :math:`v_i \in [0, 1]`, plus an
@@ -10,6 +10,9 @@ r"""Spike encoders: raw features → one spike time per input channel (seconds, 
   :math:`v_i > \vartheta` (``tau_s``, ``threshold``; the seed's 20 ms and 0.2); brighter is earlier
   (:math:`v = 1`: :math:`\tau \ln(1/(1-\vartheta))`), features at or below ``threshold`` and times past
   ``duration_s`` stay silent.
+* ``poisson`` (seed 003): each feature a Poisson spike train of rate ``max_rate_hz`` · :math:`v_i`, drawn per
+  step of ``dt_s`` for ``duration_s`` (:func:`poisson_trains`; ``seed`` picks the draws): several spikes per
+  channel, ``[B, channels, K]``.
 
 ``bin_spike_times`` turns times into the dense ``[T, B, channels]`` tensor a simulator steps through; it also
 takes spike trains ``[B, channels, K]`` (NaN-padded), such as :func:`poisson_trains` draws (seed 003's input).
@@ -17,6 +20,7 @@ takes spike trains ``[B, channels, K]`` (NaN-padded), such as :func:`poisson_tra
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 from collections.abc import Mapping
 
@@ -29,7 +33,9 @@ ENCODING_KEYS = {
     "time_to_spike": {"kind", "t_early_s", "t_late_s", "t_bias_s", "duration_s"},
     "latency": {"kind", "t_min_s", "t_max_s", "threshold", "duration_s"},
     "log_latency": {"kind", "tau_s", "threshold", "duration_s"},
+    "poisson": {"kind", "max_rate_hz", "dt_s", "duration_s", "seed"},
 }
+OPTIONAL_KEYS = {"t_bias_s", "seed"}
 
 
 def validate_encoding(enc: Mapping[str, Any]) -> None:
@@ -42,12 +48,19 @@ def validate_encoding(enc: Mapping[str, Any]) -> None:
     if unknown:
         raise RecipeError(f"unknown key(s) {sorted(unknown)} in encoding '{kind}'",
                           f"allowed keys: {sorted(ENCODING_KEYS[kind])}")
-    missing = ENCODING_KEYS[kind] - set(enc) - {"t_bias_s"}
+    missing = ENCODING_KEYS[kind] - set(enc) - OPTIONAL_KEYS
     if missing:
         raise RecipeError(f"encoding '{kind}' lacks {sorted(missing)}", "add them to the recipe")
     for key, value in enc.items():
         if key.endswith("_s") and value is not None and float(value) < 0:
             raise RecipeError(f"encoding.{key} = {value} is negative", "times must be >= 0")
+    if kind == "poisson":
+        for key in ("max_rate_hz", "dt_s", "duration_s"):
+            if not float(enc[key]) > 0:
+                raise RecipeError(f"encoding.{key} = {enc[key]} must be > 0", f"give encoding.{key} a positive value")
+        if float(enc["max_rate_hz"]) * float(enc["dt_s"]) > 1:
+            raise RecipeError(f"encoding max_rate_hz × dt_s = {float(enc['max_rate_hz']) * float(enc['dt_s']):g} "
+                              "exceeds one spike per step", "lower max_rate_hz or dt_s")
 
 
 def n_channels(enc: Mapping[str, Any], n_features: int) -> int:
@@ -57,8 +70,11 @@ def n_channels(enc: Mapping[str, Any], n_features: int) -> int:
 
 
 def encode(features: np.ndarray, enc: Mapping[str, Any]) -> np.ndarray:
-    """Raw features ``[B, F]`` in [0, 1] → spike times ``[B, channels]`` in seconds (NaN: none)."""
+    """Raw features ``[B, F]`` in [0, 1] → spike times ``[B, channels]`` in seconds (NaN: none); ``poisson``:
+    spike trains ``[B, F, K]`` (:func:`sample_trains`)."""
     v = np.clip(np.asarray(features, dtype=np.float64), 0.0, 1.0)
+    if enc["kind"] == "poisson":
+        return sample_trains(v, enc)
     if enc["kind"] == "time_to_spike":
         times = enc["t_early_s"] + v * (enc["t_late_s"] - enc["t_early_s"])
         if enc.get("t_bias_s") is not None:
@@ -74,6 +90,22 @@ def encode(features: np.ndarray, enc: Mapping[str, Any]) -> np.ndarray:
     times = enc["t_min_s"] + (1.0 - v) * (enc["t_max_s"] - enc["t_min_s"])
     times[v <= enc["threshold"]] = np.nan
     return times
+
+
+def sample_trains(features: np.ndarray, enc: Mapping[str, Any]) -> np.ndarray:
+    """The ``poisson`` encoding: :func:`poisson_trains` of each sample drawn from a generator seeded by the
+    encoding's ``seed`` and the sample's own values, so that a sample gets the same trains in any batch, split or
+    order (a new ``seed`` draws new ones, e.g. per epoch); padded to the longest train of the batch."""
+    rows = []
+    for row in np.asarray(features, np.float64):
+        rng = np.random.default_rng([int(enc.get("seed", 0)), zlib.crc32(row.tobytes())])
+        rows.append(poisson_trains(row[None], float(enc["max_rate_hz"]), float(enc["duration_s"]),
+                                   float(enc["dt_s"]), rng)[0])
+    longest = max((r.shape[-1] for r in rows), default=1)
+    out = np.full((len(rows), np.shape(features)[1], longest), np.nan)
+    for i, r in enumerate(rows):
+        out[i, :, :r.shape[-1]] = r
+    return out
 
 
 def n_steps(enc: Mapping[str, Any], dt_s: float) -> int:

@@ -109,6 +109,12 @@ class ItlSession:
     def mapping_record(self, deployment: Deployment) -> dict:
         raise NotImplementedError
 
+    def with_threshold_offsets(self, deployment: Deployment, offsets: Mapping[str, np.ndarray]) -> Deployment:
+        """The deployment with each named layer's thresholds moved by ``offsets`` (model units, one per neuron) from
+        where the mapping put them: what a plasticity program's homeostasis writes."""
+        raise NeurodeployError("this target's chips cannot have their thresholds rewritten by a plasticity program",
+                               "use a program without homeostasis (theta_gain: 0), or learn on BSS-2")
+
     def projection_input(self, name: str, source_spikes: torch.Tensor,
                          weights: Mapping[str, torch.Tensor]) -> Optional[torch.Tensor]:
         """The input ``[T, B, post]`` that projection ``name`` delivers from its source's spikes ``[T, B, pre]``

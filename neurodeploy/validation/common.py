@@ -54,6 +54,9 @@ ENCODINGS = {
     "log_latency": Fields(required={"kind": Text(), "tau_s": Number(lo=0, lo_open=True),
                                     "threshold": Number(lo=0, hi=1, hi_open=True),
                                     "duration_s": Number(lo=0, lo_open=True)}),
+    "poisson": Fields(required={"kind": Text(), "max_rate_hz": Number(lo=0, lo_open=True),
+                                "dt_s": Number(lo=0, lo_open=True), "duration_s": Number(lo=0, lo_open=True)},
+                      optional={"seed": Number(lo=0, integer=True)}),
 }
 
 

@@ -42,7 +42,7 @@ STORED_TRAINING = Fields(optional=training_rules(stored=True), strict=False)
 MAPPING = Fields(optional={
     "weight_scale": MapOf(Array("float", lo=0, lo_open=True)), "cadc_per_model_unit": MapOf(Number(lo=0, lo_open=True)),
     "weight_copies": Number(lo=1, integer=True), "trained_on": Nullable(Fields(strict=False)),
-    "alignment": Fields(strict=False)}, strict=False)
+    "alignment": Fields(strict=False), "threshold_offsets": MapOf(Array("float"))}, strict=False)
 RECURRENT = Fields(required={"mask": OneOf(MASKS), "sign": OneOf(SIGNS), "learnable": Flag()})
 
 
@@ -149,12 +149,15 @@ def check_recurrent(constraints: Any, weights: Mapping[str, Any], graph: Graph) 
 
 
 def check_mapping(mapping: Any, graph: Graph) -> None:
-    """What in-the-loop training pinned: per layer one weight scale per neuron, a potential scale."""
+    """What in-the-loop training pinned: per layer one weight scale per neuron, a potential scale; and the threshold
+    offsets a plasticity program wrote (one per neuron, model units)."""
     MAPPING.check(mapping, "mapping")
     layers = {p.name: p.size for p in graph.populations[1:]}
-    for key in ("weight_scale", "cadc_per_model_unit"):
+    for key in ("weight_scale", "cadc_per_model_unit", "threshold_offsets"):
         extra = sorted(set(mapping.get(key, {})) - set(layers))
         if extra:
             raise Invalid(f"mapping.{key}[{extra[0]!r}]", "names no layer of the graph")
     for layer, scale in mapping.get("weight_scale", {}).items():
         Array("float", (layers[layer],), lo=0, lo_open=True).check(scale, f"mapping.weight_scale[{layer!r}]")
+    for layer, theta in mapping.get("threshold_offsets", {}).items():
+        Array("float", (layers[layer],), lo=-1e3, hi=1e3).check(theta, f"mapping.threshold_offsets[{layer!r}]")

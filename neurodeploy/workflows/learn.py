@@ -26,7 +26,7 @@ from ..data.encoding import encode
 from ..errors import NeurodeployError
 from ..itl.forward import layer_neurons
 from ..modelfile import ModelFile, load_model, save_model
-from ..plasticity import COUNTER_MAX, PlasticityProgram, SliceObservables, load_program, on_chip
+from ..plasticity import COUNTER_MAX, Boost, PlasticityProgram, SliceObservables, load_program, on_chip
 from ..targets.registry import get_target
 from ..validation.arguments import EPOCHS, SEED, check_argument
 
@@ -91,7 +91,7 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     deployment, _ = session.reconfigured(session.deployment, weights)  # the weights as the chip holds them
     x, _ = load_split(model.dataset, "train")
     x = x if train_samples is None else x[:train_samples]
-    times = encode(x, model.encoding)
+    boost = _boost(program_file.boost, model.encoding)
     size = program_file.slice_samples
     slices = epochs * -(-len(x) // size)
     if slices > MAX_SLICES:
@@ -99,31 +99,45 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     neurons = layer_neurons(deployment.meta, deployment["neuron_layer"])
     rng = np.random.default_rng(seed)
     mean_before = {name: float(np.abs(deployment[f"quantised_weight:{name}"]).mean()) for name in plastic}
-    changed, started, index = 0, time.perf_counter(), 0
+    theta: dict[str, np.ndarray] = {}  # threshold offsets the program wrote, per layer (model units)
+    changed, started, index, repeated = 0, time.perf_counter(), 0, 0
     bar = tqdm(total=slices, desc=f"learn on {engine.name}", unit="slice", disable=not progress)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for start in range(0, len(x), size):
-            obs = engine.run(deployment, times[start:start + size], Recording(spikes=True, membrane=False,
-                                                                                correlation=True))
-            totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
-            counts = {name: totals[ids] for name, ids in neurons.items()}
-            counts[model.graph.input.name] = _input_counts(times[start:start + size], model.graph.input.size)
-            for name, (pre, post) in plastic.items():
-                held = np.abs(deployment[f"quantised_weight:{name}"]).astype(np.int64)
-                new = on_chip(program.update(_observables(obs, name, counts, pre, post, held, index), rng))
-                weights[name] = torch.as_tensor(new, dtype=torch.float32) * scales[post][:, None].float()
-            deployment, n_changed = session.reconfigured(deployment, weights)
-            changed += n_changed
-            index += 1
+            for attempt in range(boost.max_boosts + 1):
+                times = encode(x[start:start + size], _boosted(model.encoding, epoch, attempt, boost.boost_hz))
+                obs = engine.run(deployment, times, Recording(spikes=True, membrane=False, correlation=True))
+                totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
+                counts = {name: totals[ids] for name, ids in neurons.items()}
+                counts[model.graph.input.name] = _input_counts(times, model.graph.input.size)
+                for name, (pre, post) in plastic.items():
+                    held = np.abs(deployment[f"quantised_weight:{name}"]).astype(np.int64)
+                    seen = _observables(obs, name, counts, pre, post, held, index)._replace(theta=theta.get(post))
+                    new = on_chip(program.update(seen, rng))
+                    weights[name] = torch.as_tensor(new, dtype=torch.float32) * scales[post][:, None].float()
+                    offsets = program.homeostasis(seen)
+                    if offsets is not None:
+                        theta[post] = np.asarray(offsets, np.float64)
+                deployment, n_changed = session.reconfigured(deployment, weights)
+                if theta:  # rewritten with the weights: reconfigured() keeps the mapped threshold codes
+                    deployment = session.with_threshold_offsets(deployment, theta)
+                changed += n_changed
+                index += 1
+                quiet = sum(int(counts[post].sum()) for _, post in plastic.values()) < boost.min_spikes
+                if not quiet or attempt == boost.max_boosts:
+                    break
+                repeated += 1
             bar.update()
     bar.close()
     mapping = {**session.mapping_record(deployment), "weight_copies": copies,
+               **({"threshold_offsets": {k: torch.as_tensor(v, dtype=torch.float32) for k, v in theta.items()}}
+                  if theta else {}),
                "trained_on": {"chip": engine.chip_id, "backend": engine.name, "target": chosen.name,
                               "calibration": None if calibration is None else
                               chosen.calibration_identity(calibration)}}
     summary = {"backend": engine.name, "chip": engine.chip_id, "program": type(program).__name__,
                "projections": list(plastic), "epochs": epochs, "samples": int(len(x)), "slices": index,
-               "synapses_rewritten": changed, "seconds": time.perf_counter() - started,
+               "synapses_rewritten": changed, "presented_again": repeated, "seconds": time.perf_counter() - started,
                "mean_weight_lsb_before": mean_before,
                "mean_weight_lsb_after": {n: float(np.abs(deployment[f"quantised_weight:{n}"]).mean()) for n in plastic}}
     result = ModelFile(graph=model.graph, weights=weights, dt_s=model.dt_s, encoding=model.encoding,
@@ -138,6 +152,24 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     return {**summary, "output": str(output)}
 
 
+def _boost(boost: Boost, encoding: dict) -> Boost:
+    """The program's repetition of quiet slices, which needs Poisson-coded inputs (their rate can be raised)."""
+    if boost.max_boosts and boost.boost_hz and encoding.get("kind") != "poisson":
+        raise NeurodeployError(f"the program presents quiet slices again at a higher rate, the model's inputs are "
+                               f"'{encoding.get('kind')}'-coded (one spike per channel, no rate)",
+                               "remove min_spikes/boost_hz/max_boosts from the program, or use a poisson encoding")
+    return boost if boost.max_boosts and boost.boost_hz else Boost()
+
+
+def _boosted(encoding: dict, epoch: int, attempt: int, boost_hz: float) -> dict:
+    """The encoding of one presentation: Poisson trains drawn anew each epoch, the rate raised per repetition."""
+    if encoding.get("kind") != "poisson":
+        return encoding
+    return {**encoding, "seed": int(encoding.get("seed", 0)) + epoch,
+            "max_rate_hz": float(encoding["max_rate_hz"]) + attempt * boost_hz}
+
+
 def _input_counts(times_s: np.ndarray, channels: int) -> np.ndarray:
-    """Spikes per input channel in a slice (each channel spikes at most once per sample; NaN: not at all)."""
-    return np.isfinite(np.asarray(times_s)[:, :channels]).sum(0).astype(np.int64)
+    """Spikes per input channel in a slice (times ``[B, channels]`` or trains ``[B, channels, K]``; NaN: none)."""
+    finite = np.isfinite(np.asarray(times_s)[:, :channels])
+    return finite.reshape(len(finite), channels, -1).sum((0, 2)).astype(np.int64)

@@ -14,6 +14,7 @@ from ...deployment import Deployment
 from ...errors import CalibrationError
 from .spec import BSS2Spec
 from .calibration_file import Calibration
+from .thresholds import threshold_codes, unmoved_thresholds
 from .analog import ChipCodes, clip_code, nominal_codes
 
 
@@ -73,18 +74,21 @@ def apply_calibration(deployment: Deployment, calibration: Calibration, spec: BS
             f"{len(failed)} circuits this deployment uses (e.g. {failed[:5].tolist()}) failed calibration on chip "
             f"{calibration.chip}", "map the model again with --calibration so that they are avoided")
     spiking = np.isfinite(deployment["circuit_v_th_cadc"])
+    requested = {**settings_of(deployment), "v_th_cadc": unmoved_thresholds(deployment)}  # as mapped
     for setting, target, kinds in MATCHED:
-        values = deployment[f"circuit_{setting}"][used & (True if "li" in kinds else spiking)]
+        values = requested[setting][used & (True if "li" in kinds else spiking)]
         if len(values) and not np.allclose(values, calibration.targets[target], rtol=0.01,
                                            atol=0.5 if target.endswith("cadc") else 0.0):
             raise CalibrationError(f"the deployment needs {target}={float(values[0]):g} but {source} targets "
                                    f"{calibration.targets[target]:g}",
                                    f"calibrate the chip with --set {target}={float(values[0]):g}")
-    codes, gain_code = calibrated_codes(settings_of(deployment), calibration, spec)
+    codes, gain_code = calibrated_codes(requested, calibration, spec)
     bad = used & ~((gain_code >= 0) & (gain_code <= gain_code_limit(spec)))
     if bad.any():
         raise CalibrationError(f"{int(bad.sum())} circuits cannot reach their synaptic gain on chip {calibration.chip}",
                                "map the model again with this calibration (it reports BSS2-GAIN)")
+    moved = {k: np.asarray(v, np.float64) for k, v in deployment.meta.get("threshold_offsets", {}).items()}
+    codes = codes._replace(v_threshold=threshold_codes(codes.v_threshold, deployment, moved, spec))
     arrays = {**deployment.arrays, **codes.to_arrays()}
     meta = {**deployment.meta, "chip": calibration.chip,
             "calibration": {"chip": calibration.chip, "checksum": calibration.checksum, "created": calibration.created,

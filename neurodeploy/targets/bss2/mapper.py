@@ -25,6 +25,7 @@ from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
 from .route import Routing
 from .rules import check_all
+from .thresholds import with_threshold_offsets
 
 
 def check(model: ModelFile, spec: BSS2Spec, circuit_ok: Optional[np.ndarray] = None,
@@ -253,7 +254,12 @@ def map_to_bss2(model: ModelFile, spec: BSS2Spec, *, clip_quantile: float = 1.0,
                                                       if layer.shared}) else {}),
         "trained_on": model.mapping.get("trained_on"),  # the chip `itl` trained the model on, if any
     }
-    return Deployment(meta=meta, arrays=arrays), report, []
+    deployment = Deployment(meta=meta, arrays=arrays)
+    moved = model.mapping.get("threshold_offsets", {})  # written by a plasticity program's homeostasis (`learn`)
+    if moved:
+        deployment = with_threshold_offsets(deployment, deployment,
+                                            {k: np.asarray(v, np.float64) for k, v in moved.items()}, spec)
+    return deployment, report, []
 
 
 def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, routing: Routing, rates: dict,

@@ -24,6 +24,7 @@ from .mapper import check, map_to_bss2
 from .placement_grid import placement_panels
 from . import validate
 from .spec import BSS2Spec
+from .thresholds import with_threshold_offsets
 
 CHIP_RANGE = re.compile(r"mock:(?P<first>\d{1,10})-(?P<last>\d{1,10})(?P<rest>:.*)?")
 MAX_CHIPS_IN_RANGE = 64  # one run per chip: a longer range is more likely a typo than a plan
@@ -202,15 +203,19 @@ class BSS2Target(Target):
         if violations or deployment is None:
             raise DoesNotFitError(self.name, violations)
         layout = fixed_layout(model, self.spec, deployment, None if cal is None else cal.success)
-        return BSS2ItlSession(deployment, layout)
+        return BSS2ItlSession(deployment, layout, self.spec)
 
 
 class BSS2ItlSession(ItlSession):
     """Fixed placement and scales; weight updates rewrite only synapse weights (itl_layout.py)."""
 
-    def __init__(self, deployment: Deployment, layout: Layout) -> None:
+    def __init__(self, deployment: Deployment, layout: Layout, spec: BSS2Spec) -> None:
         self.layout = layout
         self.deployment = deployment
+        self.spec = spec
+
+    def with_threshold_offsets(self, deployment: Deployment, offsets: Mapping[str, np.ndarray]) -> Deployment:
+        return with_threshold_offsets(deployment, self.deployment, offsets, self.spec)
 
     def chip_weights(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return chip_weights(weights, self.layout)

@@ -86,7 +86,8 @@ def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
     # The generic keys are the common part's to check; here only that no other key is there.
     required = {**{k: Anything() for k in generic_keys(version)}, **keys, **(later if version >= 3 else {})}
     optional = {**({} if version >= 3 else later), "delays": delays, "input_channels": Number(lo=1, integer=True),
-                "chip": Nullable(Text()), "shared_sources": MapOf(ListOf(Text()))}
+                "chip": Nullable(Text()), "shared_sources": MapOf(ListOf(Text())),
+                "threshold_offsets": MapOf(ListOf(Number(lo=-1e3, hi=1e3)))}
     Fields(required=required, optional=optional).check(meta, "meta")
     if meta["readout_layer"] != graph.readout.name:
         raise Invalid("meta.readout_layer", f"= {meta['readout_layer']!r} is not the graph's readout "
@@ -108,6 +109,9 @@ def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
                           f"a label has {label_bits}")
     elif any(p.max_delay_steps for p in graph.projections):
         raise Invalid("meta.delays", "is missing (the graph has delayed projections)")
+    for layer, theta in meta.get("threshold_offsets", {}).items():
+        if layer not in meta["layers"] or len(theta) != graph.population(layer).size:
+            raise Invalid(f"meta.threshold_offsets.{layer}", "must name a layer and hold one offset per neuron")
     for layer, pres in meta.get("shared_sources", {}).items():
         feeding = {p.pre for p in graph.projections if p.post == layer}
         if not set(pres) <= feeding:
