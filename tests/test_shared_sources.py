@@ -87,3 +87,22 @@ def test_the_ideal_chip_runs_the_shared_inhibition_as_software_does():
     alone = copy.deepcopy(deployment)
     alone.arrays["neuron_routes"] = alone.arrays["neuron_routes"][:0]
     assert MockChip("ideal").run(alone, trains).spikes.sum() > chip.sum()  # the inhibition acts
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_rewriting_weights_where_the_routing_put_them_is_routing_again(copies):
+    """itl and learn rewrite weights through the first routing's record (itl_layout.rewritten_synapses): the same
+    synapse array as routing the new weights, weight copies split alike."""
+    from neurodeploy.targets.bss2.itl_layout import fixed_layout, quantised_layers, rewritten_synapses
+    from neurodeploy.targets.bss2.route import route
+    model = inhibited_layer(30, 20)
+    deployment, _, violations = map_to_bss2(model, SPEC, weight_copies=copies)
+    assert not violations
+    layout = fixed_layout(model, SPEC, deployment, None)
+    assert layout.written is not None and layout.layers[0].weight_copies == copies
+    g = torch.Generator().manual_seed(5)
+    new = {**model.weights, "input->exc": torch.randn(20, 30, generator=g) * 0.3}
+    quantised = quantised_layers(new, layout)
+    routed, _ = route(layout.layers, layout.placement, quantised, SPEC, "input")
+    fast = rewritten_synapses(quantised, layout, layout.written, deployment["synapse_weight"].shape)
+    assert np.array_equal(fast, routed.synapse_weight) and fast.any()

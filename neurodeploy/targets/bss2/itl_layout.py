@@ -31,6 +31,7 @@ from .delays import DelayPlan, DelayedSlots, slot_weights, strength_factor
 from .mapper import lower_and_check
 from .place import Placement, place
 from .quantise import QuantisedLayer, quantise_layer
+from .route import layer_matrix, route
 from .spec import BSS2Spec
 
 
@@ -53,6 +54,7 @@ class Layout(NamedTuple):
     scale: dict  # layer name → [post] model units per LSB
     plan: Optional[DelayPlan] = None  # learned delays: their realisation (delays.py), fixed while weights train
     delayed: Mapping[str, DelayedRoutes] = MappingProxyType({})  # delayed layer → its routes, derived from plan once
+    written: Optional[np.ndarray] = None  # route.Routing.written, where weights can be rewritten without routing
 
     def projections(self, layer: LoweredLayer) -> list[str]:
         return [f"{pre}->{layer.name}" for pre, _ in layer.inputs]
@@ -74,7 +76,11 @@ def fixed_layout(model: ModelFile, spec: BSS2Spec, deployment: Deployment,
                            "map the model again with this version of neurodeploy")
     scale = {layer.name: torch.as_tensor(deployment[f"weight_scale:{layer.name}"]).float() for layer in layers}
     delayed = {} if plan is None else {post: delayed_routes(plan, post) for post in plan.layers}
-    return Layout(layers, placement, spec, model.graph.input.name, scale, plan, delayed)
+    layout = Layout(layers, placement, spec, model.graph.input.name, scale, plan, delayed)
+    if plan is not None or any(layer.slots is not None for layer in layers):
+        return layout  # delays and convolutions place weights by slot: routed again at each update
+    routing, _ = route(layers, placement, quantised_layers(model.weights, layout), spec, layout.input_name)
+    return layout._replace(written=routing.written)
 
 
 def clamp_to_range(weights: Mapping[str, torch.Tensor], layout: Layout) -> None:
@@ -154,19 +160,41 @@ def quantised_layers(weights: Mapping[str, torch.Tensor], layout: Layout) -> dic
     return out
 
 
+def rewritten_synapses(quantised: Mapping[str, QuantisedLayer], layout: Layout, written: np.ndarray,
+                       shape: tuple[int, ...]) -> np.ndarray:
+    """The synapse weight array [hemispheres, rows, columns] holding ``quantised``, written where the first routing
+    wrote each weight (``written``, route.py): what :func:`~.route.route` gives for the same wiring, without
+    routing again. Each integer weight is split over its copies as :func:`~.route.split_weight` splits it."""
+    weight = np.zeros(shape, np.uint8)
+    for index, layer in enumerate(layout.layers):
+        rows = written[written[:, 3] == index]
+        if not len(rows):
+            continue
+        w = layer_matrix(layer, quantised[layer.name])[rows[:, 4], rows[:, 5]].astype(np.int64)
+        base, extra = np.divmod(np.abs(w), layer.weight_copies)
+        part = np.sign(w) * (base + (rows[:, 6] < extra))
+        weight[rows[:, 0], rows[:, 1], rows[:, 2]] = np.maximum(part, 0)
+        weight[rows[:, 0], rows[:, 1] + 1, rows[:, 2]] = np.maximum(-part, 0)
+    return weight
+
+
 def reconfigured(deployment: Deployment, weights: Mapping[str, torch.Tensor],
                  layout: Layout) -> tuple[Deployment, int]:
     """The deployment holding ``weights`` (fixed scales), and how many synapses changed."""
     quantised = quantised_layers(weights, layout)
-    routing, violations = route_delayed(layout.plan, layout.layers, layout.placement, quantised, layout.spec,
-                                        layout.input_name)
-    same_wiring = (not violations and np.array_equal(routing.synapse_label, deployment["synapse_label"])
-                   and np.array_equal(routing.row_mode, deployment["row_mode"]))
-    if not same_wiring:
-        raise BackendError("a weight update changed the routing, which in-the-loop updates never should",
-                           "map the model again with this version of neurodeploy")
-    changed = int((routing.synapse_weight != deployment["synapse_weight"]).sum())
-    arrays = {**deployment.arrays, "synapse_weight": routing.synapse_weight,
+    if layout.written is not None:
+        synapse_weight = rewritten_synapses(quantised, layout, layout.written, deployment["synapse_weight"].shape)
+    else:
+        routing, violations = route_delayed(layout.plan, layout.layers, layout.placement, quantised, layout.spec,
+                                            layout.input_name)
+        same_wiring = (not violations and np.array_equal(routing.synapse_label, deployment["synapse_label"])
+                       and np.array_equal(routing.row_mode, deployment["row_mode"]))
+        if not same_wiring:
+            raise BackendError("a weight update changed the routing, which in-the-loop updates never should",
+                               "map the model again with this version of neurodeploy")
+        synapse_weight = routing.synapse_weight
+    changed = int((synapse_weight != deployment["synapse_weight"]).sum())
+    arrays = {**deployment.arrays, "synapse_weight": synapse_weight,
               **{f"quantised_weight:{k}": v.numpy() for q in quantised.values() for k, v in q.weights.items()},
               **{f"float_weight:{k}": w.detach().numpy().copy() for k, w in weights.items()}}
     return Deployment(meta=deployment.meta, arrays=arrays), changed

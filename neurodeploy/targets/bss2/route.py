@@ -38,6 +38,9 @@ class Routing:
     neuron_routes: np.ndarray  # [n, 4] (logical neuron, hemisphere, driver, label)
     synapses_used: int = 0
     labels_per_driver: dict = field(default_factory=dict)  # (hemisphere, driver) → labels in use
+    # Each weight written, [n, 7]: (hemisphere, excitatory row, column, layer index, neuron, slot, copy) — so that
+    # new weights of the same layers can be written without routing again (itl_layout.py).
+    written: np.ndarray = field(default_factory=lambda: np.zeros((0, 7), np.int32))
 
     @property
     def rows_used(self) -> int:
@@ -67,6 +70,13 @@ def convolution_slots(layer: LoweredLayer, q: QuantisedLayer) -> tuple[list[list
     return keys, matrix
 
 
+def layer_matrix(layer: LoweredLayer, q: QuantisedLayer) -> np.ndarray:
+    """``[size, slots]`` integer weights of a layer without input slots, over its inputs in order, a shared
+    projection as one column (its columns are identical, lower.py)."""
+    return np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy()[:, :1 if pre in layer.shared else None]
+                           for pre, _ in layer.inputs], axis=1)
+
+
 def _joined_source(sources: list, joined: Optional[np.ndarray], n: int, p: int) -> Optional[tuple[str, int]]:
     """Source ``p`` of neuron ``n``, or None for a pair outside a convolution's structure (no synapse)."""
     return sources[p] if joined is None or joined[n, p] else None
@@ -93,8 +103,9 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
     labels: dict[tuple[int, int], dict[tuple[str, int], int]] = {}
     violations: list[DesignRuleViolation] = []
     synapses = 0
+    written: list[tuple[int, ...]] = []
 
-    for layer in layers:
+    for layer_index, layer in enumerate(layers):
         q: QuantisedLayer = quantised[layer.name]
         given = None if slot_inputs is None else slot_inputs.get(layer.name)
         if given is not None or layer.slots is not None:
@@ -106,8 +117,7 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
             # A shared projection's sources are one source, (pre, SHARED), on one slot (lower.py).
             sources = [(pre, i) for pre, size in layer.inputs for i in (
                 [SHARED] if pre in layer.shared else range(size))]
-            matrices = np.concatenate([q.weights[f"{pre}->{layer.name}"].numpy()[:, :1 if pre in layer.shared else None]
-                                       for pre, _ in layer.inputs], axis=1)
+            matrices = layer_matrix(layer, q)
             source_of = partial(_joined_source, sources, layer.connected)
             n_slots = len(sources)
             copies = layer.weight_copies
@@ -135,6 +145,7 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
                         label[h, exc, col] = label[h, inh, col] = ell
                         weight[h, exc, col] = max(w, 0)
                         weight[h, inh, col] = max(-w, 0)
+                        written.append((h, exc, col, layer_index, n, p, copy))
                         synapses += 2
         if overflow:
             violations.append(DesignRuleViolation(
@@ -153,5 +164,6 @@ def route(layers: list[LoweredLayer], placement: Placement, quantised: dict, spe
                     neuron_routes.append((placement.layer_start[pre] + j, h, driver, ell))
     as_array = lambda r: np.array(r, np.int32).reshape(-1, 4)  # noqa: E731
     routing = Routing(weight, label, row_mode, as_array(input_routes), as_array(neuron_routes), synapses,
-                      {key: len(table) for key, table in labels.items()})
+                      {key: len(table) for key, table in labels.items()},
+                      np.array(written, np.int32).reshape(-1, 7))
     return routing, violations
