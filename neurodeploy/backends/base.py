@@ -24,7 +24,9 @@ class Recording(NamedTuple):
     membrane: bool = True  # CADC samples of all neurons (or of membrane_neurons)
     madc_neuron: Optional[np.ndarray] = None  # [B] logical neuron per run, or None: no MADC
     madc_source: str = "membrane"  # or "synaptic_input" (the synaptic input line, as calix's tau_syn step)
-    correlation: bool = False  # the synapses' correlation sensors (causal, acausal), read after the run
+    # The synapses' correlation sensors (causal, acausal), read after the run: True for every projection onto a
+    # spiking layer, or the names of the projections to read (a PPU reads only the rows its program uses).
+    correlation: bool | tuple[str, ...] = False
     membrane_neurons: Optional[np.ndarray] = None  # logical neurons whose membranes to read (None: all); a hint a
     # backend may ignore (it then records all): Observations.recorded says which it read
 

@@ -106,7 +106,7 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
         for start in range(0, len(x), size):
             for attempt in range(boost.max_boosts + 1):
                 times = encode(x[start:start + size], _boosted(model.encoding, epoch, attempt, boost.boost_hz))
-                obs = engine.run(deployment, times, Recording(spikes=True, membrane=False, correlation=True))
+                obs = engine.run(deployment, times, Recording(spikes=True, membrane=False, correlation=tuple(plastic)))
                 totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
                 counts = {name: totals[ids] for name, ids in neurons.items()}
                 counts[model.graph.input.name] = _input_counts(times, model.graph.input.size)

@@ -107,6 +107,10 @@ def _run(deployment_path: str | Path, backend: str, data: Optional[str], progres
     x, y = load_data(loaded.meta["dataset"], data)
     times = encode(x, loaded.meta["encoding"])
     runs, per_backend, warnings, retried = [], {}, [], 0
+    if loaded.meta["layer_kinds"][-1] != "li":
+        warnings.append(f"the network has no readout layer ('{loaded.meta['layers'][-1]}' spikes): accuracy takes "
+                        "its neurons' membranes as classes; a network that learned without labels is read out by "
+                        "label assignment (neurodeploy.workflows.label)")
     for name in names:
         engine = Retrying(get_backend(name))  # a run that loses the chip is run again with the same batch
         deployment = for_backend(loaded, engine, calibration_of(calibration, engine.chip_id, len(names) > 1))

@@ -477,7 +477,8 @@ class MockChip:
                 outside = torch.lt(membrane, low, out=flags("below"))
                 outside.logical_or_(torch.gt(membrane, high, out=flags("above")))
                 counters["cadc_outside_reliable_range"] = int(torch.count_nonzero(outside))  # sum() would copy to int64
-        correlation = self._correlation(deployment, events, spikes, state.dt_s) if record.correlation else None
+        correlation = (self._correlation(deployment, events, spikes, state.dt_s, record.correlation)
+                       if record.correlation else None)
         events_out = None
         if record.spikes and spikes.shape[-1]:
             jitter = self.effects.jitter_s if self._on("jitter") else 0.0
@@ -553,9 +554,10 @@ class MockChip:
                             spike_events=out.spike_events if record.spikes and out.spikes.shape[-1] else None)
 
     def _correlation(self, deployment: Deployment, events: Optional[torch.Tensor], spikes: torch.Tensor,
-                     dt_s: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Readings of the correlation sensors of every projection onto a spiking layer (:mod:`.correlation`):
-        presynaptic spikes are the input events, or a layer's spikes one step later (the routing latency)."""
+                     dt_s: float, which: bool | tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Readings of the correlation sensors of every projection onto a spiking layer (:mod:`.correlation`), or of
+        those ``which`` names: presynaptic spikes are the input events, or a layer's spikes one step later (the
+        routing latency)."""
         if events is None or "delays" in deployment.meta or "graph" not in deployment.meta:
             raise BackendError("correlation sensors are emulated for runs of model deployments without delay "
                                "realisations, with spikes recorded", "record spikes too, and map without delays")
@@ -577,6 +579,8 @@ class MockChip:
         for index, projection in enumerate(graph.projections):
             if graph.population(projection.post).kind != "lif":
                 continue  # a readout never spikes: its sensors never pair
+            if isinstance(which, tuple) and projection.name not in which:
+                continue
             causal, acausal = pairings(presynaptic(projection.pre), own(projection.post), dt_s, settings)
             gains = sensor_gains(chip, index, (causal.shape[1], causal.shape[2]), settings)
             out[projection.name] = (readings(causal, gains, settings, noise), readings(acausal, gains, settings, noise))

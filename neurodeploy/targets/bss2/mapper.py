@@ -268,7 +268,7 @@ def _report(layers: list[LoweredLayer], placement: Placement, quantised: dict, r
     for layer in layers:
         q = quantised[layer.name]
         before, after = rates.get(layer.name, (None, None))
-        silent = before is not None and after is not None and after < 0.01 * max(before, 1e-9)
+        silent = before is not None and after is not None and before > 0 and after < 0.01 * before
         if silent:
             warnings.append(f"layer '{layer.name}' falls silent after quantisation "
                             f"({before:.1f} Hz → {after:.1f} Hz): try --clip-quantile 0.99")
