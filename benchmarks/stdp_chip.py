@@ -4,7 +4,7 @@ with what it learned (weights and threshold offsets), and is read out by label a
 counts. Digits (1437 train, 360 test), test accuracy per seed and mean ± std.
 
     python benchmarks/stdp_chip.py --backend mock:0 --seeds 0 1 2 [--epochs 3] [--train-samples N]
-        [--calibration FILE] [--json]
+        [--calibration FILE] [--keep DIR] [--figure PNG] [--json]
 
 Without ``--calibration`` a chip with mismatch is calibrated first for the network's time constants
 (τ_mem 20 µs, τ_syn 2 µs, refractory 1 µs of hardware time). The software reference, the same seed's network in
@@ -28,7 +28,7 @@ from neurodeploy.plasticity import load_program
 from neurodeploy.shipped import shipped_dir
 from neurodeploy.targets.base import MapOptions
 from neurodeploy.targets.registry import get_target
-from neurodeploy.training.stdp_network import LAYER, StdpNetwork, stdp_network_model
+from neurodeploy.training.stdp_network import LAYER, PLASTIC, StdpNetwork, stdp_network_model
 from neurodeploy.workflows.calibrate import calibrate_chip
 from neurodeploy.workflows.label import label_accuracy
 from neurodeploy.workflows.learn import learn
@@ -46,6 +46,14 @@ def calibration_for(backend: str, network: StdpNetwork, folder: Path) -> str | N
     return str(path)
 
 
+def figure(learned_path: Path, labels, network: StdpNetwork, path: str, backend: str) -> None:
+    """The first seed's receptive fields as the chip learned them (tiles: incoming weights in seed units)."""
+    from neurodeploy.stdp_plots import receptive_field_grid
+    weights = load_model(learned_path).weights[PLASTIC].numpy() / network.per_seed_unit
+    receptive_field_grid(weights.reshape(-1, 8, 8), path, labels=labels, w_max=network.w_max,
+                         title=f"seed 003 learned on {backend}: incoming weights, label per neuron")
+
+
 def one_seed(seed: int, args: argparse.Namespace, network: StdpNetwork, calibration: str | None,
              folder: Path) -> dict:
     save_model(stdp_network_model(network, seed), folder / f"net{seed}.pt")
@@ -58,6 +66,8 @@ def one_seed(seed: int, args: argparse.Namespace, network: StdpNetwork, calibrat
     train, test = load_split("digits", "train"), load_split("digits", "test")
     result = label_accuracy(get_backend(args.backend), deployment, LAYER, train, test,
                             load_program(args.program).boost, seed=seed)
+    if args.figure and seed == args.seeds[0]:
+        figure(folder / f"learned{seed}.pt", result.labels, network, args.figure, args.backend)
     return {"seed": seed, "test": result.accuracy, "train": result.train_accuracy,
             "silent_neurons": int((result.labels < 0).sum()), "spikes_per_sample": result.spikes_per_sample,
             "learn_s": learn_s, "presented_again_learning": summary["presented_again"],
@@ -85,13 +95,16 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=None)
     parser.add_argument("--calibration", default=None)
     parser.add_argument("--program", default=str(PROGRAM))
+    parser.add_argument("--keep", default=None, help="folder for the models (default: a temporary one)")
+    parser.add_argument("--figure", default=None, help="receptive fields of the first seed's learned network")
     parser.add_argument("--software", action="store_true", help="also train the numpy network (inhibit_self)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     network = StdpNetwork()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         calibration = args.calibration or calibration_for(args.backend, network, folder)
         rows = []
         for seed in args.seeds:
