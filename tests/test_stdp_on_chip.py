@@ -131,3 +131,20 @@ def test_repetition_needs_poisson_inputs(tmp_path):
               tmp_path / "o.pt", backend="mock:ideal", train_samples=5)
     assert not (tmp_path / "o.pt").exists()
     assert load_program(program(tmp_path, min_spikes=5, boost_hz=50, max_boosts=3)).boost == Boost(5, 50.0, 3)
+
+
+def test_moved_thresholds_validate_within_capmem_reach(tmp_path):
+    """A program may move thresholds past the mapping's range (the comparator works there) but not past what a
+    CapMem cell sets; the deployment says so in one line when it does."""
+    from neurodeploy.deployment import load_deployment, save_deployment
+    from neurodeploy.validation.rules import Invalid
+    deployment = get_target("bss2").map(stdp_network_model(SMALL)).deployment
+    theta = np.zeros(SMALL.n_exc)
+    theta[:2] = 0.5  # 200 + 70 CADC: above the mapping's 220
+    spec = load_bss2_spec()
+    save_deployment(with_threshold_offsets(deployment, deployment, {"exc": theta}, spec), tmp_path / "a.npz")
+    get_target("bss2").validate_deployment(load_deployment(tmp_path / "a.npz"))
+    theta[0] = 3.0  # 620 CADC: beyond code 1022
+    save_deployment(with_threshold_offsets(deployment, deployment, {"exc": theta}, spec), tmp_path / "b.npz")
+    with pytest.raises(Invalid, match="beyond what a CapMem cell sets"):
+        get_target("bss2").validate_deployment(load_deployment(tmp_path / "b.npz"))

@@ -37,9 +37,10 @@ from ...validation.arguments import CLIP_QUANTILE, WEIGHT_SCALE
 from ...validation.deployment import generic_keys
 from ...validation.rules import Anything, Array, Fields, Invalid, ListOf, MapOf, Nullable, Number, OneOf, Text
 from ..base import Target
-from .analog import NEURON_CODES, QUADRANT_CODES
+from .analog import NEURON_CODES, QUADRANT_CODES, nominal_potential_cadc
 from .delays import STRATEGIES
 from .spec import BSS2Spec
+from .thresholds import unmoved_thresholds
 
 SETTINGS = ("tau_mem_s", "tau_syn_s", "t_ref_s", "v_leak_cadc", "v_th_cadc", "v_reset_cadc",
             "synaptic_gain_cadc_per_lsb")
@@ -65,7 +66,7 @@ def validate_deployment(target: Target, deployment: Deployment) -> None:
     _check_synapses(arrays, placed, spec)
     inputs = int(meta["input_channels"]) if "delays" in meta else graph.input.size
     _check_routes(arrays, meta, sizes, inputs, spec)
-    _check_settings(arrays, placed, spec)
+    _check_settings(arrays, placed, spec, unmoved_thresholds(deployment) if "threshold_offsets" in meta else None)
     _check_weights(arrays, meta, graph, spec)
     if "delays" in meta:
         _check_delay_copies(arrays, meta, graph, spec)
@@ -248,7 +249,9 @@ def _check_routes(arrays: dict, meta: dict, sizes: list[int], inputs: int, spec:
                           f"listening to label {where[2]}, which no route carries there")
 
 
-def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
+def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec, unmoved: np.ndarray | None) -> None:
+    """The per-circuit settings; ``unmoved``: the thresholds before a plasticity program moved them (those are held
+    to the mapping's range; the moved ones only to what a CapMem cell can hold)."""
     total, quadrants = spec.total_circuits, spec["capmem"]["quadrants"]
     for name in SETTINGS:
         key = f"circuit_{name}"
@@ -265,13 +268,21 @@ def _check_settings(arrays: dict, placed: np.ndarray, spec: BSS2Spec) -> None:
               "t_ref_s": neuron["t_ref_s"]["limits"], "v_leak_cadc": neuron["potentials_cadc"]["leak"],
               "v_reset_cadc": neuron["potentials_cadc"]["reset"], "v_th_cadc": neuron["potentials_cadc"]["threshold"]}
     for name, (lo, hi) in ranges.items():
-        values = arrays[f"circuit_{name}"]
+        values = unmoved if name == "v_th_cadc" and unmoved is not None else arrays[f"circuit_{name}"]
         exempt = (values == 0) if name == "t_ref_s" else (values == np.inf) if name == "v_th_cadc" else False
         bad = placed & ~exempt & ((values < lo) | (values > hi))
         if bad.any():
             circuit = int(np.flatnonzero(bad)[0])
             raise Invalid(f"array 'circuit_{name}'", f"holds {float(values[circuit])!r} at placed circuit {circuit}, "
                           f"outside the chip's range {lo:g}..{hi:g}")
+    if unmoved is not None:
+        reach = nominal_potential_cadc(np.array([0, spec["capmem"]["code_max"]]), spec)
+        moved = arrays["circuit_v_th_cadc"]
+        bad = placed & np.isfinite(moved) & ((moved < reach[0]) | (moved > reach[1]))
+        if bad.any():
+            circuit = int(np.flatnonzero(bad)[0])
+            raise Invalid("meta.threshold_offsets", f"move circuit {circuit}'s threshold to {float(moved[circuit]):g} "
+                          f"CADC, beyond what a CapMem cell sets ({reach[0]:g}..{reach[1]:g})")
     if (arrays["circuit_synaptic_gain_cadc_per_lsb"] < 0).any():
         raise Invalid("array 'circuit_synaptic_gain_cadc_per_lsb'", "holds a negative value, it must be >= 0")
     if "code:v_leak" not in arrays:  # a version-1 or 2 deployment made before codes existed
