@@ -128,14 +128,16 @@ class EventStdp:
     at Δt = 0), so in weight LSB (:math:`w_{max}` = 63):
 
     .. math::
-        \Delta W_{ij} = 63\,\eta\,ig(C^+_{ij}/a - x_{tar}\,n_jig)\,(1 - W_{ij}/63)^\mu
+        \Delta W_{ij} = 63\,\eta\,\big(C^+_{ij}/a - x_{tar}\,n_j\big)\,(1 - W_{ij}/63)^\mu
 
-    then each row is scaled to sum to ``weight_sum_lsb`` (0: not), both with stochastic rounding. The sensor's
-    trace decays with its own time constant (5 µs of hardware time, 5 ms of model time on the mock), shorter
-    than the seed's 20 ms, so ``x_tar`` is lower than the seed's 0.4 for the same balance.
+    for the neurons that fired in the slice (a neuron that did not cannot have paired: what its sensors read is
+    read noise, whose rectified mean would otherwise creep into every weight), then each row is scaled to sum to
+    ``weight_sum_lsb`` (0: not), both with stochastic rounding. The sensor's trace decays with its own time
+    constant (5 µs of hardware time, 5 ms of model time on the mock), shorter than the seed's 20 ms, so ``x_tar``
+    is lower than the seed's 0.4 for the same balance.
 
-    **Homeostasis**: :math:`	heta_j \leftarrow 	heta_j + eta n_j`, minus the mean over the layer and
-    clipped to :math:`\pm	heta_{max}` (model units). The seed's thresholds grow without bound and the input rate
+    **Homeostasis**: :math:`\theta_j \leftarrow \theta_j + \beta n_j`, minus the mean over the layer and
+    clipped to :math:`\pm\theta_{max}` (model units). The seed's thresholds grow without bound and the input rate
     is raised to keep the network firing; a chip's threshold setting has a limited range, so only the
     differences between neurons, which decide who wins, are kept (docs/plasticity.md).
     """
@@ -151,7 +153,8 @@ class EventStdp:
 
     def update(self, seen: SliceObservables, rng: np.random.Generator) -> np.ndarray:
         w = seen.weights.astype(np.float64)
-        drive = seen.causal / self.pairing_lsb - self.x_tar * seen.post_counts[:, None]
+        fired = seen.post_counts[:, None] > 0  # a sensor pairs only at a postsynaptic spike: other readings are noise
+        drive = np.where(fired, seen.causal / self.pairing_lsb - self.x_tar * seen.post_counts[:, None], 0.0)
         w = np.clip(w + WEIGHT_MAX * self.eta * drive * (1.0 - w / WEIGHT_MAX) ** self.mu, 0.0, WEIGHT_MAX)
         if self.weight_sum_lsb > 0:
             total = w.sum(axis=1, keepdims=True)

@@ -45,6 +45,16 @@ def test_the_event_rule_is_the_seeds_summed_over_a_slice():
     assert rounded == pytest.approx(expected[1], abs=0.1)  # unbiased
 
 
+def test_a_neuron_that_did_not_fire_ignores_its_sensors_read_noise():
+    """Without a postsynaptic spike nothing paired: a reading there is noise and must not move the weights (its
+    rectified mean would creep into every weight of every quiet neuron, slice after slice)."""
+    program = EventStdp(("p",), eta=0.05, x_tar=0.2)
+    w = np.full((2, 4), 10)
+    noise = np.array([[1, 0, 1, 0], [0, 1, 0, 1]])
+    new = program.update(seen(w, noise, np.array([0, 0])), np.random.default_rng(0))
+    assert np.array_equal(new, w)
+
+
 def test_normalisation_and_the_weight_dependence():
     program = EventStdp(("p",), eta=0.0, weight_sum_lsb=60.0)
     new = program.update(seen([[10, 20, 30]], np.zeros((1, 3)), np.zeros(1)), np.random.default_rng(0))

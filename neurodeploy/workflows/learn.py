@@ -1,10 +1,12 @@
 """``learn``: a model's plastic projections learn on the chip, by a plasticity program between time slices.
 
 The model is mapped once (as ``itl`` maps it: fixed scales, so a weight's integer is its value); then the
-training samples are presented ``slice_samples`` at a time. After each slice the chip's correlation sensors,
-spike counters and weights go to the program (:mod:`neurodeploy.plasticity`), whose new 6-bit weights are
-written into the chip before the next slice. The output is a model file with the learned weights (integer
-times the layer's scale) and the mapping it learned with, so that ``map`` reproduces it exactly.
+training samples are presented ``slice_samples`` at a time. After each slice the chip's correlation sensors (of
+the plastic projections only), spike counters and weights go to the program (:mod:`neurodeploy.plasticity`),
+whose new 6-bit weights, and threshold offsets where it adapts thresholds, are written into the chip before the
+next slice. A quiet slice is presented again at a raised Poisson rate where the program asks for it. The output
+is a model file with the learned weights (integer times the layer's scale), the threshold offsets and the mapping
+it learned with, so that ``map`` reproduces it exactly.
 """
 
 from __future__ import annotations
