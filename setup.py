@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 
 SHIPPED = {  # folder → the files of it that ship
     "targets": ["*.yaml"],
-    "models": ["*.yaml"],
+    "models": ["*.yaml", "programs/*.yaml"],
     "csrc": ["*.h", "*.cpp", "*.cu", "README.md"],
     "calibration": ["*.yaml", "*.md"],
 }

@@ -153,12 +153,13 @@ def test_sdist_carries_the_whole_project(dist):
 
 def test_wheel_carries_every_shipped_file(dist):
     names = set(zipfile.ZipFile(dist["wheel"]).namelist())
-    expected = {f"neurodeploy/{shipped.PACKAGED}/{folder}/{p.name}"
+    expected = {f"neurodeploy/{shipped.PACKAGED}/{folder}/{p.relative_to(dist['src'] / folder).as_posix()}"
                 for folder, globs in _shipped_globs().items()
                 for pattern in globs for p in (dist["src"] / folder).glob(pattern) if p.is_file()}
     assert expected and expected <= names, sorted(expected - names)
     assert {"neurodeploy/_shipped/csrc/lif_core.h", "neurodeploy/_shipped/targets/xylo.yaml",
-            "neurodeploy/_shipped/models/yinyang.yaml", "neurodeploy/_shipped/calibration/README.md",
+            "neurodeploy/_shipped/models/yinyang.yaml", "neurodeploy/_shipped/models/programs/seed003_event.yaml",
+            "neurodeploy/_shipped/calibration/README.md",
             "neurodeploy/shipped.py"} <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "csrc/", "targets/", "models/")) for n in names)
