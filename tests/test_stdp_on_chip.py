@@ -158,3 +158,14 @@ def test_moved_thresholds_validate_within_capmem_reach(tmp_path):
     save_deployment(with_threshold_offsets(deployment, deployment, {"exc": theta}, spec), tmp_path / "b.npz")
     with pytest.raises(Invalid, match="beyond what a CapMem cell sets"):
         get_target("bss2").validate_deployment(load_deployment(tmp_path / "b.npz"))
+
+
+def test_offsets_without_the_layers_scale_are_a_typed_refusal(tmp_path):
+    from neurodeploy.deployment import Deployment, load_deployment, save_deployment
+    from neurodeploy.validation.rules import Invalid
+    deployment = get_target("bss2").map(stdp_network_model(SMALL)).deployment
+    moved = with_threshold_offsets(deployment, deployment, {"exc": np.full(SMALL.n_exc, 0.1)}, load_bss2_spec())
+    report = {**moved.meta["report"], "layers": []}
+    save_deployment(Deployment(meta={**moved.meta, "report": report}, arrays=moved.arrays), tmp_path / "d.npz")
+    with pytest.raises(Invalid, match="cadc_per_model_unit"):
+        get_target("bss2").validate_deployment(load_deployment(tmp_path / "d.npz"))

@@ -110,9 +110,16 @@ def _check_meta(meta: dict, graph: Graph, spec: BSS2Spec, version: int) -> None:
                           f"a label has {label_bits}")
     elif any(p.max_delay_steps for p in graph.projections):
         raise Invalid("meta.delays", "is missing (the graph has delayed projections)")
+    report = meta["report"] if isinstance(meta.get("report"), dict) else {}
+    scales: dict = {row.get("name"): row.get("cadc_per_model_unit")
+                    for row in report.get("layers", []) if isinstance(row, dict)}
     for layer, theta in meta.get("threshold_offsets", {}).items():
         if layer not in meta["layers"] or len(theta) != graph.population(layer).size:
             raise Invalid(f"meta.threshold_offsets.{layer}", "must name a layer and hold one offset per neuron")
+        scale = scales.get(layer)
+        if not isinstance(scale, (int, float)) or not scale > 0:
+            raise Invalid(f"meta.threshold_offsets.{layer}", "needs the layer's cadc_per_model_unit in meta.report "
+                          "(offsets are in model units)")
     for layer, pres in meta.get("shared_sources", {}).items():
         feeding = {p.pre for p in graph.projections if p.post == layer}
         if not set(pres) <= feeding:
