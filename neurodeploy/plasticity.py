@@ -25,12 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Protocol
+from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import FileKindError
+from .errors import FileKindError, NeurodeployError
 from .fileformat import Envelope, read_envelope
 from .safe_yaml import load_yaml
+from .training.stdp_rules import normalise_columns
 from .validation.rules import Fields, Invalid, ListOf, Number, OneOf, Text, refusal
 
 FORMAT = "neurodeploy.plasticity"
@@ -156,9 +158,8 @@ class EventStdp:
         fired = seen.post_counts[:, None] > 0  # a sensor pairs only at a postsynaptic spike: other readings are noise
         drive = np.where(fired, seen.causal / self.pairing_lsb - self.x_tar * seen.post_counts[:, None], 0.0)
         w = np.clip(w + WEIGHT_MAX * self.eta * drive * (1.0 - w / WEIGHT_MAX) ** self.mu, 0.0, WEIGHT_MAX)
-        if self.weight_sum_lsb > 0:
-            total = w.sum(axis=1, keepdims=True)
-            w = np.where(total > 0, w * self.weight_sum_lsb / np.maximum(total, 1e-12), w)
+        if self.weight_sum_lsb > 0:  # rows here: postsynaptic neurons
+            w = normalise_columns(w.T, np.ones(1), np.full(len(w), self.weight_sum_lsb), WEIGHT_MAX).T
         return stochastic_round(w, rng)
 
     def homeostasis(self, seen: SliceObservables) -> Optional[np.ndarray]:
@@ -193,6 +194,24 @@ class Boost(NamedTuple):
     min_spikes: int = 0
     boost_hz: float = 0.0
     max_boosts: int = 0
+
+    def checked(self, encoding: Mapping[str, Any]) -> Boost:
+        """This repetition for inputs coded by ``encoding``: it raises a Poisson rate, so other codes refuse it."""
+        if not (self.max_boosts and self.boost_hz):
+            return Boost()
+        if encoding.get("kind") != "poisson":
+            raise NeurodeployError(f"the program presents quiet slices again at a higher rate, the model's inputs are "
+                                   f"'{encoding.get('kind')}'-coded (one spike per channel, no rate)",
+                                   "remove min_spikes/boost_hz/max_boosts from the program, or use a poisson encoding")
+        return self
+
+    def presentation(self, encoding: Mapping[str, Any], attempt: int, seed: Optional[int] = None) -> dict:
+        """The encoding of repetition ``attempt`` (0: the first presentation): Poisson trains drawn with ``seed``
+        (None: the encoding's own), the rate raised by ``attempt`` × ``boost_hz``; other codes as they are."""
+        if encoding.get("kind") != "poisson":
+            return dict(encoding)
+        return {**encoding, "seed": int(encoding.get("seed", 0)) if seed is None else seed,
+                "max_rate_hz": float(encoding["max_rate_hz"]) + attempt * self.boost_hz}
 
 
 class ProgramFile(NamedTuple):

@@ -28,6 +28,7 @@ import torch
 from ..graph import Graph, Population, Projection
 from ..modelfile import ModelFile
 from ..neuron import NeuronParameters
+from .stdp_rules import normalise_columns
 
 INPUT, LAYER = "input", "exc"
 PLASTIC = f"{INPUT}->{LAYER}"
@@ -64,7 +65,7 @@ def stdp_network_model(network: StdpNetwork, seed: int = 0) -> ModelFile:
     neuron (the seed's initialisation), the uniform inhibition, Poisson-coded digits."""
     rng = np.random.default_rng(seed)
     w = rng.uniform(0.0, network.w_init * network.w_max, (network.n_exc, network.inputs))
-    w *= network.weight_sum / w.sum(axis=1, keepdims=True)
+    w = normalise_columns(w.T, np.ones(1), np.full(network.n_exc, network.weight_sum), network.w_max).T
     neuron = NeuronParameters(tau_mem_s=network.tau_mem_s, tau_syn_s=network.tau_syn_s, t_ref_s=network.t_ref_s)
     graph = Graph((Population(INPUT, network.inputs, "input"), Population(LAYER, network.n_exc, "lif", neuron)),
                   (Projection(INPUT, LAYER), Projection(LAYER, LAYER, recurrent=True)))

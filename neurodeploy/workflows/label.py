@@ -34,20 +34,19 @@ def layer_counts(engine: Backend, deployment: Deployment, x: np.ndarray, layer: 
     fewer than ``boost.min_spikes`` spikes runs again with the Poisson rate raised by ``boost.boost_hz`` (at most
     ``boost.max_boosts`` times; its counts are its last presentation's), as seed 003 reads out. ``seed``: the
     Poisson draws."""
-    encoding = {**deployment.meta["encoding"], "seed": seed} if deployment.meta["encoding"]["kind"] == "poisson" \
-        else deployment.meta["encoding"]
+    encoding = deployment.meta["encoding"]
+    boost = boost.checked(encoding)
     ids = layer_neurons(deployment.meta, deployment["neuron_layer"])[layer]
     counts = np.zeros((len(x), len(ids)), np.int64)
     repeated = 0
     for start in range(0, len(x), batch):
         todo = np.arange(start, min(start + batch, len(x)))
         for attempt in range(boost.max_boosts + 1):
-            rate = {"max_rate_hz": float(encoding["max_rate_hz"]) + attempt * boost.boost_hz} if attempt else {}
-            obs = engine.run(deployment, encode(x[todo], {**encoding, **rate}),
+            obs = engine.run(deployment, encode(x[todo], boost.presentation(encoding, attempt, seed)),
                              Recording(spikes=True, membrane=False))
             counts[todo] = obs.spikes.sum(dim=0).numpy()[:, ids].astype(np.int64)
             todo = todo[counts[todo].sum(axis=1) < boost.min_spikes]
-            if not len(todo) or attempt == boost.max_boosts or boost.boost_hz == 0:
+            if not len(todo) or attempt == boost.max_boosts:
                 break
             repeated += len(todo)
     return counts, repeated

@@ -28,7 +28,7 @@ from ..data.encoding import encode
 from ..errors import NeurodeployError
 from ..itl.forward import layer_neurons
 from ..modelfile import ModelFile, load_model, save_model
-from ..plasticity import COUNTER_MAX, Boost, PlasticityProgram, SliceObservables, load_program, on_chip
+from ..plasticity import COUNTER_MAX, PlasticityProgram, SliceObservables, load_program, on_chip
 from ..targets.registry import get_target
 from ..validation.arguments import EPOCHS, SEED, check_argument
 
@@ -93,7 +93,7 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     deployment, _ = session.reconfigured(session.deployment, weights)  # the weights as the chip holds them
     x, _ = load_split(model.dataset, "train")
     x = x if train_samples is None else x[:train_samples]
-    boost = _boost(program_file.boost, model.encoding)
+    boost = program_file.boost.checked(model.encoding)
     size = program_file.slice_samples
     slices = epochs * -(-len(x) // size)
     if slices > MAX_SLICES:
@@ -107,7 +107,9 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     for epoch in range(epochs):
         for start in range(0, len(x), size):
             for attempt in range(boost.max_boosts + 1):
-                times = encode(x[start:start + size], _boosted(model.encoding, epoch, attempt, boost.boost_hz))
+                # Poisson trains drawn anew each epoch, the rate raised per repetition
+                encoding = boost.presentation(model.encoding, attempt, int(model.encoding.get("seed", 0)) + epoch)
+                times = encode(x[start:start + size], encoding)
                 obs = engine.run(deployment, times, Recording(spikes=True, membrane=False, correlation=tuple(plastic)))
                 totals = obs.spikes.sum(dim=(0, 1)).numpy().astype(np.int64)
                 counts = {name: totals[ids] for name, ids in neurons.items()}
@@ -152,23 +154,6 @@ def learn(model_path: str | Path, program_path: str | Path, output: str | Path, 
     with nameless_temporaries():
         save_model(result, output)
     return {**summary, "output": str(output)}
-
-
-def _boost(boost: Boost, encoding: dict) -> Boost:
-    """The program's repetition of quiet slices, which needs Poisson-coded inputs (their rate can be raised)."""
-    if boost.max_boosts and boost.boost_hz and encoding.get("kind") != "poisson":
-        raise NeurodeployError(f"the program presents quiet slices again at a higher rate, the model's inputs are "
-                               f"'{encoding.get('kind')}'-coded (one spike per channel, no rate)",
-                               "remove min_spikes/boost_hz/max_boosts from the program, or use a poisson encoding")
-    return boost if boost.max_boosts and boost.boost_hz else Boost()
-
-
-def _boosted(encoding: dict, epoch: int, attempt: int, boost_hz: float) -> dict:
-    """The encoding of one presentation: Poisson trains drawn anew each epoch, the rate raised per repetition."""
-    if encoding.get("kind") != "poisson":
-        return encoding
-    return {**encoding, "seed": int(encoding.get("seed", 0)) + epoch,
-            "max_rate_hz": float(encoding["max_rate_hz"]) + attempt * boost_hz}
 
 
 def _input_counts(times_s: np.ndarray, channels: int) -> np.ndarray:
